@@ -1,0 +1,1 @@
+"""Landing-file ingestion: feed contracts, readers, loader and the demo data generator."""

@@ -1,0 +1,373 @@
+"""Feed contracts (DESIGN §3): the columns, types and row rules every landing file must meet.
+
+The contracts are plain data. The loader compiles them to DuckDB SQL (one pass over the file,
+no Python loop over rows); the generator writes files that meet them; dbt sources mirror them.
+
+Column types and the DuckDB type of the raw column:
+    string    -> VARCHAR
+    timestamp -> TIMESTAMPTZ  (ISO-8601 with offset, or naive local time in the configured zone)
+    date      -> DATE
+    month     -> DATE         (text 'YYYY-MM', stored as the first day of the month)
+    int       -> BIGINT
+    decimal   -> DOUBLE
+    bool      -> BOOLEAN      (true/false, 1/0, y/n, yes/no, t/f)
+    enum      -> VARCHAR      (one of `values`)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RAW_TYPES: dict[str, str] = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "date": "DATE",
+    "month": "DATE",
+    "int": "BIGINT",
+    "decimal": "DOUBLE",
+    "bool": "BOOLEAN",
+    "enum": "VARCHAR",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = "string"
+    required: bool = False
+    values: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    not_in_future: bool = False
+
+    @property
+    def raw_type(self) -> str:
+        return RAW_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across columns, as a SQL predicate over the typed columns (true or NULL passes).
+
+    The predicate is written here in the code, never taken from input files or settings.
+    """
+
+    name: str
+    predicate: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A column that must name a row of another feed already loaded (else the row is rejected)."""
+
+    column: str
+    feed: str
+    feed_column: str
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    rules: tuple[RowRule, ...] = ()
+    references: tuple[Reference, ...] = ()
+    # column that orders versions of one record (newest wins); None: the later load wins
+    version_column: str | None = "updated_at"
+    description: str = ""
+    depends_on: tuple[str, ...] = field(default=())
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+TICKET_STATUSES = ("open", "in_progress", "resolved", "closed", "cancelled")
+SERVICE_TYPES = ("repair", "maintenance", "technical_support", "installation")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+CHANNELS = ("phone", "web", "app", "wechat", "walk_in", "email")
+COMPLAINT_CATEGORIES = ("attitude", "quality", "timeliness", "price", "other")
+COMPLAINT_SEVERITIES = ("low", "medium", "high")
+COMPLAINT_STATUSES = ("received", "accepted", "resolved", "closed", "withdrawn")
+TRAINING_TOPICS = ("technical", "service", "management")
+SESSION_STATUSES = ("planned", "held", "cancelled")
+
+technicians = Feed(
+    name="technicians",
+    key=("technician_id", "valid_from"),
+    version_column="updated_at",
+    description="Staff roster 人员; a team move arrives as a new row with a later valid_from.",
+    columns=(
+        Column("technician_id", required=True),
+        Column("name", required=True),
+        Column("team_id", required=True),
+        Column("team_name"),
+        Column("region"),
+        Column("level", "enum", values=("junior", "intermediate", "senior", "expert")),
+        Column("hire_date", "date", required=True),
+        Column("leave_date", "date"),
+        Column("manager_id"),
+        Column("valid_from", "date", required=True),
+        Column("updated_at", "timestamp"),
+    ),
+    rules=(
+        RowRule("leave_after_hire", "leave_date is null or leave_date >= hire_date",
+                "leave_date is before hire_date"),
+    ),
+)
+
+customers = Feed(
+    name="customers",
+    key=("customer_id",),
+    description="Customer archive 客户档案; name and phone are personal data and stay in raw.",
+    columns=(
+        Column("customer_id", required=True),
+        Column("name"),
+        Column("phone"),
+        Column("city"),
+        Column("segment", "enum", values=("consumer", "business", "government")),
+        Column("created_at", "timestamp"),
+        Column("updated_at", "timestamp"),
+    ),
+)
+
+products = Feed(
+    name="products",
+    key=("product_id",),
+    description="Product catalogue.",
+    columns=(
+        Column("product_id", required=True),
+        Column("category", required=True),
+        Column("model"),
+        Column("complexity", "int", required=True, min=1, max=3),
+        Column("updated_at", "timestamp"),
+    ),
+)
+
+purchases = Feed(
+    name="purchases",
+    key=("purchase_id",),
+    description="Purchase records 购买记录 with warranty end.",
+    columns=(
+        Column("purchase_id", required=True),
+        Column("customer_id", required=True),
+        Column("product_id", required=True),
+        Column("purchased_at", "timestamp", required=True, not_in_future=True),
+        Column("warranty_until", "date"),
+        Column("amount", "decimal", min=0),
+        Column("updated_at", "timestamp"),
+    ),
+    rules=(
+        RowRule("warranty_after_purchase",
+                "warranty_until is null or warranty_until >= cast(purchased_at as date)",
+                "warranty_until is before purchased_at"),
+    ),
+)
+
+tickets = Feed(
+    name="tickets",
+    key=("ticket_id",),
+    description="Service tickets 工单; the same ticket_id with a newer updated_at is a newer version.",
+    depends_on=("technicians",),
+    columns=(
+        Column("ticket_id", required=True),
+        Column("created_at", "timestamp", required=True, not_in_future=True),
+        Column("first_response_at", "timestamp"),
+        Column("resolved_at", "timestamp"),
+        Column("closed_at", "timestamp"),
+        Column("updated_at", "timestamp", required=True),
+        Column("status", "enum", required=True, values=TICKET_STATUSES),
+        Column("service_type", "enum", required=True, values=SERVICE_TYPES),
+        Column("priority", "enum", required=True, values=PRIORITIES),
+        Column("channel", "enum", values=CHANNELS),
+        Column("technician_id", required=True),
+        Column("customer_id"),
+        Column("product_id"),
+        Column("onsite_visits", "int", min=0, max=100),
+        Column("first_time_fix", "bool"),
+        Column("reopened_count", "int", min=0, max=100),
+    ),
+    rules=(
+        RowRule("response_after_created", "first_response_at is null or first_response_at >= created_at",
+                "first_response_at is before created_at"),
+        RowRule("resolved_after_created", "resolved_at is null or resolved_at >= created_at",
+                "resolved_at is before created_at"),
+        RowRule("closed_after_resolved",
+                "closed_at is null or resolved_at is null or closed_at >= resolved_at",
+                "closed_at is before resolved_at"),
+        RowRule("resolved_has_time",
+                "status not in ('resolved', 'closed') or resolved_at is not null",
+                "status is resolved/closed but resolved_at is empty"),
+    ),
+    references=(Reference("technician_id", "technicians", "technician_id"),),
+)
+
+complaints = Feed(
+    name="complaints",
+    key=("complaint_id",),
+    description="Complaints 投诉: received, accepted (受理), resolved.",
+    depends_on=("technicians",),
+    columns=(
+        Column("complaint_id", required=True),
+        Column("received_at", "timestamp", required=True, not_in_future=True),
+        Column("accepted_at", "timestamp"),
+        Column("resolved_at", "timestamp"),
+        Column("updated_at", "timestamp", required=True),
+        Column("ticket_id"),
+        Column("customer_id"),
+        Column("technician_id", required=True),
+        Column("category", "enum", required=True, values=COMPLAINT_CATEGORIES),
+        Column("severity", "enum", values=COMPLAINT_SEVERITIES),
+        Column("status", "enum", required=True, values=COMPLAINT_STATUSES),
+        Column("resolution_confirmed", "bool"),
+    ),
+    rules=(
+        RowRule("accepted_after_received", "accepted_at is null or accepted_at >= received_at",
+                "accepted_at is before received_at"),
+        RowRule("resolved_after_received", "resolved_at is null or resolved_at >= received_at",
+                "resolved_at is before received_at"),
+    ),
+    references=(Reference("technician_id", "technicians", "technician_id"),),
+)
+
+surveys = Feed(
+    name="surveys",
+    key=("response_id",),
+    version_column=None,
+    description="Satisfaction survey responses 满意度调查 (scores 1-5, NPS 0-10).",
+    depends_on=("technicians",),
+    columns=(
+        Column("response_id", required=True),
+        Column("ticket_id", required=True),
+        Column("technician_id", required=True),
+        Column("customer_id"),
+        Column("sent_at", "timestamp"),
+        Column("responded_at", "timestamp", required=True, not_in_future=True),
+        Column("overall_score", "int", required=True, min=1, max=5),
+        Column("attitude_score", "int", min=1, max=5),
+        Column("technical_score", "int", min=1, max=5),
+        Column("timeliness_score", "int", min=1, max=5),
+        Column("nps", "int", min=0, max=10),
+        Column("comment"),
+    ),
+    rules=(
+        RowRule("responded_after_sent", "sent_at is null or responded_at >= sent_at",
+                "responded_at is before sent_at"),
+    ),
+    references=(Reference("technician_id", "technicians", "technician_id"),),
+)
+
+supervisor_reviews = Feed(
+    name="supervisor_reviews",
+    key=("review_id",),
+    version_column=None,
+    description="Supervisor reviews 主管评价: the qualitative input, one score 1-5 per technician and month.",
+    depends_on=("technicians",),
+    columns=(
+        Column("review_id", required=True),
+        Column("technician_id", required=True),
+        Column("period", "month", required=True),
+        Column("reviewer_id", required=True),
+        Column("score", "decimal", required=True, min=1, max=5),
+        Column("comment"),
+        Column("reviewed_at", "timestamp"),
+    ),
+    references=(Reference("technician_id", "technicians", "technician_id"),),
+)
+
+training_courses = Feed(
+    name="training_courses",
+    key=("course_id",),
+    version_column=None,
+    description="Training courses: topic, hours and the indicators (codes, ';'-separated) it improves.",
+    columns=(
+        Column("course_id", required=True),
+        Column("title", required=True),
+        Column("topic", "enum", required=True, values=TRAINING_TOPICS),
+        Column("hours", "decimal", required=True, min=0, max=1000),
+        Column("indicators"),
+        Column("is_onboarding", "bool"),
+    ),
+)
+
+training_sessions = Feed(
+    name="training_sessions",
+    key=("session_id",),
+    version_column="updated_at",
+    description="Scheduled or held training sessions of a course.",
+    depends_on=("training_courses",),
+    columns=(
+        Column("session_id", required=True),
+        Column("course_id", required=True),
+        Column("starts_at", "timestamp", required=True),
+        Column("ends_at", "timestamp", required=True),
+        Column("trainer"),
+        Column("capacity", "int", min=1, max=10000),
+        Column("status", "enum", required=True, values=SESSION_STATUSES),
+        Column("updated_at", "timestamp"),
+    ),
+    rules=(
+        RowRule("ends_after_starts", "ends_at >= starts_at", "ends_at is before starts_at"),
+    ),
+    references=(Reference("course_id", "training_courses", "course_id"),),
+)
+
+training_attendance = Feed(
+    name="training_attendance",
+    key=("session_id", "technician_id"),
+    version_column=None,
+    description="Enrolment and attendance: attended, pre/post test (0-100), passed, feedback 1-5.",
+    depends_on=("training_sessions", "technicians"),
+    columns=(
+        Column("session_id", required=True),
+        Column("technician_id", required=True),
+        Column("attended", "bool", required=True),
+        Column("pre_score", "decimal", min=0, max=100),
+        Column("post_score", "decimal", min=0, max=100),
+        Column("passed", "bool"),
+        Column("feedback_score", "int", min=1, max=5),
+    ),
+    references=(
+        Reference("technician_id", "technicians", "technician_id"),
+        Reference("session_id", "training_sessions", "session_id"),
+    ),
+)
+
+FEEDS: dict[str, Feed] = {
+    f.name: f
+    for f in (
+        technicians,
+        customers,
+        products,
+        purchases,
+        tickets,
+        complaints,
+        surveys,
+        supervisor_reviews,
+        training_courses,
+        training_sessions,
+        training_attendance,
+    )
+}
+
+# columns added by the loader to every raw table
+LOAD_METADATA_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_source_file", "VARCHAR"),
+    ("_file_hash", "VARCHAR"),
+    ("_row_number", "BIGINT"),
+    ("_loaded_at", "TIMESTAMPTZ"),
+    ("_run_id", "VARCHAR"),
+)
+
+PERSONAL_DATA_COLUMNS: dict[str, tuple[str, ...]] = {"customers": ("name", "phone")}
