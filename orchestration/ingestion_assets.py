@@ -1,0 +1,94 @@
+"""Ingestion domain: one asset per feed, loading landing/<feed>/ into raw.<feed>; plus the working calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Backoff,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from ingestion.contracts import FEEDS, Feed
+from ingestion.loader import FeedLoadError, FeedLoadResult, load_feed
+from orchestration.resources import WarehouseResource
+
+INGESTION_GROUP = "ingestion"
+# a locked warehouse or a file still being written are worth another try; a contract breach is not
+INGESTION_RETRY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
+
+
+def raw_asset_key(feed: str) -> AssetKey:
+    return AssetKey(["raw", feed])
+
+
+def load_metadata(result: FeedLoadResult) -> dict[str, object]:
+    files_table = "| file | read | loaded | rejected | note |\n|---|---:|---:|---:|---|\n" + "".join(
+        f"| {f.source_file} | {f.rows_read} | {f.rows_loaded} | {f.rows_rejected} | "
+        f"{'already loaded' if f.skipped else f.encoding} |\n"
+        for f in result.files
+    )
+    return {
+        "rows_loaded": result.rows_loaded,
+        "rows_rejected": result.rows_rejected,
+        "rows_read": result.rows_read,
+        "files_read": result.files_read,
+        "files_already_loaded": result.files_skipped,
+        "files": MetadataValue.md(files_table),
+        "ignored_files": MetadataValue.json(result.ignored),
+    }
+
+
+def build_feed_asset(feed: Feed) -> AssetsDefinition:
+    @asset(
+        key=raw_asset_key(feed.name),
+        group_name=INGESTION_GROUP,
+        deps=[raw_asset_key(d) for d in feed.depends_on],
+        description=f"raw.{feed.name}: {feed.description} Rows breaking the contract go to raw.rejected_rows.",
+        kinds={"duckdb", "python"},
+        retry_policy=INGESTION_RETRY,
+        metadata={"table": f"raw.{feed.name}", "key": ", ".join(feed.key)},
+    )
+    def _feed_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        paths = warehouse.paths()
+        try:
+            result = load_feed(paths.warehouse, paths.landing, feed.name, context.run_id, paths.work,
+                               timezone=warehouse.timezone)
+        except FeedLoadError as exc:
+            raise Failure(description=str(exc), allow_retries=False) from exc
+        context.log.info(
+            f"{feed.name}: {result.rows_loaded} rows loaded, {result.rows_rejected} rejected, "
+            f"{result.files_read} file(s) read, {result.files_skipped} already loaded"
+        )
+        return MaterializeResult(metadata=load_metadata(result))
+
+    return _feed_asset
+
+
+@asset(
+    key=AssetKey(["raw", "work_calendar"]),
+    group_name=INGESTION_GROUP,
+    description="raw.work_calendar: Chinese public holidays and make-up working days (调休) from the "
+    "chinese_calendar library, for business-hour durations.",
+    kinds={"duckdb", "python"},
+)
+def work_calendar(warehouse: WarehouseResource) -> MaterializeResult:
+    from ingestion.loader import connect
+    from ingestion.work_calendar import write_work_calendar
+
+    today = dt.date.today()
+    with connect(warehouse.paths().warehouse, warehouse.timezone) as con:
+        con.execute("create schema if not exists raw")
+        days = write_work_calendar(con, dt.date(today.year - 6, 1, 1), dt.date(today.year + 1, 12, 31))
+    return MaterializeResult(metadata={"days": days})
+
+
+feed_assets = [build_feed_asset(f) for f in FEEDS.values()]
+ingestion_assets = [*feed_assets, work_calendar]

@@ -1,0 +1,76 @@
+"""Publish domain: copy the checked marts into the serving file BI tools read, as a new version."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import cache
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from ingestion.paths import REPO_ROOT
+from orchestration.resources import WarehouseResource
+from orchestration.serving import MartSpec, publish
+from orchestration.transform import dbt_project
+
+PUBLISH_GROUP = "publish"
+PUBLICATION_KEY = AssetKey(["serving", "publication"])
+
+
+def serving_specs(manifest: dict) -> list[MartSpec]:
+    """Which marts are published, and how, from each model's `meta.serving` (versioned | snapshot | none)."""
+    specs = []
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model":
+            continue
+        mode = (node.get("config", {}).get("meta") or {}).get("serving") or node.get("meta", {}).get("serving")
+        if mode in ("versioned", "snapshot"):
+            specs.append(MartSpec(node["name"], mode, node.get("schema") or "marts"))
+    return sorted(specs, key=lambda s: s.name)
+
+
+@cache
+def published_marts() -> tuple[MartSpec, ...]:
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    return tuple(serving_specs(manifest))
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@cache
+def build_publish_asset() -> AssetsDefinition:
+    specs = published_marts()
+
+    @asset(
+        key=PUBLICATION_KEY,
+        group_name=PUBLISH_GROUP,
+        deps=[AssetKey([s.name]) for s in specs],
+        description="serving.duckdb: the checked marts as immutable numbered versions per period, swapped in "
+        "atomically for BI tools; runs only when the blocking quality checks passed.",
+        kinds={"duckdb"},
+    )
+    def publication(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        paths = warehouse.paths()
+        audit = {"run_id": context.run_id, "code_version": code_version()}
+        result = publish(paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit)
+        context.log.info(
+            f"publication {result.publication_id}: {len(result.new_versions)} period version(s), "
+            f"restatements {result.restatements or 'none'} → {paths.serving}"
+            if result.changed else "nothing changed since the current publication: no new version"
+        )
+        return MaterializeResult(metadata={
+            "serving_file": MetadataValue.path(str(paths.serving)),
+            "publication_id": result.publication_id if result.publication_id is not None else 0,
+            "changed": result.changed,
+            "new_versions": MetadataValue.json([f"{p} v{v}" for p, v in result.new_versions]),
+            "restated_periods": MetadataValue.json(result.restatements),
+            "row_counts": MetadataValue.json(result.row_counts),
+        })
+
+    return publication

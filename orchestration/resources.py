@@ -1,0 +1,36 @@
+"""Resources shared by the domain modules: where the warehouse is and how DuckDB may use the machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from ingestion.paths import DataDir
+
+
+def _default_data_dir() -> str:
+    return str(DataDir.from_env().root)
+
+
+class WarehouseResource(ConfigurableResource):
+    """The embedded DuckDB warehouse. Defaults work with no configuration (data/ in the repo, or
+    $SERVICESCORE_DATA_DIR); the memory limit and thread count bound DuckDB on small machines."""
+
+    data_dir: str = Field(default_factory=_default_data_dir, description="the data folder (all state lives here)")
+    timezone: str = Field(default="Asia/Shanghai", description="zone of naive timestamps and of days/months")
+    memory_limit: str = Field(default="3GB", description="DuckDB memory_limit for every connection")
+    threads: int = Field(default=2, description="DuckDB threads")
+
+    def paths(self) -> DataDir:
+        return DataDir(Path(self.data_dir).resolve()).ensure()
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment for the dbt subprocess, so dbt builds the same warehouse with the same limits."""
+        return {
+            "SERVICESCORE_DATA_DIR": str(self.paths().root),
+            "SERVICESCORE_TIMEZONE": self.timezone,
+            "SERVICESCORE_DUCKDB_MEMORY_LIMIT": self.memory_limit,
+            "SERVICESCORE_DUCKDB_THREADS": str(self.threads),
+        }

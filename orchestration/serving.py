@@ -1,0 +1,231 @@
+"""The serving file BI tools read: versioned, immutable publications swapped in atomically.
+
+Layout of serving.duckdb (written with an old storage version so DuckDB 1.x based BI drivers open it):
+  history.<mart>          every published version of every period of a versioned mart (column _version)
+  main.<mart>             a view: the current (newest) version of each period
+  main.<snapshot mart>    a table replaced on every publish (dimensions, facts, non-period marts)
+  main.publications       one row per publish that changed something
+  main.publication_periods  one row per (period, version): content hash, restatement flag, what changed
+  main.publication_changes  for a restatement: each technician whose score or grade changed, and by how much
+
+A publish copies the current serving file to a temporary file next to it (or starts an empty one), applies
+the new versions there, checkpoints, fsyncs and renames it over serving.duckdb. A reader holding the old file
+keeps reading the old inode; a failure at any point leaves serving.duckdb byte-for-byte as it was.
+Publishing content identical to the current version of a period creates no new version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ingestion.loader import quote_ident, quote_literal
+
+SERVING_STORAGE_VERSION = "v1.0.0"
+PERIOD_COLUMN = "period_label"
+
+
+@dataclass(frozen=True)
+class MartSpec:
+    name: str
+    mode: str  # "versioned" (by period_label) or "snapshot"
+    schema: str = "marts"
+
+
+@dataclass
+class PublicationResult:
+    publication_id: int | None
+    serving_path: Path
+    new_versions: list[tuple[str, int]] = field(default_factory=list)
+    restatements: list[str] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    changed: bool = False
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"describe select * from {qualified}").fetchall()]
+
+
+def _hash_expr(columns: list[tuple[str, str]]) -> str:
+    """Order-independent content hash of a set of rows; doubles rounded so float noise is no change."""
+    parts = []
+    for name, typ in columns:
+        q = quote_ident(name)
+        parts.append(f"round({q}, 6)" if typ in ("DOUBLE", "FLOAT") or typ.startswith("DECIMAL") else q)
+    return f"sum(hash(row({', '.join(parts)}))::hugeint)"
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> bool:
+    row = con.execute(
+        "select count(*) from duckdb_tables() where database_name = ? and schema_name = ? and table_name = ?",
+        [catalog, schema, name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+SERVING_DDL = [
+    "create schema if not exists s.history",
+    """create table if not exists s.main.publications (
+        publication_id bigint, run_id varchar, published_at timestamptz, code_version varchar,
+        periods varchar, restated_periods varchar, row_counts varchar, audit varchar)""",
+    """create table if not exists s.main.publication_periods (
+        period_label varchar, version bigint, publication_id bigint, content_hash varchar,
+        is_restatement boolean, published_at timestamptz, change_summary varchar)""",
+    """create table if not exists s.main.publication_changes (
+        publication_id bigint, period_label varchar, version bigint, technician_id varchar,
+        period_type varchar, method varchar, previous_score double, new_score double, score_change double,
+        previous_grade varchar, new_grade varchar)""",
+]
+
+
+def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
+            audit: dict[str, object] | None = None, extra_tables: list[tuple[str, str]] = ()) -> PublicationResult:
+    """Publish `marts` from the warehouse into a new serving file and swap it in atomically."""
+    tmp = serving.with_name(serving.name + ".publishing")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    if serving.exists():
+        shutil.copyfile(serving, tmp)
+    result = PublicationResult(publication_id=None, serving_path=serving)
+    now = dt.datetime.now(dt.UTC)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute(f"attach {quote_literal(str(tmp))} as s (storage_version {quote_literal(SERVING_STORAGE_VERSION)})")
+        for ddl in SERVING_DDL:
+            con.execute(ddl)
+        last = con.execute("select coalesce(max(publication_id), 0) from s.main.publications").fetchone()
+        publication_id = int(last[0]) + 1 if last else 1
+        versioned = [m for m in marts if m.mode == "versioned"]
+        changed_periods = _changed_periods(con, versioned)
+        new_versions: list[tuple[str, int]] = []
+        for period, content_hash in sorted(changed_periods.items()):
+            prev = con.execute(
+                "select coalesce(max(version), 0) from s.main.publication_periods where period_label = ?", [period]
+            ).fetchone()
+            version = int(prev[0]) + 1 if prev else 1
+            new_versions.append((period, version))
+            for m in versioned:
+                src = f"{quote_ident(m.schema)}.{quote_ident(m.name)}"
+                hist = f"s.history.{quote_ident(m.name)}"
+                if not _table_exists(con, "s", "history", m.name):
+                    con.execute(f"create table {hist} as select *, cast(null as bigint) as _version from {src} limit 0")
+                con.execute(f"insert into {hist} by name select *, ? as _version from {src} where {PERIOD_COLUMN} = ?",
+                            [version, period])
+            summary = _restatement_summary(con, publication_id, period, version) if version > 1 else None
+            if version > 1:
+                result.restatements.append(period)
+            con.execute(
+                "insert into s.main.publication_periods values (?, ?, ?, ?, ?, ?, ?)",
+                [period, version, publication_id, content_hash, version > 1, now,
+                 json.dumps(summary, ensure_ascii=False) if summary is not None else None],
+            )
+        for m in versioned:
+            if _table_exists(con, "s", "history", m.name):
+                con.execute(
+                    f"create or replace view s.main.{quote_ident(m.name)} as select * exclude (_version) "
+                    f"from s.history.{quote_ident(m.name)} as h where _version = (select max(p.version) from "
+                    f"s.main.publication_periods as p where p.period_label = h.{PERIOD_COLUMN})"
+                )
+        snapshot_changed = False
+        for m in [m for m in marts if m.mode == "snapshot"] + [MartSpec(t, "snapshot", s) for s, t in extra_tables]:
+            src = f"{quote_ident(m.schema)}.{quote_ident(m.name)}"
+            dst = f"s.main.{quote_ident(m.name)}"
+            if _table_exists(con, "s", "main", m.name):
+                cols = _columns(con, src)
+                same = con.execute(
+                    f"select (select {_hash_expr(cols)} from {src}) is not distinct from "
+                    f"(select {_hash_expr(cols)} from {dst})"
+                ).fetchone()
+                if same and same[0]:
+                    continue
+            snapshot_changed = True
+            con.execute(f"create or replace table {dst} as select * from {src}")
+        for m in marts:
+            row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchone()
+            result.row_counts[m.name] = int(row[0]) if row else 0
+        result.new_versions = new_versions
+        result.changed = bool(new_versions) or snapshot_changed or not serving.exists()
+        if result.changed:
+            result.publication_id = publication_id
+            con.execute(
+                "insert into s.main.publications values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [publication_id, run_id, now, str((audit or {}).get("code_version", "")),
+                 json.dumps([f"{p} v{v}" for p, v in new_versions]), json.dumps(result.restatements),
+                 json.dumps(result.row_counts), json.dumps(audit or {}, ensure_ascii=False, default=str)],
+            )
+        con.execute("checkpoint s")
+        con.execute("detach s")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    if not result.changed:
+        tmp.unlink(missing_ok=True)
+        return result
+    _fsync(tmp)
+    os.replace(tmp, serving)
+    _fsync(serving.parent)
+    return result
+
+
+def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec]) -> dict[str, str]:
+    """period_label -> new content hash, for every period whose content differs from its current version."""
+    if not versioned:
+        return {}
+    parts = []
+    for m in versioned:
+        src = f"{quote_ident(m.schema)}.{quote_ident(m.name)}"
+        cols = _columns(con, src)
+        parts.append(f"select {PERIOD_COLUMN} as p, {quote_literal(m.name)} as m, {_hash_expr(cols)} as h "
+                     f"from {src} group by {PERIOD_COLUMN}")
+    rows = con.execute(
+        "with per_mart as (" + " union all ".join(parts) + "), "
+        "per_period as (select p, md5(string_agg(m || ':' || cast(h as varchar), ',' order by m)) as h "
+        "from per_mart where p is not null group by p), "
+        "current as (select period_label, content_hash from s.main.publication_periods "
+        "qualify row_number() over (partition by period_label order by version desc) = 1) "
+        "select p, h from per_period left join current on current.period_label = per_period.p "
+        "where current.content_hash is distinct from per_period.h"
+    ).fetchall()
+    return {str(p): str(h) for p, h in rows}
+
+
+def _restatement_summary(con: duckdb.DuckDBPyConnection, publication_id: int, period: str,
+                         version: int) -> dict[str, object]:
+    """What changed against the previous version of a period: technicians whose score or grade moved."""
+    if not _table_exists(con, "s", "history", "appraisal_scores"):
+        return {"changed_technicians": None}
+    con.execute(
+        """
+        insert into s.main.publication_changes
+        select ?, ?, ?, coalesce(n.technician_id, o.technician_id), coalesce(n.period_type, o.period_type),
+            coalesce(n.method, o.method), o.composite_score, n.composite_score,
+            round(n.composite_score - o.composite_score, 4), o.grade, n.grade
+        from (select * from s.history.appraisal_scores where period_label = ? and _version = ?) as n
+        full outer join (select * from s.history.appraisal_scores where period_label = ? and _version = ?) as o
+            on n.technician_id = o.technician_id and n.period_type = o.period_type and n.method = o.method
+        where n.composite_score is distinct from o.composite_score or n.grade is distinct from o.grade
+        """,
+        [publication_id, period, version, period, version, period, version - 1],
+    )
+    row = con.execute(
+        "select count(distinct technician_id), count(*) filter (where previous_grade is distinct from new_grade), "
+        "max(abs(score_change)) from s.main.publication_changes where period_label = ? and version = ?",
+        [period, version],
+    ).fetchone()
+    return {"changed_technicians": row[0], "grade_changes": row[1], "max_abs_score_change": row[2]} if row else {}

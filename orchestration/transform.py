@@ -1,0 +1,85 @@
+"""Transform domain: the dbt project (staging → intermediate → marts) as Dagster assets via dagster-dbt."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from ingestion.paths import DBT_PROJECT_DIR
+from orchestration.resources import WarehouseResource
+
+
+@cache
+def dbt_project() -> DbtProject:
+    """Built once, lazily. The manifest is prepared by `make setup` (dbt parse), not at import."""
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    project.prepare_if_dev()
+    return project
+
+
+def layer_of(props: Mapping[str, Any]) -> str:
+    """Group = the model's top folder under models/ (staging, intermediate, marts); seeds are reference data."""
+    if props.get("resource_type") == "seed":
+        return "reference"
+    fqn = props.get("fqn") or []
+    return str(fqn[1]) if len(fqn) > 2 else "marts"
+
+
+class ServiceScoreTranslator(DagsterDbtTranslator):
+    """Keys and groups from the dbt folder structure: sources are raw.<feed>, models keep their name."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props.get("resource_type") == "source":
+            return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return AssetKey([dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return layer_of(dbt_resource_props)
+
+
+TRANSLATOR = ServiceScoreTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def dbt_build_args(full_refresh: bool = False, dbt_vars: Mapping[str, Any] | None = None) -> list[str]:
+    """The dbt command of a run; a pure function so tests can check it without running dbt."""
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if dbt_vars:
+        import json
+
+        args += ["--vars", json.dumps(dict(dbt_vars), sort_keys=True)]
+    return args
+
+
+def validate_settings_or_fail() -> None:
+    from orchestration.indicator_settings import IndicatorSettingsError, validate_settings
+
+    try:
+        validate_settings(DBT_PROJECT_DIR / "seeds")
+    except IndicatorSettingsError as exc:
+        raise Failure(description=f"indicator settings are invalid, nothing was scored: {exc}") from exc
+
+
+@cache
+def build_dbt_assets() -> AssetsDefinition:
+    project = dbt_project()
+
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=TRANSLATOR,
+                name="servicescore_dbt")
+    def servicescore_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        validate_settings_or_fail()
+        # dbt runs as a subprocess and reads the warehouse location and limits from its environment
+        os.environ.update(warehouse.dbt_env())
+        yield from dbt.cli(dbt_build_args(), context=context).stream()
+
+    return servicescore_dbt
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project())
