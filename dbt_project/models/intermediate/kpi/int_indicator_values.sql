@@ -1,0 +1,7 @@
+{#- Long form of the six KPI marts, read by the appraisal: one row per subject, period, indicator and
+    (for duration indicators) hours basis. Generated from the fixed code list in macros/kpi.sql. -#}
+with unpivoted as (
+    {{ kpi_long_form() }}
+)
+
+select * from unpivoted

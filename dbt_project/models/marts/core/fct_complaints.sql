@@ -1,0 +1,58 @@
+{#- One row per complaint (newest version); the technician's team when it was received. -#}
+with complaints as (
+    select * from {{ ref('stg_complaints__complaints') }}
+),
+
+calendar as (
+    select * from {{ ref('int_work_calendar') }}
+),
+
+technicians as (
+    select * from {{ ref('dim_technicians') }}
+),
+
+durations as (
+    select
+        complaints.*,
+        cast(complaints.received_at as date) as received_date,
+        {{ hours_between('complaints.received_at', 'complaints.accepted_at') }} as acceptance_hours,
+        {{ business_hours_between('complaints.received_at', 'received_day', 'complaints.accepted_at', 'accepted_day') }}
+            as acceptance_business_hours,
+        {{ hours_between('complaints.received_at', 'complaints.resolved_at') }} as resolution_hours
+    from complaints
+    left join calendar as received_day
+        on cast(complaints.received_at as date) = received_day.calendar_date
+    left join calendar as accepted_day
+        on cast(complaints.accepted_at as date) = accepted_day.calendar_date
+),
+
+final as (
+    select
+        durations.complaint_id,
+        durations.ticket_id,
+        durations.customer_id,
+        durations.technician_id,
+        technicians.team_id,
+        durations.category,
+        durations.severity,
+        durations.status,
+        durations.received_at,
+        durations.accepted_at,
+        durations.resolved_at,
+        durations.updated_at,
+        durations.received_date,
+        durations.acceptance_hours,
+        durations.acceptance_business_hours,
+        durations.resolution_hours,
+        durations.accepted_at is not null as is_accepted,
+        durations.resolved_at is not null or durations.status in ('resolved', 'closed') as is_resolved,
+        coalesce(durations.resolution_confirmed, false) as is_resolution_confirmed,
+        (durations.resolved_at is not null or durations.status in ('resolved', 'closed'))
+            and coalesce(durations.resolution_confirmed, false) as is_problem_resolved
+    from durations
+    left join technicians
+        on durations.technician_id = technicians.technician_id
+        and {{ scd2_valid_on('technicians', 'durations.received_date') }}
+)
+
+select * from final

@@ -1,0 +1,2 @@
+{#- KPI values per technician and quarter (columns: macros/kpi.sql, kpi_mart). -#}
+{{ kpi_mart('technician', 'quarter') }}
