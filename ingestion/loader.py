@@ -383,8 +383,8 @@ def _require_columns(lf: LandingFile, feed: Feed, header: list[str]) -> None:
 # --- loading ---------------------------------------------------------------------------------------------
 
 def already_loaded(con: duckdb.DuckDBPyConnection, feed: str, digest: str) -> bool:
-    row = con.execute("select count(*) from raw.load_log where feed = ? and file_hash = ?", [feed, digest]).fetchone()
-    return bool(row and row[0])
+    sql = "select count(*) from raw.load_log where feed = ? and file_hash = ?"
+    return bool(con.execute(sql, [feed, digest]).fetchall()[0][0])
 
 
 def load_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, run_id: str,
@@ -418,15 +418,17 @@ def load_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, run_i
         )
         if prepared.rejects_table:
             con.execute(
+                # DuckDB may report several errors for one line: one rejected row per line
                 f"insert into raw.rejected_rows select ?, ?, ?, line - 1, line, 'malformed_line', "
-                f"error_type || ': ' || error_message, csv_line, ?, ? from {quote_ident(prepared.rejects_table)}",
+                f"arg_max(error_type || ': ' || error_message, coalesce(column_idx, 0)), any_value(csv_line), ?, ? "
+                f"from {quote_ident(prepared.rejects_table)} group by line",
                 [feed.name, rel, digest, loaded_at, run_id],
             )
         counts = con.execute(
             "select count(*) filter (where feed = ? and file_hash = ?) from raw.rejected_rows",
             [feed.name, digest],
-        ).fetchone()
-        loaded = con.execute("select count(*) from _batch where len(_problems) = 0").fetchone()
+        ).fetchall()[0]
+        loaded = con.execute("select count(*) from _batch where len(_problems) = 0").fetchall()[0]
         result.rows_loaded = int(loaded[0]) if loaded else 0
         result.rows_rejected = int(counts[0]) if counts else 0
         result.rows_read = result.rows_loaded + result.rows_rejected
@@ -450,8 +452,8 @@ def load_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, run_i
 def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_dir: Path,
               day: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> FeedLoadResult:
     """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed."""
-    feed = FEEDS[feed_name]
     files, ignored = list_files(landing, feed_name, day=day)
+    feed = FEEDS[feed_name]
     result = FeedLoadResult(feed=feed_name, ignored=ignored)
     with connect(warehouse, timezone) as con:
         ensure_raw_schema(con)

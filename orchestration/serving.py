@@ -73,7 +73,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, nam
     row = con.execute(
         "select count(*) from duckdb_tables() where database_name = ? and schema_name = ? and table_name = ?",
         [catalog, schema, name],
-    ).fetchone()
+    ).fetchall()[0]
     return bool(row and row[0])
 
 
@@ -107,7 +107,7 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
         con.execute(f"attach {quote_literal(str(tmp))} as s (storage_version {quote_literal(SERVING_STORAGE_VERSION)})")
         for ddl in SERVING_DDL:
             con.execute(ddl)
-        last = con.execute("select coalesce(max(publication_id), 0) from s.main.publications").fetchone()
+        last = con.execute("select coalesce(max(publication_id), 0) from s.main.publications").fetchall()[0]
         publication_id = int(last[0]) + 1 if last else 1
         versioned = [m for m in marts if m.mode == "versioned"]
         changed_periods = _changed_periods(con, versioned)
@@ -115,7 +115,7 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
         for period, content_hash in sorted(changed_periods.items()):
             prev = con.execute(
                 "select coalesce(max(version), 0) from s.main.publication_periods where period_label = ?", [period]
-            ).fetchone()
+            ).fetchall()[0]
             version = int(prev[0]) + 1 if prev else 1
             new_versions.append((period, version))
             for m in versioned:
@@ -149,13 +149,13 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 same = con.execute(
                     f"select (select {_hash_expr(cols)} from {src}) is not distinct from "
                     f"(select {_hash_expr(cols)} from {dst})"
-                ).fetchone()
+                ).fetchall()[0]
                 if same and same[0]:
                     continue
             snapshot_changed = True
             con.execute(f"create or replace table {dst} as select * from {src}")
         for m in marts:
-            row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchone()
+            row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchall()[0]
             result.row_counts[m.name] = int(row[0]) if row else 0
         result.new_versions = new_versions
         result.changed = bool(new_versions) or snapshot_changed or not serving.exists()
@@ -227,5 +227,5 @@ def _restatement_summary(con: duckdb.DuckDBPyConnection, publication_id: int, pe
         "select count(distinct technician_id), count(*) filter (where previous_grade is distinct from new_grade), "
         "max(abs(score_change)) from s.main.publication_changes where period_label = ? and version = ?",
         [period, version],
-    ).fetchone()
+    ).fetchall()[0]
     return {"changed_technicians": row[0], "grade_changes": row[1], "max_abs_score_change": row[2]} if row else {}

@@ -1,0 +1,192 @@
+"""Command line: `python -m orchestration.cli run` materializes the whole graph once and prints a summary.
+
+    run [--no-demo]       generate the demo data if the landing folder is empty, then run the main job
+    demo [--tier S]       (re)generate demo landing files only
+    summary               print the summary of the serving file
+
+Exit status is non-zero when any step or blocking check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+from ingestion.paths import DataDir
+
+INSTANCE_YAML = """\
+# written by orchestration.cli; Dagster's home for ServiceScore (runs, events, schedules, sensor cursors)
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: servicescore/writes-warehouse
+        limit: 1
+"""
+
+
+class RunLockedError(RuntimeError):
+    pass
+
+
+def prepare_home(paths: DataDir) -> None:
+    paths.ensure()
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
+    os.environ["SERVICESCORE_DATA_DIR"] = str(paths.root)
+    cfg = paths.dagster_home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(INSTANCE_YAML)
+
+
+@contextlib.contextmanager
+def warehouse_lock(paths: DataDir) -> Iterator[None]:
+    """One writer at a time: a second run fails fast instead of waiting on DuckDB's file lock."""
+    lock_path = paths.root / ".warehouse.lock"
+    fh = lock_path.open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise RunLockedError(
+            f"another ServiceScore run is writing {paths.warehouse} (lock {lock_path}, held by {holder}); "
+            "not starting a second writer"
+        ) from exc
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def landing_is_empty(paths: DataDir) -> bool:
+    return not paths.landing.exists() or not any(p.is_file() for p in paths.landing.rglob("*"))
+
+
+def run_main_job(paths: DataDir, job_name: str | None = None, tags: dict[str, str] | None = None):
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.jobs import MAIN_JOB
+
+    job = defs.get_job_def(job_name or MAIN_JOB)
+    with DagsterInstance.get() as instance:
+        return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags or {})
+
+
+def summarize(result) -> tuple[str, bool]:
+    """Rows loaded and rejected per feed, checks passed and failed, the publication written."""
+    from dagster import AssetCheckSeverity
+
+    lines = ["", "ServiceScore run " + result.run_id, ""]
+    mats = result.get_asset_materialization_events()
+    feeds, other = [], {}
+    for ev in mats:
+        mat = ev.event_specific_data.materialization
+        key = mat.asset_key.path
+        md = {k: v.value for k, v in mat.metadata.items()}
+        if key[0] == "raw" and "rows_loaded" in md:
+            feeds.append((key[1], md["rows_loaded"], md["rows_rejected"], md["files_read"],
+                          md.get("files_already_loaded", 0)))
+        else:
+            other[tuple(key)] = md
+    if feeds:
+        lines.append(f"{'feed':<22}{'loaded':>10}{'rejected':>10}{'files':>7}{'skipped':>9}")
+        for name, loaded, rejected, files, skipped in sorted(feeds):
+            lines.append(f"{name:<22}{loaded:>10}{rejected:>10}{files:>7}{skipped:>9}")
+        lines.append("")
+    evals = result.get_asset_check_evaluations()
+    passed = [e for e in evals if e.passed]
+    failed = [e for e in evals if not e.passed]
+    blocking_failed = [e for e in failed if e.severity == AssetCheckSeverity.ERROR]
+    lines.append(f"checks: {len(passed)} passed, {len(failed)} failed "
+                 f"({len(blocking_failed)} error, {len(failed) - len(blocking_failed)} warning)")
+    for e in failed:
+        lines.append(f"  FAILED [{e.severity.value}] {e.asset_key.to_user_string()}: {e.check_name}")
+    pub = other.get(("serving", "publication"))
+    if pub:
+        if pub.get("changed"):
+            versions = ", ".join(pub.get("new_versions") or []) or "snapshot tables only"
+            lines.append(f"publication {pub.get('publication_id')}: versions {versions}")
+            if pub.get("restated_periods"):
+                lines.append(f"  restated periods: {', '.join(pub['restated_periods'])}")
+        else:
+            lines.append("publication: nothing changed, no new version")
+        lines.append(f"serving file: {pub.get('serving_file')}")
+    else:
+        lines.append("publication: NOT published (a step or a blocking check failed)")
+    failed_steps = [ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_FAILURE"]
+    for step in failed_steps:
+        lines.append(f"  step failed: {step}")
+        for ev in result.all_events:
+            if ev.event_type_value == "STEP_FAILURE" and ev.step_key == step:
+                err = ev.event_specific_data.error
+                msg = err.message if err else ""
+                lines.append("    " + msg.strip().replace("\n", "\n    ")[:2000])
+    ok = result.success and not blocking_failed and pub is not None
+    lines.append("")
+    lines.append("OK" if ok else "FAILED")
+    return "\n".join(lines), ok
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = DataDir.from_env()
+    prepare_home(paths)
+    started = time.monotonic()
+    try:
+        with warehouse_lock(paths):
+            if landing_is_empty(paths) and not args.no_demo:
+                from ingestion.generator import generate
+
+                print(f"landing folder {paths.landing} is empty: generating the demo data set (tier S)")
+                generate(paths.landing, tier="S")
+            result = run_main_job(paths)
+    except RunLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    text, ok = summarize(result)
+    print(text)
+    print(f"wall time: {time.monotonic() - started:.1f} s")
+    return 0 if ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ingestion.generator import generate
+
+    paths = DataDir.from_env().ensure()
+    summary = generate(paths.landing, tier=args.tier, seed=args.seed)
+    print(summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="servicescore", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="materialize the whole asset graph once")
+    p_run.add_argument("--no-demo", action="store_true", help="do not generate demo data into an empty landing")
+    p_run.set_defaults(func=cmd_run)
+    p_demo = sub.add_parser("demo", help="generate demo landing files")
+    p_demo.add_argument("--tier", default="S", choices=["S", "M", "L"])
+    p_demo.add_argument("--seed", type=int, default=42)
+    p_demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
