@@ -17,6 +17,7 @@ of the window, written 'YYYY-MM-DDTHH:MM:SS+08:00'. See docs/demo_data.md.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,25 +28,40 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from ingestion.contracts import FEEDS
+from ingestion.contracts import FEEDS, PRIORITIES, SERVICE_TYPES
 from ingestion.generator_events import (
     Events,
     make_complaints,
     make_reviews,
     make_surveys,
     make_tickets,
+    survey_table,
+    ticket_columns,
 )
 from ingestion.generator_model import (
+    CHANNEL_P,
+    DAY,
+    HOUR,
+    PRIORITY_P,
+    SERVICE_P,
     TIERS,
     Window,
     add_months,
+    draw_ticket_outcomes,
+    epoch_seconds,
+    ids,
     make_catalogue,
     make_staff,
     make_training,
+    pick,
+    take,
     technician_change,
     technician_table,
+    ticket_state,
+    ts,
 )
 
 NAIVE_FMT = "%Y-%m-%d %H:%M:%S"
@@ -304,3 +320,236 @@ def _write_events(out: _Writer, feed: str, ev: Events, w: Window, fmt: str, plan
         rel = out.csv(feed, day, part, ts_format=OFFSET_FMT if offset else NAIVE_FMT, text=text)
         for row, key, col, value, rule, rejected in planted:
             out.summary.bad_rows.append(BadRow(feed, rel, row, key, col, value, rule, rejected))
+
+
+# ---------------------------------------------------------------- one more day after the window
+
+LEVEL_SKILL = {"junior": -0.9, "intermediate": -0.2, "senior": 0.5, "expert": 1.2}
+
+
+def _files(landing: Path, feed: str, ext: str) -> list[str]:
+    return sorted(str(p) for p in (landing / feed).glob(f"*.{ext}"))
+
+
+def _event_sql(landing: Path, feed: str) -> str:
+    """All versions of an event feed, every column as text, from CSV and Parquet files alike."""
+    cols = FEEDS[feed].column_names
+    parts = []
+    csvs, pqs = _files(landing, feed, "csv"), _files(landing, feed, "parquet")
+    if csvs:
+        sel = ", ".join(f'"{c}"' for c in cols)
+        parts.append(f"select {sel} from read_csv({csvs!r}, all_varchar = true, header = true)")
+    if pqs:
+        sel = ", ".join(f'cast("{c}" as varchar) as "{c}"' for c in cols)
+        parts.append(f"select {sel} from read_parquet({pqs!r})")
+    if not parts:
+        raise FileNotFoundError(f"no {feed} files under {landing}: run generate() first")
+    return " union all ".join(parts)
+
+
+def _roster(landing: Path) -> pa.Table:
+    """Technician rows from every roster file (GB18030, BOM or UTF-8), all columns as text."""
+    cols = FEEDS["technicians"].column_names
+    tables = []
+    for name in _files(landing, "technicians", "csv"):
+        raw = Path(name).read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("gb18030")
+        opts = pcsv.ConvertOptions(column_types=dict.fromkeys(cols, pa.string()), strings_can_be_null=True)
+        tables.append(pcsv.read_csv(pa.BufferReader(text.encode("utf-8")), convert_options=opts))
+    return pa.concat_tables(tables)
+
+
+def _max_number(con: duckdb.DuckDBPyConnection, sql: str, column: str, prefix: str) -> int:
+    row = con.execute(
+        f"select coalesce(max(cast(substr({column}, {len(prefix) + 1}) as bigint)), 0) from ({sql}) "
+        f"where regexp_full_match({column}, '{prefix}[0-9]+')"
+    ).fetchone()
+    return int(row[0])
+
+
+def _codes(col: pa.ChunkedArray, values: tuple[str, ...], default: int) -> np.ndarray:
+    idx = pc.index_in(col, value_set=pa.array(values))
+    return pc.fill_null(idx, default).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _seconds(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    arr = pc.cast(col, pa.timestamp("s")).cast(pa.int64())
+    return arr.to_numpy(zero_copy_only=False) if arr.null_count == 0 else pc.fill_null(arr, -1).to_numpy()
+
+
+def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) -> GenerationSummary:
+    """Write one more day of event files after the generated window, read back from the landing folder.
+
+    tickets/<day>: the day's new tickets (state at the end of the day), a few older open tickets now
+    resolved, and one late ticket created and closed 35-60 days earlier; surveys/<day>: responses for
+    tickets resolved that day plus one late response for the late ticket; complaints/<day>: complaints
+    received that day about recent tickets. Deterministic for the same landing content, day, tier and seed.
+    """
+    t_begin = time.perf_counter()
+    t = TIERS[tier]
+    landing = Path(landing_dir)
+    ext = "csv" if t.event_format == "csv" else "parquet"
+    for feed in EVENT_FEEDS:
+        if (landing / feed / f"{day.isoformat()}.{ext}").exists():
+            raise FileExistsError(f"{feed}/{day.isoformat()}.{ext} already exists; pick a day after the window")
+    rng = _rng(seed, 100, day.toordinal())
+    con = duckdb.connect()
+    t0 = epoch_seconds(day)
+    eod = t0 + DAY - 1
+    summary = GenerationSummary(tier, seed, day, day + timedelta(days=1))
+    out = _Writer(landing, summary)
+
+    # who works today, and what they sell
+    con.register("roster", _roster(landing))
+    staff = con.execute(
+        """
+        select technician_id, level
+        from roster
+        qualify row_number() over (
+            partition by technician_id order by valid_from desc, updated_at desc) = 1
+            and cast(hire_date as date) <= ? and (leave_date is null or cast(leave_date as date) > ?)
+        order by technician_id
+        """, [day, day]).fetch_arrow_table()
+    skill_of = np.array([LEVEL_SKILL.get(v, 0.0) for v in staff.column("level").to_pylist()])  # per technician
+    tech_ids = staff.column("technician_id").combine_chunks()
+    purchases = con.execute(
+        f"""
+        select pu.customer_id, pu.product_id, cast(pr.complexity as bigint) as complexity
+        from read_csv({_files(landing, "purchases", "csv")!r}, all_varchar = true) as pu
+        join read_csv({_files(landing, "products", "csv")!r}, all_varchar = true) as pr using (product_id)
+        order by pu.purchase_id
+        """).fetch_arrow_table()
+
+    ticket_sql = _event_sql(landing, "tickets")
+    latest = f"""
+        select *, try_cast(created_at as timestamp) as created_ts,
+            try_cast(first_response_at as timestamp) as response_ts
+        from ({ticket_sql})
+        qualify row_number() over (partition by ticket_id order by try_cast(updated_at as timestamp) desc) = 1
+    """
+    con.execute(f"create temp table latest as {latest}")
+    next_ticket = _max_number(con, ticket_sql, "ticket_id", "TK") + 1
+
+    # new tickets of the day
+    n_new = max(1, round(t.tickets_per_year / 365 * (0.7 if day.weekday() >= 5 else 1.1)))
+    pick_tech = rng.integers(len(tech_ids), size=n_new + 1)
+    sec = np.sort(rng.integers(7 * HOUR, 21 * HOUR, size=n_new))
+    created = np.concatenate([t0 + sec, [t0 - int(rng.integers(35, 60)) * DAY + 10 * HOUR]])  # last: the late one
+    service = pick(rng, SERVICE_P, n_new + 1)
+    priority = pick(rng, PRIORITY_P, n_new + 1)
+    channel = pick(rng, CHANNEL_P, n_new + 1)
+    purchase = rng.integers(purchases.num_rows, size=n_new + 1)
+    complexity = purchases.column("complexity").to_numpy()[purchase]
+    sk = skill_of[pick_tech] + rng.normal(0, 0.3, n_new + 1)
+    draw = draw_ticket_outcomes(rng, sk, 0.5 * sk, service, priority, complexity)
+    cutoff = np.full(n_new + 1, eod)
+    cutoff[-1] = eod - 30 * DAY  # the late ticket was finished long ago; it only reaches us today
+    draw.res_h[-1], draw.close_h[-1], draw.cancel_h[-1] = min(draw.res_h[-1], 48.0), 24.0, np.inf
+    draw.resp_h[-1] = min(draw.resp_h[-1], 0.8 * draw.res_h[-1])
+    state = ticket_state(created, draw, cutoff)
+    tid_new = ids("TK", np.arange(next_ticket, next_ticket + n_new + 1), 8)
+    new = ticket_columns(tid_new, created, state, service, priority, channel, tech_ids.take(pa.array(pick_tech)),
+                         purchases.column("customer_id").combine_chunks().take(pa.array(purchase)),
+                         purchases.column("product_id").combine_chunks().take(pa.array(purchase)))
+
+    # a few older open tickets resolved today
+    open_ = con.execute(
+        "select * from latest where status in ('open', 'in_progress') and created_ts < ? order by ticket_id",
+        [datetime.combine(day, datetime.min.time())]).fetch_arrow_table()
+    k = min(open_.num_rows, max(3, open_.num_rows // 20))
+    chosen = np.sort(rng.choice(open_.num_rows, size=k, replace=False)) if k else np.array([], dtype=np.int64)
+    upd = open_.take(pa.array(chosen))
+    u_created = _seconds(upd.column("created_ts"))
+    u_resp = _seconds(upd.column("response_ts"))
+    resolved = t0 + np.sort(rng.integers(8 * HOUR, 20 * HOUR, size=k))
+    resp = np.where(u_resp >= 0, u_resp, np.minimum(resolved, np.maximum(u_created, t0) + HOUR))
+    ftf = rng.random(k) < 0.6
+    svc = _codes(upd.column("service_type"), SERVICE_TYPES, 0)
+    prio = _codes(upd.column("priority"), PRIORITIES, 2)
+    chan = _codes(upd.column("channel"), tuple(CHANNEL_P), 0)
+    updated = ticket_columns(
+        upd.column("ticket_id").combine_chunks(), u_created,
+        {"first_response_at": resp, "resolved_at": resolved, "closed_at": np.full(k, -1), "updated_at": resolved,
+         "status": np.full(k, 2), "onsite_visits": np.where(ftf, 1, 2), "first_time_fix": ftf,
+         "has_fix": np.ones(k, dtype=bool), "reopened_count": np.zeros(k, dtype=np.int64)},
+        svc, prio, chan, upd.column("technician_id").combine_chunks(), upd.column("customer_id").combine_chunks(),
+        upd.column("product_id").combine_chunks(),
+    )
+    tickets = pa.concat_tables([new.slice(0, n_new), updated, new.slice(n_new)])
+    write = out.csv if ext == "csv" else out.parquet
+    write("tickets", day, tickets)
+
+    # surveys: tickets resolved today (40 %) and one late response for the late ticket
+    res_all = _seconds(tickets.column("resolved_at"))
+    is_late = np.zeros(tickets.num_rows, dtype=bool)
+    is_late[-1] = True
+    j = np.flatnonzero(((res_all >= t0) & (rng.random(tickets.num_rows) < 0.4)) | is_late)
+    sent = res_all[j] + HOUR
+    responded = np.minimum(sent + (rng.uniform(0.5, 4, len(j)) * HOUR).astype(np.int64),
+                           np.where(is_late[j], sent + 20 * HOUR, eod))
+    next_survey = _max_number(con, _event_sql(landing, "surveys"), "response_id", "SV") + 1
+    sk_j = rng.normal(0.3, 0.8, len(j))
+    surveys = survey_table(rng, np.arange(next_survey, next_survey + len(j)), tickets.column("ticket_id").take(j),
+                           tickets.column("technician_id").take(j), tickets.column("customer_id").take(j),
+                           sent, responded, sk_j, sk_j, 0.5 * sk_j, rng.normal(0, 1, len(j)), np.zeros(len(j)))
+    write("surveys", day, surveys)
+
+    # complaints received today about tickets of the last two weeks
+    recent = con.execute(
+        "select ticket_id, customer_id, technician_id from latest where created_ts >= ? and status <> 'cancelled' "
+        "order by ticket_id", [datetime.combine(day - timedelta(days=14), datetime.min.time())]).fetch_arrow_table()
+    m = min(recent.num_rows, max(1, round(n_new * 0.1)))
+    jc = np.sort(rng.choice(recent.num_rows, size=m, replace=False))
+    received = t0 + np.sort(rng.integers(8 * HOUR, 18 * HOUR, size=m))
+    accepted = received + (rng.lognormal(np.log(2), 0.6, m) * HOUR).astype(np.int64)
+    acc_ok = accepted <= eod
+    next_complaint = _max_number(con, _event_sql(landing, "complaints"), "complaint_id", "CP") + 1
+    complaints = pa.table({
+        "complaint_id": ids("CP", np.arange(next_complaint, next_complaint + m), 7),
+        "received_at": ts(received),
+        "accepted_at": ts(np.where(acc_ok, accepted, -1)),
+        "resolved_at": ts(np.full(m, -1)),
+        "updated_at": ts(np.where(acc_ok, accepted, received)),
+        "ticket_id": recent.column("ticket_id").take(jc),
+        "customer_id": recent.column("customer_id").take(jc),
+        "technician_id": recent.column("technician_id").take(jc),
+        "category": take(("attitude", "quality", "timeliness", "price", "other"), rng.integers(5, size=m)),
+        "severity": take(("low", "medium", "high"), rng.integers(3, size=m)),
+        "status": take(("received", "accepted"), acc_ok.astype(np.int64)),
+        "resolution_confirmed": pa.nulls(m, pa.bool_()),
+    })
+    write("complaints", day, complaints)
+    summary.records = {"tickets": n_new + 1, "ticket_updates": k, "surveys": len(j), "complaints": m}
+    summary.seconds = round(time.perf_counter() - t_begin, 2)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ingestion.generator", description=__doc__.split("\n")[0])
+    ap.add_argument("--tier", default="S", choices=sorted(TIERS))
+    ap.add_argument("--landing", type=Path, default=Path("data/landing"))
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--start", type=date.fromisoformat, default=date(2026, 5, 1))
+    ap.add_argument("--months", type=int, default=6)
+    ap.add_argument("--no-bad-rows", action="store_true")
+    ap.add_argument("--day", type=date.fromisoformat, default=None,
+                    help="write one extra day (after the generated window) instead of the whole window")
+    args = ap.parse_args(argv)
+    if args.day:
+        s = generate_day(args.landing, args.day, args.tier, args.seed)
+    else:
+        s = generate(args.landing, args.tier, args.seed, args.start, args.months, not args.no_bad_rows)
+    print(f"tier {s.tier} seed {s.seed} {s.start}..{s.end} (exclusive) in {s.seconds:.1f}s -> {args.landing}")
+    for feed, n in sorted(s.rows.items()):
+        print(f"  {feed:<22} {n:>10,} rows in {len(s.files.get(feed, [])):>4} files"
+              f"  ({s.records.get(feed, n):,} records)")
+    for b in s.bad_rows:
+        print(f"  planted: {b.file} row {b.row_number} {b.column}={b.value!r} -> {b.rule or 'valid, newer wins'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
