@@ -404,7 +404,7 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
 
     # who works today, and what they sell
     con.register("roster", _roster(landing))
-    staff = con.execute(
+    staff = con.sql(
         """
         select technician_id, level
         from roster
@@ -412,16 +412,16 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
             partition by technician_id order by valid_from desc, updated_at desc) = 1
             and cast(hire_date as date) <= ? and (leave_date is null or cast(leave_date as date) > ?)
         order by technician_id
-        """, [day, day]).fetch_arrow_table()
+        """, params=[day, day]).to_arrow_table()
     skill_of = np.array([LEVEL_SKILL.get(v, 0.0) for v in staff.column("level").to_pylist()])  # per technician
     tech_ids = staff.column("technician_id").combine_chunks()
-    purchases = con.execute(
+    purchases = con.sql(
         f"""
         select pu.customer_id, pu.product_id, cast(pr.complexity as bigint) as complexity
         from read_csv({_files(landing, "purchases", "csv")!r}, all_varchar = true) as pu
         join read_csv({_files(landing, "products", "csv")!r}, all_varchar = true) as pr using (product_id)
         order by pu.purchase_id
-        """).fetch_arrow_table()
+        """).to_arrow_table()
 
     ticket_sql = _event_sql(landing, "tickets")
     latest = f"""
@@ -456,16 +456,16 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
                          purchases.column("product_id").combine_chunks().take(pa.array(purchase)))
 
     # a few older open tickets resolved today
-    open_ = con.execute(
+    open_ = con.sql(
         "select * from latest where status in ('open', 'in_progress') and created_ts < ? order by ticket_id",
-        [datetime.combine(day, datetime.min.time())]).fetch_arrow_table()
+        params=[datetime.combine(day, datetime.min.time())]).to_arrow_table()
     k = min(open_.num_rows, max(3, open_.num_rows // 20))
     chosen = np.sort(rng.choice(open_.num_rows, size=k, replace=False)) if k else np.array([], dtype=np.int64)
     upd = open_.take(pa.array(chosen))
     u_created = _seconds(upd.column("created_ts"))
     u_resp = _seconds(upd.column("response_ts"))
     resolved = t0 + np.sort(rng.integers(8 * HOUR, 20 * HOUR, size=k))
-    resp = np.where(u_resp >= 0, u_resp, np.minimum(resolved, np.maximum(u_created, t0) + HOUR))
+    resp = np.where(u_resp >= 0, u_resp, np.maximum(u_created, resolved - 2 * HOUR))
     ftf = rng.random(k) < 0.6
     svc = _codes(upd.column("service_type"), SERVICE_TYPES, 0)
     prio = _codes(upd.column("priority"), PRIORITIES, 2)
@@ -498,9 +498,10 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
     write("surveys", day, surveys)
 
     # complaints received today about tickets of the last two weeks
-    recent = con.execute(
+    recent = con.sql(
         "select ticket_id, customer_id, technician_id from latest where created_ts >= ? and status <> 'cancelled' "
-        "order by ticket_id", [datetime.combine(day - timedelta(days=14), datetime.min.time())]).fetch_arrow_table()
+        "order by ticket_id", params=[datetime.combine(day - timedelta(days=14), datetime.min.time())],
+    ).to_arrow_table()
     m = min(recent.num_rows, max(1, round(n_new * 0.1)))
     jc = np.sort(rng.choice(recent.num_rows, size=m, replace=False))
     received = t0 + np.sort(rng.integers(8 * HOUR, 18 * HOUR, size=m))
