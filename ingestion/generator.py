@@ -363,7 +363,7 @@ def _roster(landing: Path) -> pa.Table:
 
 
 def _max_number(con: duckdb.DuckDBPyConnection, sql: str, column: str, prefix: str) -> int:
-    row = con.execute(
+    row = con.sql(
         f"select coalesce(max(cast(substr({column}, {len(prefix) + 1}) as bigint)), 0) from ({sql}) "
         f"where regexp_full_match({column}, '{prefix}[0-9]+')"
     ).fetchone()
@@ -430,7 +430,7 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
         from ({ticket_sql})
         qualify row_number() over (partition by ticket_id order by try_cast(updated_at as timestamp) desc) = 1
     """
-    con.execute(f"create temp table latest as {latest}")
+    con.sql(f"create temp table latest as {latest}")
     next_ticket = _max_number(con, ticket_sql, "ticket_id", "TK") + 1
 
     # new tickets of the day
