@@ -366,7 +366,7 @@ def _max_number(con: duckdb.DuckDBPyConnection, sql: str, column: str, prefix: s
     row = con.sql(
         f"select coalesce(max(cast(substr({column}, {len(prefix) + 1}) as bigint)), 0) from ({sql}) "
         f"where regexp_full_match({column}, '{prefix}[0-9]+')"
-    ).fetchone()
+    ).fetchall()[0]
     return int(row[0])
 
 
