@@ -1,0 +1,469 @@
+"""Quality suites as code (DESIGN §8): one `Suite` per warehouse table, each `Check` a Great Expectations 1.x
+expectation with a severity. `error` failures block publication (mart checks are blocking asset checks);
+`warning` failures are reported and do not block.
+
+Row rules use GE's built-in column expectations; rules across rows or tables (volume of the newest load,
+freshness, share of unknown references, drift, sums against another mart) are `UnexpectedRowsExpectation`
+SQL queries over `{batch}` (the validated table) that return the offending rows or the one row of measured
+numbers when the rule is broken, so the failing values show up as the check's sample. All queries run in
+DuckDB; nothing is pulled into Python. SQL here is written in this module, never built from input data.
+
+Raw suites are derived from the feed contracts (ingestion.contracts): required columns not null, enum
+values, numeric ranges, one raw row per source row, plus volume / freshness / reference-share rules.
+Add a suite: build it with the helpers below and append it to `SUITES` (see `training_mart_suites`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import great_expectations.expectations as gxe
+
+from ingestion.contracts import FEEDS, Feed
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Check:
+    expectation: gxe.Expectation
+    severity: Severity
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.severity not in ("error", "warning"):
+            raise ValueError(f"severity must be 'error' or 'warning', not {self.severity!r}")
+
+    @property
+    def expectation_type(self) -> str:
+        return self.expectation.expectation_type
+
+    @property
+    def column(self) -> str | None:
+        column = getattr(self.expectation, "column", None)
+        if column:
+            return str(column)
+        column_list = getattr(self.expectation, "column_list", None)
+        return ", ".join(column_list) if column_list else None
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    table: str  # 'schema.table'
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.table.count(".") != 1:
+            raise ValueError(f"suite {self.name}: table must be 'schema.table', not {self.table!r}")
+
+    @property
+    def schema_name(self) -> str:
+        return self.table.split(".")[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.table.split(".")[1]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(c.severity == "error" for c in self.checks)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def not_null(column: str, severity: Severity = "error", description: str | None = None) -> Check:
+    return Check(gxe.ExpectColumnValuesToNotBeNull(column=column), severity,
+                 description or f"{column} is never empty")
+
+
+def between(column: str, min_value: float | None, max_value: float | None, severity: Severity = "error",
+            description: str | None = None) -> Check:
+    if min_value is None and max_value is None:
+        raise ValueError(f"between({column}): give min_value or max_value")
+    if description is None:
+        if min_value is None:
+            description = f"{column} <= {max_value:g}"
+        elif max_value is None:
+            description = f"{column} >= {min_value:g}"
+        else:
+            description = f"{column} within {min_value:g}..{max_value:g}"
+    return Check(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=min_value, max_value=max_value),
+                 severity, description)
+
+
+def in_set(column: str, values: Iterable[object], severity: Severity = "error",
+           description: str | None = None) -> Check:
+    values = list(values)
+    return Check(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values), severity,
+                 description or f"{column} is one of {', '.join(map(str, values))}")
+
+
+def unique(columns: Sequence[str], severity: Severity = "error", description: str | None = None) -> Check:
+    columns = list(columns)
+    if len(columns) == 1:
+        expectation: gxe.Expectation = gxe.ExpectColumnValuesToBeUnique(column=columns[0])
+    else:
+        expectation = gxe.ExpectCompoundColumnsToBeUnique(column_list=columns)
+    return Check(expectation, severity, description or f"one row per ({', '.join(columns)})")
+
+
+def sql_rule(query: str, description: str, severity: Severity = "error") -> Check:
+    """A rule as SQL: `query` selects the rows that break it (from `{batch}` and, if needed, other tables)."""
+    return Check(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description),
+                 severity, description)
+
+
+def reference_share(column: str, ref_table: str, ref_column: str, max_share: float,
+                    severity: Severity = "warning") -> Check:
+    """Share of non-empty `column` values not found in `ref_table.ref_column` is at most `max_share`."""
+    query = f"""
+with checked as (
+    select
+        count({column}) as rows_with_value,
+        sum(case when not exists (
+            select 1 from {ref_table} as ref where ref.{ref_column} = b.{column}
+        ) then 1 else 0 end) as unknown_rows
+    from {{batch}} as b
+    where b.{column} is not null
+)
+select
+    unknown_rows,
+    rows_with_value,
+    cast(unknown_rows as double) / rows_with_value as unknown_share
+from checked
+where rows_with_value > 0
+    and cast(unknown_rows as double) / rows_with_value > {max_share}
+"""
+    return sql_rule(query, f"share of {column} not in {ref_table} is at most {max_share:.1%}", severity)
+
+
+def load_volume(min_ratio: float = 0.5, max_ratio: float = 2.0, window: int = 7, min_earlier_loads: int = 2,
+                severity: Severity = "warning") -> Check:
+    """Rows of the newest load (one load = one _file_hash) within [min_ratio, max_ratio] x the mean rows of
+    the `window` loads before it. Needs `min_earlier_loads` earlier loads to judge."""
+    query = f"""
+with loads as (
+    select
+        _file_hash,
+        min(_loaded_at) as loaded_at,
+        count(*) as load_rows
+    from {{batch}}
+    group by _file_hash
+),
+
+ranked as (
+    select
+        _file_hash,
+        load_rows,
+        row_number() over (order by loaded_at desc, _file_hash desc) as load_rank
+    from loads
+),
+
+newest as (
+    select _file_hash, load_rows from ranked where load_rank = 1
+),
+
+earlier as (
+    select
+        avg(cast(load_rows as double)) as trailing_avg_rows,
+        count(*) as earlier_loads
+    from ranked
+    where load_rank between 2 and {window + 1}
+)
+
+select
+    newest._file_hash as newest_file_hash,
+    newest.load_rows as newest_load_rows,
+    earlier.trailing_avg_rows,
+    earlier.earlier_loads,
+    newest.load_rows / earlier.trailing_avg_rows as volume_ratio
+from newest
+cross join earlier
+where earlier.earlier_loads >= {min_earlier_loads}
+    and (
+        newest.load_rows < {min_ratio} * earlier.trailing_avg_rows
+        or newest.load_rows > {max_ratio} * earlier.trailing_avg_rows
+    )
+"""
+    return sql_rule(
+        query,
+        f"newest load has {min_ratio:g}x..{max_ratio:g}x the mean rows of the {window} loads before it",
+        severity,
+    )
+
+
+def freshness(column: str, max_age_hours: float, severity: Severity = "warning") -> Check:
+    """The newest `column` value is at most `max_age_hours` old at validation time (an empty table fails)."""
+    query = f"""
+select
+    max({column}) as newest_value,
+    current_timestamp as checked_at
+from {{batch}}
+having max({column}) is null
+    or max({column}) < current_timestamp - interval '{int(max_age_hours * 3600)} seconds'
+"""
+    return sql_rule(query, f"newest {column} is at most {max_age_hours:g} hours old", severity)
+
+
+# ---------------------------------------------------------------------------------------------- raw suites
+
+# feed -> (timestamp column of the newest record, max age in hours)
+RAW_FRESHNESS: dict[str, tuple[str, float]] = {
+    "tickets": ("updated_at", 48),
+    "complaints": ("updated_at", 72),
+    "surveys": ("responded_at", 72),
+    "purchases": ("purchased_at", 24 * 7),
+    "supervisor_reviews": ("period", 24 * 62),
+}
+
+# feed -> references whose unknown share is reported (warning): (column, table, column, max share)
+RAW_REFERENCE_SHARES: dict[str, tuple[tuple[str, str, str, float], ...]] = {
+    "tickets": (
+        ("technician_id", "raw.technicians", "technician_id", 0.001),
+        ("customer_id", "raw.customers", "customer_id", 0.01),
+        ("product_id", "raw.products", "product_id", 0.01),
+    ),
+    "complaints": (
+        ("technician_id", "raw.technicians", "technician_id", 0.001),
+        ("customer_id", "raw.customers", "customer_id", 0.01),
+        ("ticket_id", "raw.tickets", "ticket_id", 0.01),
+    ),
+    "surveys": (
+        ("technician_id", "raw.technicians", "technician_id", 0.001),
+        ("customer_id", "raw.customers", "customer_id", 0.01),
+        ("ticket_id", "raw.tickets", "ticket_id", 0.01),
+    ),
+    "purchases": (
+        ("customer_id", "raw.customers", "customer_id", 0.01),
+        ("product_id", "raw.products", "product_id", 0.01),
+    ),
+    "supervisor_reviews": (("technician_id", "raw.technicians", "technician_id", 0.001),),
+    "training_sessions": (("course_id", "raw.training_courses", "course_id", 0.0),),
+    "training_attendance": (
+        ("technician_id", "raw.technicians", "technician_id", 0.001),
+        ("session_id", "raw.training_sessions", "session_id", 0.0),
+    ),
+}
+
+
+def raw_suite(feed: Feed) -> Suite:
+    """The contract's row rules again (a second line behind the loader) plus load-level rules."""
+    checks: list[Check] = []
+    for col in feed.columns:
+        if col.required:
+            checks.append(not_null(col.name))
+        if col.type == "enum" and col.values:
+            checks.append(in_set(col.name, col.values))
+        if col.min is not None or col.max is not None:
+            checks.append(between(col.name, col.min, col.max))
+    checks.append(unique(("_file_hash", "_row_number"),
+                         description="each source row (file hash, row number) is loaded once"))
+    checks.append(not_null("_loaded_at", description="every row records when it was loaded"))
+    for column, ref_table, ref_column, max_share in RAW_REFERENCE_SHARES.get(feed.name, ()):
+        checks.append(reference_share(column, ref_table, ref_column, max_share))
+    checks.append(load_volume())
+    if feed.name in RAW_FRESHNESS:
+        column, hours = RAW_FRESHNESS[feed.name]
+        checks.append(freshness(column, hours))
+    return Suite(name=f"raw_{feed.name}", table=f"raw.{feed.name}", checks=tuple(checks))
+
+
+# ---------------------------------------------------------------------------------------------- KPI marts
+
+# indicator code -> value columns and kind; the list is fixed here (the same as macros/kpi.sql)
+KPI_RATE_INDICATORS = ("csat", "sla_attainment", "first_time_fix_rate", "reopen_rate", "problem_resolution_rate")
+KPI_RATING_INDICATORS = ("customer_rating", "service_attitude", "technical_level", "supervisor_review")
+KPI_DURATION_INDICATORS = ("avg_handling_time", "mttr", "first_response_time", "complaint_acceptance_time")
+KPI_OTHER_INDICATORS = ("nps", "complaint_rate")
+KPI_INDICATORS = (*KPI_RATE_INDICATORS, *KPI_RATING_INDICATORS, *KPI_DURATION_INDICATORS, *KPI_OTHER_INDICATORS)
+
+
+def kpi_value_columns(code: str) -> tuple[str, ...]:
+    if code in KPI_DURATION_INDICATORS:
+        return (f"{code}_hours", f"{code}_business_hours")
+    return (code,)
+
+
+def null_iff_zero_count(key_columns: Sequence[str], codes: Sequence[str]) -> Check:
+    keys = ", ".join(key_columns)
+    branches = []
+    for code in codes:
+        for value_column in kpi_value_columns(code):
+            branches.append(f"""    select
+        {keys},
+        '{value_column}' as value_column,
+        cast({value_column} as double) as value,
+        {code}_n as sample_size
+    from {{batch}}
+    where ({value_column} is null) <> (coalesce({code}_n, 0) = 0)""")
+    query = "\n    union all\n".join(branches)
+    return sql_rule(f"select * from (\n{query}\n) as broken",
+                    "each indicator value is null exactly when its count is 0")
+
+
+def kpi_suite(model: str, key_columns: Sequence[str], schema: str = "marts") -> Suite:
+    checks: list[Check] = [not_null(k) for k in key_columns]
+    checks.append(unique(key_columns))
+    for code in KPI_RATE_INDICATORS:
+        checks.append(between(code, 0, 1, description=f"{code} is a rate within 0..1"))
+    for code in KPI_RATING_INDICATORS:
+        checks.append(between(code, 1, 5, description=f"{code} is a rating within 1..5"))
+    checks.append(between("nps", -100, 100, description="nps within -100..100"))
+    checks.append(between("complaint_rate", 0, None, description="complaint_rate >= 0"))
+    for code in KPI_DURATION_INDICATORS:
+        for column in kpi_value_columns(code):
+            checks.append(between(column, 0, None, description=f"{column} >= 0"))
+    for code in KPI_INDICATORS:
+        checks.append(between(f"{code}_n", 0, None, description=f"{code}_n is a count >= 0"))
+    checks.append(null_iff_zero_count(key_columns, KPI_INDICATORS))
+    return Suite(name=model, table=f"{schema}.{model}", checks=tuple(checks))
+
+
+# ---------------------------------------------------------------------------------------------- appraisal
+
+GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 90.0), ("B", 80.0), ("C", 60.0), ("D", 0.0))
+APPRAISAL_KEY = ("technician_id", "period_type", "period_start", "method")
+
+
+def grade_not_better_than_band(bands: Sequence[tuple[str, float]] = GRADE_BANDS) -> Check:
+    """A forced distribution may move a grade down, never up: grade X needs a score >= X's lower bound."""
+    conditions = " or ".join(f"(grade = '{g}' and composite_score < {low})" for g, low in bands if low > 0)
+    band_text = ", ".join(f"{g}>={low:g}" for g, low in bands if low > 0)
+    query = f"""
+select
+    {", ".join(APPRAISAL_KEY)},
+    composite_score,
+    grade
+from {{batch}}
+where grade is not null
+    and ({conditions})
+"""
+    return sql_rule(query, f"grade is never better than its score band ({band_text})")
+
+
+def score_drift(max_shift_points: float, severity: Severity = "warning") -> Check:
+    query = f"""
+with period_means as (
+    select
+        period_type,
+        method,
+        period_start,
+        avg(composite_score) as mean_composite,
+        count(composite_score) as scored
+    from {{batch}}
+    group by period_type, method, period_start
+),
+
+compared as (
+    select
+        period_type,
+        method,
+        period_start,
+        mean_composite,
+        scored,
+        lag(period_start) over (partition by period_type, method order by period_start) as previous_period_start,
+        lag(mean_composite) over (partition by period_type, method order by period_start) as previous_mean
+    from period_means
+)
+
+select
+    period_type,
+    method,
+    period_start,
+    previous_period_start,
+    mean_composite,
+    previous_mean,
+    mean_composite - previous_mean as shift_points
+from compared
+where previous_mean is not null
+    and abs(mean_composite - previous_mean) > {max_shift_points}
+"""
+    return sql_rule(query, f"mean composite score moves by at most {max_shift_points:g} points between "
+                           "consecutive periods", severity)
+
+
+def appraisal_scores_suite(schema: str = "marts", drift_points: float = 10.0) -> Suite:
+    checks = [
+        *(not_null(k) for k in APPRAISAL_KEY),
+        unique(APPRAISAL_KEY, description="exactly one row per technician, period type, period and method"),
+        in_set("period_type", ("month", "quarter", "year")),
+        between("composite_score", 0, 100, description="composite_score within 0..100"),
+        in_set("grade", [g for g, _ in GRADE_BANDS]),
+        between("rank_in_team", 1, None, description="rank_in_team >= 1"),
+        between("rank_overall", 1, None, description="rank_overall >= 1"),
+        between("rated_weight_share", 0, 1, description="rated_weight_share within 0..1"),
+        grade_not_better_than_band(),
+        sql_rule(f"""
+select {", ".join(APPRAISAL_KEY)}, status, composite_score, grade
+from {{batch}}
+where status = 'graded'
+    and (grade is null or composite_score is null)
+""", "a graded row has a grade and a composite score"),
+        score_drift(drift_points),
+    ]
+    return Suite(name="appraisal_scores", table=f"{schema}.appraisal_scores", checks=tuple(checks))
+
+
+def appraisal_breakdown_suite(schema: str = "marts", tolerance: float = 1e-6) -> Suite:
+    keys = ", ".join(APPRAISAL_KEY)
+    join = " and ".join(f"sums.{k} = scores.{k}" for k in APPRAISAL_KEY)
+    checks = [
+        *(not_null(k) for k in (*APPRAISAL_KEY, "indicator_code")),
+        unique((*APPRAISAL_KEY, "indicator_code")),
+        between("score", 0, 100, description="indicator score within 0..100"),
+        between("weight_used", 0, None, description="weight_used >= 0"),
+        sql_rule(f"""
+with sums as (
+    select
+        {keys},
+        sum(coalesce(contribution, 0)) as contribution_sum
+    from {{batch}}
+    group by {keys}
+)
+
+select
+    {", ".join(f"scores.{k}" for k in APPRAISAL_KEY)},
+    scores.composite_score,
+    sums.contribution_sum
+from {schema}.appraisal_scores as scores
+left join sums
+    on {join}
+where scores.composite_score is not null
+    and (sums.contribution_sum is null or abs(sums.contribution_sum - scores.composite_score) > {tolerance})
+""", f"contributions sum to the composite score (within {tolerance:g})"),
+        sql_rule(f"""
+select {keys}, indicator_code, sample_size, min_sample
+from {{batch}}
+where is_rated
+    and (sample_size is null or sample_size < min_sample)
+""", "no rated indicator has fewer observations than its minimum sample"),
+        sql_rule(f"""
+select {keys}, indicator_code, score, contribution
+from {{batch}}
+where not is_rated
+    and coalesce(contribution, 0) <> 0
+""", "a not-rated indicator contributes nothing"),
+    ]
+    return Suite(name="appraisal_score_breakdown", table=f"{schema}.appraisal_score_breakdown",
+                 checks=tuple(checks))
+
+
+def training_mart_suites() -> list[Suite]:
+    """Suites for the training marts go here (built with the helpers above) once the marts exist."""
+    return []
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+RAW_SUITES: tuple[Suite, ...] = tuple(raw_suite(feed) for feed in FEEDS.values())
+MART_SUITES: tuple[Suite, ...] = (
+    kpi_suite("kpi_technician_monthly", ("technician_id", "period_start")),
+    appraisal_scores_suite(),
+    appraisal_breakdown_suite(),
+    *training_mart_suites(),
+)
+SUITES: dict[str, Suite] = {s.name: s for s in (*RAW_SUITES, *MART_SUITES)}
