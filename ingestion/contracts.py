@@ -77,6 +77,8 @@ class Feed:
     version_column: str | None = "updated_at"
     description: str = ""
     depends_on: tuple[str, ...] = field(default=())
+    # columns whose month a record counts for: new rows there make those months rebuild and republish
+    period_columns: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -180,6 +182,7 @@ tickets = Feed(
     key=("ticket_id",),
     description="Service tickets 工单; the same ticket_id with a newer updated_at is a newer version.",
     depends_on=("technicians",),
+    period_columns=("created_at", "resolved_at"),
     columns=(
         Column("ticket_id", required=True),
         Column("created_at", "timestamp", required=True, not_in_future=True),
@@ -218,6 +221,7 @@ complaints = Feed(
     key=("complaint_id",),
     description="Complaints 投诉: received, accepted (受理), resolved.",
     depends_on=("technicians",),
+    period_columns=("received_at",),
     columns=(
         Column("complaint_id", required=True),
         Column("received_at", "timestamp", required=True, not_in_future=True),
@@ -247,6 +251,7 @@ surveys = Feed(
     version_column=None,
     description="Satisfaction survey responses 满意度调查 (scores 1-5, NPS 0-10).",
     depends_on=("technicians",),
+    period_columns=("responded_at",),
     columns=(
         Column("response_id", required=True),
         Column("ticket_id", required=True),
@@ -274,6 +279,7 @@ supervisor_reviews = Feed(
     version_column=None,
     description="Supervisor reviews 主管评价: the qualitative input, one score 1-5 per technician and month.",
     depends_on=("technicians",),
+    period_columns=("period",),
     columns=(
         Column("review_id", required=True),
         Column("technician_id", required=True),

@@ -52,7 +52,8 @@ def resolve_inside(landing: Path, candidate: Path) -> Path:
     return resolved
 
 
-def list_files(landing: Path, feed: str, day: str | None = None) -> tuple[list[LandingFile], list[str]]:
+def list_files(landing: Path, feed: str, day_from: str | None = None,
+               day_to: str | None = None) -> tuple[list[LandingFile], list[str]]:
     """Files of one feed in name order (the day prefix makes it chronological), plus names that were ignored."""
     feed_dir = safe_feed_dir(landing, feed)
     if not feed_dir.is_dir():
@@ -67,7 +68,7 @@ def list_files(landing: Path, feed: str, day: str | None = None) -> tuple[list[L
             ignored.append(f"{entry.name}: name does not match <YYYY-MM-DD>*.(csv|jsonl|parquet|xlsx)")
             continue
         resolved = resolve_inside(landing, entry)
-        if day is not None and m["day"] != day:
+        if (day_from is not None and m["day"] < day_from) or (day_to is not None and m["day"] > day_to):
             continue
         found.append(LandingFile(feed, resolved, m["day"], FORMATS[m["ext"]]))
     return found, ignored

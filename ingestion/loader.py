@@ -90,6 +90,7 @@ class FeedLoadResult:
     files: list[FileLoad] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    months_touched: list[str] = field(default_factory=list)
 
     @property
     def rows_loaded(self) -> int:
@@ -450,9 +451,10 @@ def load_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, run_i
 
 
 def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_dir: Path,
-              day: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> FeedLoadResult:
+              day_from: str | None = None, day_to: str | None = None,
+              timezone: str = DEFAULT_TIMEZONE) -> FeedLoadResult:
     """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed."""
-    files, ignored = list_files(landing, feed_name, day=day)
+    files, ignored = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
     feed = FEEDS[feed_name]
     result = FeedLoadResult(feed=feed_name, ignored=ignored)
     with connect(warehouse, timezone) as con:
@@ -463,7 +465,23 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
             except (FeedLoadError, duckdb.Error) as exc:
                 msg = str(exc) if isinstance(exc, FeedLoadError) else f"{lf.path}: {exc}"
                 result.errors.append(msg)
+        result.months_touched = months_touched(con, feed, [f.file_hash for f in result.files if not f.skipped],
+                                               timezone)
     if result.errors:
         raise FeedLoadError(f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - "
                             + "\n  - ".join(result.errors))
     return result
+
+
+def months_touched(con: duckdb.DuckDBPyConnection, feed: Feed, hashes: list[str], timezone: str) -> list[str]:
+    """Months (YYYY-MM-01, local time) that the rows of these files count for: what must be rebuilt."""
+    if not hashes or not feed.period_columns:
+        return []
+    parts = []
+    for name in feed.period_columns:
+        col = quote_ident(name)
+        expr = (f"{col} at time zone {quote_literal(timezone)}" if feed.column(name).type == "timestamp" else col)
+        parts.append(f"select distinct cast(date_trunc('month', {expr}) as date) as m "
+                     f"from raw.{quote_ident(feed.name)} where _file_hash in (select unnest(?)) and {col} is not null")
+    rows = con.execute(" union ".join(parts) + " order by 1", [hashes] * len(parts)).fetchall()
+    return [r[0].isoformat() for r in rows]

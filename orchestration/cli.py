@@ -77,23 +77,64 @@ def landing_is_empty(paths: DataDir) -> bool:
     return not paths.landing.exists() or not any(p.is_file() for p in paths.landing.rglob("*"))
 
 
-def run_main_job(paths: DataDir, job_name: str | None = None, tags: dict[str, str] | None = None):
+def landing_days(paths: DataDir) -> list[str]:
+    from ingestion.contracts import FEEDS
+    from ingestion.landing import list_files
+
+    days: set[str] = set()
+    for feed in FEEDS:
+        files, _ = list_files(paths.landing, feed)
+        days.update(f.day for f in files)
+    return sorted(days)
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def run_job(job_name: str, first: str, last: str, run_config: dict | None = None):
+    """Run one job over a partition range, in this process, recorded in the Dagster instance (the UI shows it)."""
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
-    from orchestration.jobs import MAIN_JOB
 
-    job = defs.get_job_def(job_name or MAIN_JOB)
+    job = defs.resolve_job_def(job_name)
     with DagsterInstance.get() as instance:
-        return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags or {})
+        return job.execute_in_process(instance=instance, raise_on_error=False, tags=range_tags(first, last),
+                                      run_config=run_config)
 
 
-def summarize(result) -> tuple[str, bool]:
+def run_pipeline(paths: DataDir, months: tuple[str, str] | None = None, full_refresh: bool = False) -> list:
+    """Ingest every landing day, then build, check and publish the months they cover (or `months`)."""
+    import datetime as dt
+
+    from orchestration.jobs import BUILD_JOB, INGEST_JOB
+    from orchestration.partitions import appraisal_months, feed_days
+
+    today = dt.date.today()
+    days = [d for d in landing_days(paths) if d <= feed_days.get_last_partition_key()]
+    results = []
+    if days:
+        first_day = max(days[0], feed_days.get_first_partition_key())
+        results.append(run_job(INGEST_JOB, first_day, days[-1]))
+        if not results[-1].success:
+            return results
+    if months is None:
+        if not days:
+            return results
+        months = (days[0][:7] + "-01", min(days[-1], today.isoformat())[:7] + "-01")
+    first_month = max(months[0], appraisal_months.get_first_partition_key())
+    run_config = {"ops": {"servicescore_dbt": {"config": {"full_refresh": full_refresh}}}}
+    results.append(run_job(BUILD_JOB, first_month, months[1], run_config))
+    return results
+
+
+def summarize(results: list) -> tuple[str, bool]:
     """Rows loaded and rejected per feed, checks passed and failed, the publication written."""
     from dagster import AssetCheckSeverity
 
-    lines = ["", "ServiceScore run " + result.run_id, ""]
-    mats = result.get_asset_materialization_events()
+    lines = ["", "ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
+    mats = [ev for r in results for ev in r.get_asset_materialization_events()]
     feeds, other = [], {}
     for ev in mats:
         mat = ev.event_specific_data.materialization
@@ -109,7 +150,7 @@ def summarize(result) -> tuple[str, bool]:
         for name, loaded, rejected, files, skipped in sorted(feeds):
             lines.append(f"{name:<22}{loaded:>10}{rejected:>10}{files:>7}{skipped:>9}")
         lines.append("")
-    evals = result.get_asset_check_evaluations()
+    evals = [e for r in results for e in r.get_asset_check_evaluations()]
     passed = [e for e in evals if e.passed]
     failed = [e for e in evals if not e.passed]
     blocking_failed = [e for e in failed if e.severity == AssetCheckSeverity.ERROR]
@@ -129,15 +170,11 @@ def summarize(result) -> tuple[str, bool]:
         lines.append(f"serving file: {pub.get('serving_file')}")
     else:
         lines.append("publication: NOT published (a step or a blocking check failed)")
-    failed_steps = [ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_FAILURE"]
-    for step in failed_steps:
-        lines.append(f"  step failed: {step}")
-        for ev in result.all_events:
-            if ev.event_type_value == "STEP_FAILURE" and ev.step_key == step:
-                err = ev.event_specific_data.error
-                msg = err.message if err else ""
-                lines.append("    " + msg.strip().replace("\n", "\n    ")[:2000])
-    ok = result.success and not blocking_failed and pub is not None
+    for ev in [ev for r in results for ev in r.all_events if ev.event_type_value == "STEP_FAILURE"]:
+        err = ev.event_specific_data.error
+        lines.append(f"  step failed: {ev.step_key}")
+        lines.append("    " + (err.message if err else "").strip().replace("\n", "\n    ")[:3000])
+    ok = bool(results) and all(r.success for r in results) and not blocking_failed and pub is not None
     lines.append("")
     lines.append("OK" if ok else "FAILED")
     return "\n".join(lines), ok
@@ -154,11 +191,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
                 print(f"landing folder {paths.landing} is empty: generating the demo data set (tier S)")
                 generate(paths.landing, tier="S")
-            result = run_main_job(paths)
+            results = run_pipeline(paths, full_refresh=args.full_refresh)
     except RunLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    text, ok = summarize(result)
+    text, ok = summarize(results)
     print(text)
     print(f"wall time: {time.monotonic() - started:.1f} s")
     return 0 if ok else 1
@@ -179,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="materialize the whole asset graph once")
     p_run.add_argument("--no-demo", action="store_true", help="do not generate demo data into an empty landing")
+    p_run.add_argument("--full-refresh", action="store_true", help="rebuild incremental dbt models from raw")
     p_run.set_defaults(func=cmd_run)
     p_demo = sub.add_parser("demo", help="generate demo landing files")
     p_demo.add_argument("--tier", default="S", choices=["S", "M", "L"])

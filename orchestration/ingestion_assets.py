@@ -9,6 +9,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Backoff,
+    BackfillPolicy,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -18,6 +19,7 @@ from dagster import (
 
 from ingestion.contracts import FEEDS, Feed
 from ingestion.loader import FeedLoadError, FeedLoadResult, load_feed
+from orchestration.partitions import feed_days
 from orchestration.resources import WarehouseResource
 
 INGESTION_GROUP = "ingestion"
@@ -43,6 +45,7 @@ def load_metadata(result: FeedLoadResult) -> dict[str, object]:
         "files_already_loaded": result.files_skipped,
         "files": MetadataValue.md(files_table),
         "ignored_files": MetadataValue.json(result.ignored),
+        "months_touched": MetadataValue.json(result.months_touched),
     }
 
 
@@ -54,17 +57,21 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
         description=f"raw.{feed.name}: {feed.description} Rows breaking the contract go to raw.rejected_rows.",
         kinds={"duckdb", "python"},
         retry_policy=INGESTION_RETRY,
+        partitions_def=feed_days,
+        # a range of days (a backfill, or `make run` over the whole landing folder) loads in one run
+        backfill_policy=BackfillPolicy.single_run(),
         metadata={"table": f"raw.{feed.name}", "key": ", ".join(feed.key)},
     )
     def _feed_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         paths = warehouse.paths()
+        days = context.partition_key_range
         try:
             result = load_feed(paths.warehouse, paths.landing, feed.name, context.run_id, paths.work,
-                               timezone=warehouse.timezone)
+                               day_from=days.start, day_to=days.end, timezone=warehouse.timezone)
         except FeedLoadError as exc:
             raise Failure(description=str(exc), allow_retries=False) from exc
         context.log.info(
-            f"{feed.name}: {result.rows_loaded} rows loaded, {result.rows_rejected} rejected, "
+            f"{feed.name} [{days.start} .. {days.end}]: {result.rows_loaded} rows loaded, {result.rows_rejected} rejected, "
             f"{result.files_read} file(s) read, {result.files_skipped} already loaded"
         )
         return MaterializeResult(metadata=load_metadata(result))

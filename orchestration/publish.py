@@ -6,9 +6,18 @@ import json
 import subprocess
 from functools import cache
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from ingestion.paths import REPO_ROOT
+from orchestration.partitions import appraisal_months
 from orchestration.resources import WarehouseResource
 from orchestration.serving import MartSpec, publish
 from orchestration.transform import dbt_project
@@ -54,6 +63,8 @@ def build_publish_asset() -> AssetsDefinition:
         description="serving.duckdb: the checked marts as immutable numbered versions per period, swapped in "
         "atomically for BI tools; runs only when the blocking quality checks passed.",
         kinds={"duckdb"},
+        partitions_def=appraisal_months,
+        backfill_policy=BackfillPolicy.single_run(),
     )
     def publication(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         paths = warehouse.paths()

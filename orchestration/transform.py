@@ -7,11 +7,18 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, Config, Failure
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from ingestion.paths import DBT_PROJECT_DIR
+from orchestration.partitions import appraisal_months, dbt_vars_for_window
 from orchestration.resources import WarehouseResource
+
+
+class DbtBuildConfig(Config):
+    """Run config of the dbt step: `full_refresh` rebuilds every incremental model from raw."""
+
+    full_refresh: bool = False
 
 
 @cache
@@ -71,12 +78,18 @@ def build_dbt_assets() -> AssetsDefinition:
     project = dbt_project()
 
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=TRANSLATOR,
-                name="servicescore_dbt")
-    def servicescore_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+                name="servicescore_dbt", partitions_def=appraisal_months,
+                backfill_policy=BackfillPolicy.single_run())
+    def servicescore_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
+                         config: DbtBuildConfig):
         validate_settings_or_fail()
+        window = context.partition_time_window
+        dbt_vars = dbt_vars_for_window(window.start, window.end)
+        context.log.info(f"dbt build for months [{dbt_vars['period_from']}, {dbt_vars['period_to']})"
+                         + (" with --full-refresh" if config.full_refresh else ""))
         # dbt runs as a subprocess and reads the warehouse location and limits from its environment
         os.environ.update(warehouse.dbt_env())
-        yield from dbt.cli(dbt_build_args(), context=context).stream()
+        yield from dbt.cli(dbt_build_args(config.full_refresh, dbt_vars), context=context).stream()
 
     return servicescore_dbt
 
