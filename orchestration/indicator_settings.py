@@ -360,12 +360,13 @@ def _check_weights(rows: list[SettingRow], out: _Collector) -> None:
             if not in_force:
                 continue  # the method ends here: nothing to weigh
             total = sum((r.weight for r in in_force), Decimal(0))
+            shown_total = format(total.normalize(), "f")
             if abs(total - WEIGHT_TOTAL) > WEIGHT_TOLERANCE:
                 row_list = ", ".join(str(r.row_number) for r in sorted(in_force, key=lambda r: r.row_number))
                 out.add(
                     row_list,
                     "weights_sum_100",
-                    f"method {method}: the weights in force on {day.isoformat()} sum to {total.normalize()} "
+                    f"method {method}: the weights in force on {day.isoformat()} sum to {shown_total} "
                     f"(must be 100)",
                 )
             # a code may appear only once per method on a day: caught by the overlap rule
