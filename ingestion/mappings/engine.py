@@ -530,15 +530,22 @@ def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path, fmt: str) -> 
     os.replace(tmp, path)
 
 
-def write_outputs(run: _Run, landing_dir: Path, rejected_dir: Path, as_of: dt.date) -> MappingResult:
-    fmt = run.mapping.output.format
+def write_outputs(
+    run: _Run, landing_dir: Path, rejected_dir: Path, as_of: dt.date, *, output_format: str | None = None,
+    stem: str | None = None,
+) -> MappingResult:
+    """Write landing/<feed>/<stem>.<ext> per feed (stem default <as_of>_<name>) and the rejected rows."""
+    fmt = output_format or run.mapping.output.format
     ext = {"csv": "csv", "parquet": "parquet", "jsonl": "jsonl"}[fmt]
     name = run.mapping.name
+    stem = stem or f"{as_of.isoformat()}_{name}"
+    if not stem.startswith(as_of.isoformat()) or "/" in stem or stem.startswith("."):
+        raise MappingError(f"landing file stem {stem!r} must start with the date {as_of}")
     for feed, res in run.results.items():
-        path = Path(landing_dir) / feed / f"{as_of.isoformat()}_{name}.{ext}"
+        path = Path(landing_dir) / feed / f"{stem}.{ext}"
         _copy(run.con, _export_select(feed, fmt), path, fmt)
         res.path = path
-    rejected_path = Path(rejected_dir) / f"{as_of.isoformat()}_{name}.csv"
+    rejected_path = Path(rejected_dir) / f"{stem}.csv"
     select = (
         f"select {_sql_string(name)} as mapping, feed, {_sql_string(str(run.source_file))} as source_file, "
         "row_number, reasons[1].rule as rule, array_to_string(list_transform(reasons, lambda r: r.reason), '; ') "

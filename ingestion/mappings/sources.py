@@ -72,8 +72,14 @@ def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, wo
             )
         except duckdb.Error as e:
             raise MappingError(f"{path}: cannot read as JSON records: {e}") from e
-        cols = [r[0] for r in con.execute(f"describe {SOURCE_TABLE}_typed").fetchall()]
-        casts = ", ".join(f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}" for c in cols)
+        described = con.execute(f"describe {SOURCE_TABLE}_typed").fetchall()
+        casts = ", ".join(
+            # nested objects and lists arrive as JSON text; scalars as their text
+            f"to_json({quote_ident(c)})::varchar as {quote_ident(c)}"
+            if t.startswith(("STRUCT", "MAP", "JSON")) or t.endswith("]")
+            else f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}"
+            for c, t, *_ in described
+        )
         con.execute(f"create temp table {SOURCE_TABLE}_read as select {casts} from {SOURCE_TABLE}_typed")
         con.execute(f"drop table {SOURCE_TABLE}_typed")
     # insertion order is the file order (DuckDB preserves it), so rowid numbers the data rows
