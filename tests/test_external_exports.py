@@ -34,6 +34,10 @@ def pwc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = apply_mapping(MAPPINGS_DIR / "pwc_call_center.yaml", _external(PWC_CSV), landing, as_of=DAY)
     assert (result.feeds["tickets"].mapped, result.feeds["surveys"].mapped, result.feeds["technicians"].mapped,
             result.rejected) == (5000, 4054, 8, 0)
+    # one file per day of calls (Jan-Mar 2021: 90 days); the roster in the first day's file
+    days = sorted(p.name[:10] for p in (landing / "tickets").iterdir())
+    assert (len(days), days[0], days[-1]) == (90, "2021-01-01", "2021-03-31")
+    assert [p.name for p in (landing / "technicians").iterdir()] == ["2021-01-01_pwc_call_center.csv"]
     return landing
 
 
@@ -49,7 +53,7 @@ def snow(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _landing(con: duckdb.DuckDBPyConnection, landing: Path, feed: str, name: str) -> None:
     con.execute(
         f"create or replace table {feed} as select * from read_csv($p, header = true)",
-        {"p": str(landing / feed / f"{DAY}_{name}.csv")},
+        {"p": str(landing / feed / f"*_{name}.csv")},
     )
 
 
@@ -144,8 +148,11 @@ def test_pwc_excel_original_maps_to_the_same_files(pwc: Path, tmp_path: Path) ->
     result = apply_mapping(MAPPINGS_DIR / "pwc_call_center.yaml", _external(PWC_XLSX), landing, as_of=DAY)
     assert result.rejected == 0
     for feed in ("tickets", "surveys", "technicians"):
-        name = f"{DAY}_pwc_call_center.csv"
-        assert (landing / feed / name).read_text(encoding="utf-8") == (pwc / feed / name).read_text(encoding="utf-8")
+        names = sorted(p.name for p in (pwc / feed).iterdir())
+        assert sorted(p.name for p in (landing / feed).iterdir()) == names
+        for name in names:
+            assert (landing / feed / name).read_text(encoding="utf-8") == \
+                (pwc / feed / name).read_text(encoding="utf-8")
 
 
 def test_servicenow_newest_versions_against_the_original(snow: Path) -> None:

@@ -452,3 +452,38 @@ def test_dry_run_cli_explains_each_rejection(tmp_path: Path, capsys: pytest.Capt
     assert "rejected: 3" in capsys.readouterr().out
     assert cli(["dry-run", str(m), "--source", str(tmp_path / "nope.csv")]) == 2
     assert "source file not found" in capsys.readouterr().err
+
+
+def test_split_by_day_writes_one_file_per_local_day(tmp_path: Path) -> None:
+    doc = tickets_mapping({
+        "ticket_id": {"column": "id"},
+        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+    })
+    doc["output"] = {"format": "csv", "split_by_day": {"tickets": "created_at"}}
+    doc["feeds"]["technicians"] = {
+        "derive_from": "tickets", "distinct_on": ["technician_id"],
+        "columns": {"technician_id": {"column": "tech"}, "name": {"column": "tech"},
+                    "team_id": {"constant": "t1"}, "hire_date": {"constant": "2020-01-01"},
+                    "valid_from": {"constant": "2020-01-01"}},
+    }
+    # 2021-01-02 07:30 in Shanghai is still 2021-01-01 in UTC: the day is cut in the source zone
+    src = write(tmp_path / "s.csv", "id,at,tech\nA,2021-01-02 07:30,T1\nB,2021-01-01 23:00,T2\nC,2021-01-02 09:00,T1\n")
+    landing = tmp_path / "landing"
+    result = apply_mapping(mapping_file(tmp_path, doc), src, landing, as_of=dt.date(2021, 2, 1))
+    assert [p.name for p in result.feeds["tickets"].paths] == ["2021-01-01_t.csv", "2021-01-02_t.csv"]
+    assert [line.split(",")[0] for line in (landing / "tickets" / "2021-01-01_t.csv").read_text().splitlines()] \
+        == ["ticket_id", "B"]
+    assert [line.split(",")[0] for line in (landing / "tickets" / "2021-01-02_t.csv").read_text().splitlines()] \
+        == ["ticket_id", "A", "C"]
+    assert sorted(p.name for p in (landing / "technicians").iterdir()) == ["2021-01-01_t.csv"]
+    assert result.rejected_path.name == "2021-02-01_t.csv"  # the rejected rows of this run: run date
+
+
+def test_split_by_day_names_a_timestamp_column(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(VALID))
+    doc["output"] = {"split_by_day": {"tickets": "status", "surveys": "responded_at"}}
+    with pytest.raises(MappingError) as e:
+        load_mapping(mapping_file(tmp_path, doc))
+    assert "output.split_by_day.tickets: 'status' is not a timestamp or date column of tickets" in str(e.value)
+    assert "output.split_by_day.surveys: 'surveys' is not a feed of this mapping" in str(e.value)

@@ -60,7 +60,8 @@ class FeedResult:
     mapped: int
     rejected: int
     rejected_by_rule: dict[str, int] = field(default_factory=dict)
-    path: Path | None = None
+    path: Path | None = None  # the (first) landing file written
+    paths: list[Path] = field(default_factory=list)  # all landing files (several with split_by_day)
 
 
 @dataclass
@@ -508,7 +509,14 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _export_select(feed: str, fmt: str) -> str:
+def _day_expr(feed: str, col: str) -> str:
+    x = _ident(col)
+    if FEEDS[feed].column(col).type == "timestamp":
+        return f"strftime(timezone($zone, {x}), '%Y-%m-%d')"
+    return f"strftime({x}, '%Y-%m-%d')"
+
+
+def _export_select(feed: str, fmt: str, table: str | None = None, where: str | None = None) -> str:
     contract = FEEDS[feed]
     cols = []
     for c in contract.columns:
@@ -519,7 +527,8 @@ def _export_select(feed: str, fmt: str) -> str:
             cols.append(f"strftime({x}, '%Y-%m-%d') as {x}")
         else:
             cols.append(x)
-    return f"select {', '.join(cols)} from out_{_ident(feed)}"
+    source = table or f"out_{_ident(feed)}"
+    return f"select {', '.join(cols)} from {source}" + (f" where {where}" if where else "")
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path, fmt: str) -> None:
@@ -541,10 +550,40 @@ def write_outputs(
     stem = stem or f"{as_of.isoformat()}_{name}"
     if not stem.startswith(as_of.isoformat()) or "/" in stem or stem.startswith("."):
         raise MappingError(f"landing file stem {stem!r} must start with the date {as_of}")
+    split = run.mapping.output.split_by_day
+    zone = run.mapping.source.timezone or "UTC"
+    days: dict[str, list[str]] = {}
+    for feed, col in split.items():
+        day = _day_expr(feed, col)
+        days[feed] = [r[0] for r in run.con.execute(
+            f"select distinct {day} as d from out_{_ident(feed)} where d is not null order by d", {"zone": zone}
+        ).fetchall()]
+        # rows without a day go into the first day's file
+        run.con.execute(
+            f"create or replace temp table day_{_ident(feed)} as select *, "
+            f"coalesce({day}, $first) as _day from out_{_ident(feed)}",
+            {"zone": zone, "first": days[feed][0] if days[feed] else as_of.isoformat()},
+        )
+    all_days = sorted({d for ds in days.values() for d in ds})
+    single_stem = stem
+    if all_days and stem == f"{as_of.isoformat()}_{name}":
+        single_stem = f"{all_days[0]}_{name}"
     for feed, res in run.results.items():
-        path = Path(landing_dir) / feed / f"{stem}.{ext}"
+        if feed in split:
+            paths = []
+            for day in days[feed]:
+                path = Path(landing_dir) / feed / f"{day}_{name}.{ext}"
+                select = _export_select(feed, fmt, table=f"day_{_ident(feed)}",
+                                        where=f"_day = {_sql_string(day)}")
+                _copy(run.con, select, path, fmt)
+                paths.append(path)
+            res.paths = paths
+            res.path = paths[0] if paths else None
+            continue
+        path = Path(landing_dir) / feed / f"{single_stem}.{ext}"
         _copy(run.con, _export_select(feed, fmt), path, fmt)
         res.path = path
+        res.paths = [path]
     rejected_path = Path(rejected_dir) / f"{stem}.csv"
     select = (
         f"select {_sql_string(name)} as mapping, feed, {_sql_string(str(run.source_file))} as source_file, "

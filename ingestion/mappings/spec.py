@@ -296,7 +296,13 @@ class SourceSpec(_Model):
 
 
 class OutputSpec(_Model):
+    """How landing files are written. `split_by_day` maps a feed to one of its timestamp/date columns:
+    that feed is written as one file per local day of the column (in source.timezone), named
+    <day>_<name>, so a historical export lands in the daily partitions it belongs to. Feeds not
+    listed go into one file named for the earliest of those days (or the run date)."""
+
     format: Literal["csv", "parquet", "jsonl"] = "csv"
+    split_by_day: dict[str, str] = Field(default_factory=dict)
 
 
 class Mapping(_Model):
@@ -442,6 +448,15 @@ def _check_against_contracts(m: Mapping, origin: str) -> None:
             if rule.add is not None and ctype != "timestamp":
                 errors.append(f"{cw}.add: only timestamps can have durations added")
             seen.append(col)
+    for feed_name, col in m.output.split_by_day.items():
+        where = f"{origin}: output.split_by_day.{feed_name}"
+        if feed_name not in m.feeds:
+            errors.append(f"{where}: {feed_name!r} is not a feed of this mapping")
+        elif col not in FEEDS[feed_name].column_names or FEEDS[feed_name].column(col).type not in (
+                "timestamp", "date"):
+            errors.append(f"{where}: {col!r} is not a timestamp or date column of {feed_name}")
+        elif col not in m.feeds[feed_name].columns:
+            errors.append(f"{where}: {col!r} is not mapped")
     if errors:
         raise MappingError("\n".join(errors))
 
