@@ -112,7 +112,11 @@ def unique(columns: Sequence[str], severity: Severity = "error", description: st
 
 
 def sql_rule(query: str, description: str, severity: Severity = "error") -> Check:
-    """A rule as SQL: `query` selects the rows that break it (from `{batch}` and, if needed, other tables)."""
+    """A rule as SQL: `query` selects the rows that break it (from `{batch}` and, if needed, other tables).
+
+    GE substitutes `{batch}` with an aliased subquery: never alias it again (`{batch} as b` is a syntax
+    error); name it in a CTE (`with batch_rows as (select * from {batch})`) when a correlation is needed.
+    """
     return Check(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description),
                  severity, description)
 
@@ -121,14 +125,18 @@ def reference_share(column: str, ref_table: str, ref_column: str, max_share: flo
                     severity: Severity = "warning") -> Check:
     """Share of non-empty `column` values not found in `ref_table.ref_column` is at most `max_share`."""
     query = f"""
-with checked as (
+with batch_rows as (
+    select {column} from {{batch}}
+),
+
+checked as (
     select
-        count({column}) as rows_with_value,
+        count(batch_rows.{column}) as rows_with_value,
         sum(case when not exists (
-            select 1 from {ref_table} as ref where ref.{ref_column} = b.{column}
+            select 1 from {ref_table} as ref where ref.{ref_column} = batch_rows.{column}
         ) then 1 else 0 end) as unknown_rows
-    from {{batch}} as b
-    where b.{column} is not null
+    from batch_rows
+    where batch_rows.{column} is not null
 )
 select
     unknown_rows,

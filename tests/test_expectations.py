@@ -1,0 +1,382 @@
+"""The GE quality gate on hand-made DuckDB tables: every kind of check passes on good data and fails on bad
+data with the exact unexpected count and sample; severities; stored results; Data Docs; missing tables;
+and that validation leaves no handle on the warehouse file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from expectations.runner import RESULTS_TABLE, SuiteResult, run_suite
+from expectations.suites import (
+    KPI_DURATION_INDICATORS,
+    KPI_INDICATORS,
+    RAW_SUITES,
+    SUITES,
+    Suite,
+    appraisal_breakdown_suite,
+    appraisal_scores_suite,
+    between,
+    freshness,
+    in_set,
+    load_volume,
+    not_null,
+    reference_share,
+    sql_rule,
+    unique,
+)
+from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS
+from ingestion.paths import DataDir
+
+
+@pytest.fixture
+def warehouse(data_dir: DataDir) -> Path:
+    return data_dir.warehouse
+
+
+@pytest.fixture
+def docs(data_dir: DataDir) -> Path:
+    return data_dir.reports / "data_docs"
+
+
+def sql(warehouse: Path, *statements: str) -> None:
+    with duckdb.connect(str(warehouse)) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
+def detail(result: SuiteResult, description_start: str):
+    matches = [d for d in result.details if d.description.startswith(description_start)]
+    assert len(matches) == 1, [d.description for d in result.details]
+    return matches[0]
+
+
+SURVEYS = """
+create schema if not exists raw;
+create or replace table raw.surveys as
+select
+    'r' || range as response_id,
+    cast(range % 5 + 1 as bigint) as overall_score,
+    case when range % 2 = 0 then 'P1' else 'P2' end as priority
+from range(100)
+"""
+
+
+# ------------------------------------------------------------------------------------------ row rules
+
+
+def test_range_check_fails_on_score_7_and_passes_on_good_data(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS)
+    suite = Suite("surveys", "raw.surveys", (between("overall_score", 1, 5),))
+
+    good = run_suite(warehouse, suite, "good", docs)
+    assert good.success_for_errors and good.expectations_run == 1
+    assert good.details[0].success and good.details[0].unexpected_count == 0
+
+    sql(warehouse, "insert into raw.surveys values ('bad', 7, 'P1')")
+    bad = run_suite(warehouse, suite, "bad", docs)
+    d = bad.details[0]
+    assert not bad.success_for_errors and bad.failed_errors == 1
+    assert not d.success and d.unexpected_count == 1
+    assert d.partial_unexpected_list == [7]
+    assert d.unexpected_percent == pytest.approx(100 / 101)
+    assert d.exception is None
+
+
+def test_not_null_in_set_and_unique(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS,
+        "insert into raw.surveys values (null, 3, 'P9'), ('r1', 4, 'P1'), ('r1', 4, 'P1')")
+    suite = Suite("surveys", "raw.surveys", (
+        not_null("response_id"),
+        in_set("priority", ("P1", "P2", "P3", "P4")),
+        unique(["response_id"]),
+        unique(["response_id", "overall_score"]),
+    ))
+    result = run_suite(warehouse, suite, "run", docs)
+    nulls, enum, single, compound = result.details
+    assert (nulls.success, nulls.unexpected_count) == (False, 1)
+    assert (enum.success, enum.unexpected_count, enum.partial_unexpected_list) == (False, 1, ["P9"])
+    # r1 exists once in the base data (score 2) and twice more: three rows share r1
+    assert (single.success, single.unexpected_count) == (False, 3)
+    assert sorted(single.partial_unexpected_list) == ["r1", "r1", "r1"]
+    # (r1, 4) twice; (r1, 2) once
+    assert (compound.success, compound.unexpected_count) == (False, 2)
+    assert compound.partial_unexpected_list == [{"response_id": "r1", "overall_score": 4}] * 2
+    assert result.failed_errors == 4
+
+
+# ------------------------------------------------------------------------------------------ SQL rules
+
+
+def test_sql_rule_returns_offending_rows_as_sample(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS, "insert into raw.surveys values ('bad', 7, 'P1')")
+    suite = Suite("s", "raw.surveys", (sql_rule("select * from {batch} where overall_score > 5", "score <= 5"),))
+    d = run_suite(warehouse, suite, "run", docs).details[0]
+    assert (d.success, d.unexpected_count) == (False, 1)
+    assert d.partial_unexpected_list == [{"response_id": "bad", "overall_score": 7, "priority": "P1"}]
+
+
+def test_reference_share_warns_above_threshold(warehouse: Path, docs: Path) -> None:
+    sql(
+        warehouse,
+        "create schema raw",
+        "create table raw.technicians as select 't' || range as technician_id from range(10)",
+        # 100 tickets: 2 name an unknown technician, 5 have none (not counted)
+        """create table raw.tickets as
+           select 'k' || range as ticket_id,
+               case when range < 2 then 'ghost' when range < 7 then null else 't' || (range % 10) end
+                   as technician_id
+           from range(105)""",
+    )
+    strict = Suite("t", "raw.tickets", (reference_share("technician_id", "raw.technicians", "technician_id", 0.01),))
+    d = run_suite(warehouse, strict, "run", docs).details[0]
+    assert d.severity == "warning" and not d.success
+    assert d.partial_unexpected_list == [{"unknown_rows": 2, "rows_with_value": 100, "unknown_share": 0.02}]
+
+    lenient = Suite("t", "raw.tickets", (reference_share("technician_id", "raw.technicians", "technician_id", 0.05),))
+    assert run_suite(warehouse, lenient, "run", docs).details[0].success
+
+
+def _load(warehouse: Path, file_hash: str, rows: int, hours_ago: int) -> None:
+    sql(warehouse, f"""
+        insert into raw.tickets
+        select 'k' || range, '{file_hash}', now() - interval '{hours_ago} hours'
+        from range({rows})""")
+
+
+def test_volume_of_newest_load_against_trailing_average(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, "create schema raw",
+        "create table raw.tickets (ticket_id varchar, _file_hash varchar, _loaded_at timestamptz)")
+    suite = Suite("t", "raw.tickets", (load_volume(min_ratio=0.5, max_ratio=2.0, window=3),))
+    _load(warehouse, "h1", 100, 40)
+    _load(warehouse, "h2", 80, 30)
+    # only one earlier load: not judged yet
+    _load(warehouse, "h3", 10, 20)
+    sql(warehouse, "delete from raw.tickets where _file_hash = 'h3'")
+    _load(warehouse, "h3", 120, 20)
+    assert run_suite(warehouse, suite, "run", docs).details[0].success  # 120 vs mean(100, 80) = 90
+
+    _load(warehouse, "h4", 20, 10)  # 20 vs mean(100, 80, 120) = 100 -> 0.2
+    d = run_suite(warehouse, suite, "run", docs).details[0]
+    assert not d.success and d.unexpected_count == 1
+    (row,) = d.partial_unexpected_list
+    assert row["newest_file_hash"] == "h4"
+    assert (row["newest_load_rows"], row["trailing_avg_rows"], row["earlier_loads"]) == (20, 100.0, 3)
+    assert row["volume_ratio"] == pytest.approx(0.2)
+
+
+def test_freshness_of_newest_record(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, "create schema raw",
+        "create table raw.surveys as select now() - interval '10 days' as responded_at")
+    suite = Suite("s", "raw.surveys", (freshness("responded_at", 48),))
+    stale = run_suite(warehouse, suite, "run", docs).details[0]
+    assert not stale.success and stale.unexpected_count == 1
+    sql(warehouse, "insert into raw.surveys values (now() - interval '1 hour')")
+    assert run_suite(warehouse, suite, "run", docs).details[0].success
+    sql(warehouse, "delete from raw.surveys")
+    empty = run_suite(warehouse, suite, "run", docs).details[0]
+    assert not empty.success, "an empty feed is not fresh"
+
+
+# ------------------------------------------------------------------------------------------ severity, storage
+
+
+def test_warning_failure_does_not_fail_errors_and_results_are_stored(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS, "insert into raw.surveys values ('bad', 7, 'P1')")
+    suite = Suite("surveys", "raw.surveys", (
+        not_null("response_id"),
+        between("overall_score", 1, 5, severity="warning"),
+    ))
+    result = run_suite(warehouse, suite, "run-42", docs)
+    assert result.success_for_errors
+    assert (result.expectations_run, result.failed_errors, result.failed_warnings) == (2, 0, 1)
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(f"""
+            select suite, "table", expectation, "column", severity, success, unexpected_count, sample
+            from {RESULTS_TABLE} where run_id = 'run-42' order by expectation""").fetchall()
+    assert rows == [
+        ("surveys", "raw.surveys", "expect_column_values_to_be_between", "overall_score", "warning", False, 1, "[7]"),
+        ("surveys", "raw.surveys", "expect_column_values_to_not_be_null", "response_id", "error", True, 0, "[]"),
+    ]
+
+    index = result.data_docs_index
+    assert index is not None and index.is_file() and index.parent == docs
+    assert "surveys" in index.read_text()
+
+
+def test_missing_table_fails_clearly(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS)
+    result = run_suite(warehouse, Suite("gone", "raw.nowhere", (not_null("x"), between("y", 0, 1))), "run", docs)
+    assert result.table_missing and not result.success_for_errors
+    assert result.failed_errors == 2
+    assert all("raw.nowhere" in d.exception and "does not exist" in d.exception for d in result.details)
+
+
+def test_missing_column_and_missing_referenced_table_fail_clearly(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS)
+    suite = Suite("s", "raw.surveys", (
+        between("no_such_column", 0, 1),
+        sql_rule("select * from {batch} where not exists (select 1 from raw.nowhere)", "needs raw.nowhere"),
+        not_null("response_id"),
+    ))
+    result = run_suite(warehouse, suite, "run", docs)
+    column, table, ok = result.details
+    assert not column.success and "no_such_column" in column.exception
+    assert not table.success and "nowhere" in table.exception
+    assert ok.success
+
+
+def test_validation_leaves_no_handle_on_the_warehouse(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS)
+    run_suite(warehouse, Suite("s", "raw.surveys", (not_null("response_id"),)), "run", docs, store=False)
+    # another process (as dbt is) can take the write lock right away
+    code = f"import duckdb; c = duckdb.connect({str(warehouse)!r}); c.execute('create table raw.x (i int)'); c.close()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    # and this process can open it read-write again (no read-only instance left behind)
+    sql(warehouse, "drop table raw.x")
+
+
+# ------------------------------------------------------------------------------------------ the real suites
+
+
+def _create_raw_tables(warehouse: Path) -> None:
+    statements = ["create schema if not exists raw"]
+    for feed in FEEDS.values():
+        columns = [f'"{c.name}" {c.raw_type}' for c in feed.columns]
+        columns += [f'"{name}" {dtype}' for name, dtype in LOAD_METADATA_COLUMNS]
+        statements.append(f"create table raw.{feed.name} ({', '.join(columns)})")
+    sql(warehouse, *statements)
+
+
+def test_every_raw_suite_runs_cleanly_on_contract_tables(warehouse: Path, docs: Path) -> None:
+    """Column names in the raw suites match the contracts: on empty contract tables nothing raises and only
+    freshness (an empty feed is stale) fails."""
+    _create_raw_tables(warehouse)
+    assert {s.table for s in RAW_SUITES} == {f"raw.{f}" for f in FEEDS}
+    for suite in RAW_SUITES:
+        result = run_suite(warehouse, suite, "run", None, store=False)
+        assert [d.exception for d in result.details if d.exception] == [], suite.name
+        assert result.success_for_errors, suite.name
+        assert {d.description for d in result.failed} <= {c.description for c in suite.checks
+                                                          if c.description.startswith("newest ")}
+
+
+def _kpi_table(warehouse: Path) -> None:
+    columns = ["'t1' as technician_id", "'team1' as team_id", "date '2026-05-01' as period_start"]
+    for code in KPI_INDICATORS:
+        if code in KPI_DURATION_INDICATORS:
+            columns += [f"cast(2.5 as double) as {code}_hours", f"cast(1.5 as double) as {code}_business_hours"]
+        else:
+            value = {"nps": "20.0", "complaint_rate": "3.0"}.get(code, "0.9")
+            if code in ("customer_rating", "service_attitude", "technical_level", "supervisor_review"):
+                value = "4.2"
+            columns.append(f"cast({value} as double) as {code}")
+        columns.append(f"cast(10 as bigint) as {code}_n")
+    select = ",\n".join(columns)
+    sql(warehouse, "create schema if not exists marts",
+        f"create or replace table marts.kpi_technician_monthly as select {select}",
+        "insert into marts.kpi_technician_monthly by name "
+        "select * replace ('t2' as technician_id) from marts.kpi_technician_monthly")
+
+
+def test_kpi_suite_passes_on_good_mart_and_pinpoints_bad_rows(warehouse: Path, docs: Path) -> None:
+    _kpi_table(warehouse)
+    suite = SUITES["kpi_technician_monthly"]
+    good = run_suite(warehouse, suite, "run", docs)
+    assert good.failed == () and good.expectations_run == len(suite.checks)
+
+    sql(warehouse,
+        "update marts.kpi_technician_monthly set csat = 1.2 where technician_id = 't1'",
+        "update marts.kpi_technician_monthly set mttr_n = 0 where technician_id = 't2'",
+        "insert into marts.kpi_technician_monthly select * from marts.kpi_technician_monthly "
+        "where technician_id = 't1'")
+    bad = run_suite(warehouse, suite, "run", docs)
+    failed = {d.description: d for d in bad.failed}
+    assert set(failed) == {
+        "csat is a rate within 0..1",
+        "one row per (technician_id, period_start)",
+        "each indicator value is null exactly when its count is 0",
+    }
+    assert failed["csat is a rate within 0..1"].unexpected_count == 2  # t1 twice
+    assert failed["csat is a rate within 0..1"].partial_unexpected_list == [1.2, 1.2]
+    nulls = failed["each indicator value is null exactly when its count is 0"]
+    assert nulls.unexpected_count == 2  # t2: mttr_hours and mttr_business_hours
+    assert {(r["technician_id"], r["value_column"], r["sample_size"]) for r in nulls.partial_unexpected_list} == {
+        ("t2", "mttr_hours", 0), ("t2", "mttr_business_hours", 0)}
+    assert bad.failed_errors == 3 and not bad.success_for_errors
+
+
+APPRAISAL = """
+create schema if not exists marts;
+create or replace table marts.appraisal_scores as
+select * from (values
+    ('t1', 'team1', 'month', date '2026-05-01', 'comprehensive', 92.0, 'A', 1, 1, 100.0, 1.0, 'graded'),
+    ('t2', 'team1', 'month', date '2026-05-01', 'comprehensive', 85.0, 'C', 2, 2, 100.0, 1.0, 'graded'),
+    ('t1', 'team1', 'month', date '2026-06-01', 'comprehensive', 91.0, 'A', 1, 1, 100.0, 1.0, 'graded'),
+    ('t2', 'team1', 'month', date '2026-06-01', 'comprehensive', 84.0, 'B', 2, 2, 100.0, 1.0, 'graded')
+) as v(technician_id, team_id, period_type, period_start, method, composite_score, grade, rank_in_team,
+       rank_overall, rated_weight, rated_weight_share, status);
+create or replace table marts.appraisal_score_breakdown as
+select
+    technician_id, period_type, period_start, method, code as indicator_code, 0.5 as value,
+    cast(20 as bigint) as sample_size, cast(10 as bigint) as min_sample, composite_score as score,
+    50.0 as weight, 50.0 as weight_used, composite_score / 2 as contribution, true as is_rated
+from marts.appraisal_scores
+cross join (values ('csat'), ('mttr')) as c(code);
+"""
+
+
+def test_appraisal_suites(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, APPRAISAL)
+    scores_suite, breakdown_suite = appraisal_scores_suite(), appraisal_breakdown_suite()
+    assert run_suite(warehouse, scores_suite, "run", docs).failed == ()
+    assert run_suite(warehouse, breakdown_suite, "run", docs).failed == ()
+
+    sql(warehouse,
+        # a forced distribution may move t1 down to B, but nothing moves a score of 85 up to A
+        "update marts.appraisal_scores set grade = 'A' where technician_id = 't2' and period_start = '2026-06-01'",
+        # t1 falls from 91 to 61 in June: the mean drops from 88.5 (May) to 72.5, a drift warning
+        "update marts.appraisal_scores set composite_score = 61.0, grade = 'C' "
+        "where technician_id = 't1' and period_start = '2026-06-01'",
+        "update marts.appraisal_score_breakdown set score = 61.0, contribution = 30.5 "
+        "where technician_id = 't1' and period_start = '2026-06-01'",
+        "update marts.appraisal_score_breakdown set contribution = contribution + 0.001 "
+        "where technician_id = 't2' and period_start = '2026-05-01' and indicator_code = 'csat'",
+        "update marts.appraisal_score_breakdown set sample_size = 3 "
+        "where technician_id = 't2' and period_start = '2026-05-01' and indicator_code = 'mttr'")
+    scores = run_suite(warehouse, scores_suite, "run", docs)
+    band = detail(scores, "grade is never better than its score band")
+    assert (band.success, band.unexpected_count) == (False, 1)
+    assert band.partial_unexpected_list[0]["composite_score"] == 84.0
+    drift = detail(scores, "mean composite score moves")
+    assert drift.severity == "warning" and not drift.success
+    (row,) = drift.partial_unexpected_list
+    assert (row["previous_mean"], row["mean_composite"], row["shift_points"]) == (88.5, 72.5, -16.0)
+    assert scores.failed_errors == 1 and scores.failed_warnings == 1
+
+    breakdown = run_suite(warehouse, breakdown_suite, "run", docs)
+    sums = detail(breakdown, "contributions sum to the composite score")
+    assert (sums.success, sums.unexpected_count) == (False, 1)
+    assert sums.partial_unexpected_list[0]["technician_id"] == "t2"
+    assert sums.partial_unexpected_list[0]["contribution_sum"] == pytest.approx(85.001)
+    sample = detail(breakdown, "no rated indicator has fewer observations")
+    (row,) = sample.partial_unexpected_list
+    assert str(row.pop("period_start"))[:10] == "2026-05-01"
+    assert row == {"technician_id": "t2", "period_type": "month", "method": "comprehensive",
+                   "indicator_code": "mttr", "sample_size": 3, "min_sample": 10}
+    assert breakdown.failed_errors == 2
+
+
+def test_results_json_sample_is_valid(warehouse: Path, docs: Path) -> None:
+    sql(warehouse, SURVEYS, "insert into raw.surveys values ('bad', 7, 'P1')")
+    run_suite(warehouse, Suite("s", "raw.surveys", (sql_rule("select * from {batch} where overall_score > 5",
+                                                             "score <= 5"),)), "r", docs)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        (sample,) = con.execute(f"select sample from {RESULTS_TABLE}").fetchone()
+    assert json.loads(sample) == [{"response_id": "bad", "overall_score": 7, "priority": "P1"}]
