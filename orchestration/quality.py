@@ -117,7 +117,7 @@ def build_suite_check(suite: Suite, blocking: bool) -> AssetChecksDefinition:
         result = run_suite(
             paths.warehouse,
             suite,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             data_docs_dir=paths.reports / "data_docs",
             memory_limit=warehouse.memory_limit,
             threads=warehouse.threads,

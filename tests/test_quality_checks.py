@@ -1,0 +1,128 @@
+"""The GE suites as Dagster asset checks: an in-process materialization of a tiny graph (a mart asset, a
+blocking check on it, a downstream 'publish' asset) proves that a failing error-level check stops the
+downstream asset and a passing or warnings-only check lets it run. Real DuckDB, real GE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import (
+    AssetCheckSeverity,
+    AssetKey,
+    Definitions,
+    MaterializeResult,
+    asset,
+    materialize,
+)
+
+from expectations.suites import MART_SUITES, RAW_SUITES, Suite, between, not_null
+from ingestion.paths import DataDir
+from orchestration.quality import build_suite_check, check_name, quality_checks, suite_asset_key
+from orchestration.resources import WarehouseResource
+
+SCORES = Suite("team_scores", "marts.team_scores", (
+    not_null("team_id"),
+    between("score", 1, 5),
+    between("bonus", 0, 10, severity="warning"),
+))
+
+
+def build_graph(score: int, bonus: int):
+    @asset(key=AssetKey(["team_scores"]))
+    def team_scores(warehouse: WarehouseResource) -> MaterializeResult:
+        with duckdb.connect(str(warehouse.paths().warehouse)) as con:
+            con.execute("create schema if not exists marts")
+            con.execute(f"""create or replace table marts.team_scores as
+                select * from (values ('a', 3, 1), ('b', {score}, {bonus})) as v(team_id, score, bonus)""")
+        return MaterializeResult()
+
+    @asset(key=AssetKey(["published"]), deps=[AssetKey(["team_scores"])])
+    def published(warehouse: WarehouseResource) -> MaterializeResult:
+        with duckdb.connect(str(warehouse.paths().warehouse)) as con:
+            con.execute("create table if not exists marts.published as select * from marts.team_scores")
+        return MaterializeResult()
+
+    return [team_scores, published]
+
+
+def run(data_dir: DataDir, score: int, bonus: int):
+    return materialize(
+        [*build_graph(score, bonus), build_suite_check(SCORES, blocking=True)],
+        resources={"warehouse": WarehouseResource(data_dir=str(data_dir.root))},
+        raise_on_error=False,
+    )
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def published_exists(warehouse: Path) -> bool:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return bool(con.execute(
+            "select count(*) from information_schema.tables where table_name = 'published'").fetchone()[0])
+
+
+def test_failing_blocking_check_stops_downstream(data_dir: DataDir) -> None:
+    result = run(data_dir, score=7, bonus=1)
+    assert not result.success
+    assert materialized(result) == {"team_scores"}
+    assert not published_exists(data_dir.warehouse)
+
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.asset_key == AssetKey(["team_scores"]) and evaluation.check_name == "gx_team_scores"
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    assert (meta["expectations_run"], meta["failed_errors"], meta["failed_warnings"]) == (3, 1, 0)
+    assert meta["unexpected_counts"] == {"score within 1..5": 1}
+    assert meta["samples"] == {"score within 1..5": [7]}
+    assert meta["table"] == "marts.team_scores"
+    assert "| error | score within 1..5 | score | 1 | [7] |" in meta["failures"]
+    assert Path(meta["data_docs"]).is_file()
+    assert meta["data_docs_url"].startswith("file://")
+
+
+def test_passing_check_lets_downstream_run(data_dir: DataDir) -> None:
+    result = run(data_dir, score=4, bonus=1)
+    assert result.success
+    assert materialized(result) == {"team_scores", "published"}
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    assert evaluation.metadata["failed_errors"].value == 0
+    assert published_exists(data_dir.warehouse)
+
+
+def test_warning_failure_is_reported_but_does_not_block(data_dir: DataDir) -> None:
+    result = run(data_dir, score=4, bonus=99)
+    assert materialized(result) == {"team_scores", "published"}
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+    assert evaluation.metadata["samples"].value == {"bonus within 0..10": [99]}
+
+
+def test_check_results_are_stored_with_the_dagster_run_id(data_dir: DataDir) -> None:
+    result = run(data_dir, score=7, bonus=1)
+    with duckdb.connect(str(data_dir.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select run_id, count(*), count(*) filter (where not success) "
+            "from quality.validation_results group by run_id").fetchall()
+    assert rows == [(result.run_id, 3, 1)]
+
+
+@pytest.mark.parametrize("suite", [*RAW_SUITES, *MART_SUITES], ids=lambda s: s.name)
+def test_every_suite_has_one_check_on_its_asset(suite: Suite) -> None:
+    keys = {key for check in quality_checks for key in check.check_keys}
+    assert (suite_asset_key(suite), check_name(suite)) in {(k.asset_key, k.name) for k in keys}
+
+
+def test_asset_keys_and_blocking() -> None:
+    by_key = {key.asset_key: check for check in quality_checks for key in check.check_keys}
+    assert AssetKey(["raw", "tickets"]) in by_key
+    assert AssetKey(["kpi_technician_monthly"]) in by_key
+    assert AssetKey(["appraisal_scores"]) in by_key
+    assert all(spec.blocking for spec in by_key[AssetKey(["kpi_technician_monthly"])].check_specs)
+    assert not any(spec.blocking for spec in by_key[AssetKey(["raw", "tickets"])].check_specs)
+    # the checks load into Definitions beside the assets they check
+    Definitions(asset_checks=quality_checks, resources={"warehouse": WarehouseResource()}).resolve_asset_graph()
