@@ -43,7 +43,7 @@ composites as (
         period_end,
         period_label,
         method,
-        case when max(rated_weight) > 0 then sum(contribution) end as composite_score,
+        case when max(rated_weight) > 0 then cast(sum(contribution) as decimal(9, 2)) end as composite_score,
         max(rated_weight) as rated_weight,
         max(total_weight) as total_weight,
         sum(case when is_rated then 1 else 0 end) as rated_indicator_count,
