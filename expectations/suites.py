@@ -204,6 +204,34 @@ where earlier.earlier_loads >= {min_earlier_loads}
     )
 
 
+def newest_load_rows_loaded_once(severity: Severity = "error") -> Check:
+    """Each source row (file hash, row number) of the newest load is in the table once. Scoped to the newest
+    load so the nightly cost follows the new data (earlier loads were checked when they were new)."""
+    query = """
+with batch_rows as (
+    select _file_hash, _row_number, _loaded_at from {batch}
+),
+
+newest_load as (
+    select _file_hash
+    from batch_rows
+    order by _loaded_at desc, _file_hash desc
+    limit 1
+)
+
+select
+    batch_rows._file_hash,
+    batch_rows._row_number,
+    count(*) as copies
+from batch_rows
+inner join newest_load
+    on batch_rows._file_hash = newest_load._file_hash
+group by batch_rows._file_hash, batch_rows._row_number
+having count(*) > 1
+"""
+    return sql_rule(query, "each source row (file hash, row number) of the newest load is loaded once", severity)
+
+
 def freshness(column: str, max_age_hours: float, severity: Severity = "warning") -> Check:
     """The newest `column` value is at most `max_age_hours` old at validation time (an empty table fails)."""
     query = f"""
@@ -268,8 +296,7 @@ def raw_suite(feed: Feed) -> Suite:
             checks.append(in_set(col.name, col.values))
         if col.min is not None or col.max is not None:
             checks.append(between(col.name, col.min, col.max))
-    checks.append(unique(("_file_hash", "_row_number"),
-                         description="each source row (file hash, row number) is loaded once"))
+    checks.append(newest_load_rows_loaded_once())
     checks.append(not_null("_loaded_at", description="every row records when it was loaded"))
     for column, ref_table, ref_column, max_share in RAW_REFERENCE_SHARES.get(feed.name, ()):
         checks.append(reference_share(column, ref_table, ref_column, max_share))
