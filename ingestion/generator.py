@@ -336,11 +336,16 @@ def _files(landing: Path, feed: str, ext: str) -> list[str]:
     return sorted(str(p) for p in (landing / feed).glob(f"*.{ext}"))
 
 
-def _event_sql(landing: Path, feed: str) -> str:
-    """All versions of an event feed, every column as text, from CSV and Parquet files alike."""
-    cols = FEEDS[feed].column_names
+def _event_sql(landing: Path, feed: str, columns: tuple[str, ...] | None = None, since: date | None = None) -> str:
+    """All versions of an event feed (the given columns, as text), from CSV and Parquet files alike.
+
+    `since`: only files dated that day or later.
+    """
+    cols = columns or FEEDS[feed].column_names
     parts = []
-    csvs, pqs = _files(landing, feed, "csv"), _files(landing, feed, "parquet")
+    keep = (lambda p: Path(p).name[:10] >= since.isoformat()) if since else (lambda p: True)
+    csvs = [p for p in _files(landing, feed, "csv") if keep(p)]
+    pqs = [p for p in _files(landing, feed, "parquet") if keep(p)]
     if csvs:
         sel = ", ".join(f'"{c}"' for c in cols)
         parts.append(f"select {sel} from read_csv({csvs!r}, all_varchar = true, header = true)")
@@ -428,15 +433,17 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
         order by pu.purchase_id
         """).to_arrow_table()
 
-    ticket_sql = _event_sql(landing, "tickets")
-    latest = f"""
-        select *, try_cast(created_at as timestamp) as created_ts,
-            try_cast(first_response_at as timestamp) as response_ts
+    # the newest version of every ticket: status and dates only (one pass over all versions)
+    ticket_sql = _event_sql(landing, "tickets", ("ticket_id", "status", "created_at", "updated_at"))
+    con.sql(f"""
+        create temp table latest as
+        select ticket_id, arg_max(status, try_cast(updated_at as timestamp)) as status,
+            min(try_cast(created_at as timestamp)) as created_ts,
+            max(try_cast(updated_at as timestamp)) as updated_ts
         from ({ticket_sql})
-        qualify row_number() over (partition by ticket_id order by try_cast(updated_at as timestamp) desc) = 1
-    """
-    con.sql(f"create temp table latest as {latest}")
-    next_ticket = _max_number(con, ticket_sql, "ticket_id", "TK") + 1
+        group by ticket_id
+    """)
+    next_ticket = _max_number(con, "select ticket_id from latest", "ticket_id", "TK") + 1
 
     # new tickets of the day
     n_new = max(1, round(t.tickets_per_year / 365 * (0.7 if day.weekday() >= 5 else 1.1)))
@@ -461,12 +468,21 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
                          purchases.column("product_id").combine_chunks().take(pa.array(purchase)))
 
     # a few older open tickets resolved today
-    open_ = con.sql(
-        "select * from latest where status in ('open', 'in_progress') and created_ts < ? order by ticket_id",
-        params=[datetime.combine(day, datetime.min.time())]).to_arrow_table()
-    k = min(open_.num_rows, max(3, open_.num_rows // 20))
-    chosen = np.sort(rng.choice(open_.num_rows, size=k, replace=False)) if k else np.array([], dtype=np.int64)
-    upd = open_.take(pa.array(chosen))
+    open_ids = con.sql(
+        "select ticket_id from latest where status in ('open', 'in_progress') and created_ts < ? order by ticket_id",
+        params=[datetime.combine(day, datetime.min.time())]).to_arrow_table().column("ticket_id")
+    k = min(len(open_ids), max(3, len(open_ids) // 20))
+    chosen = open_ids.take(np.sort(rng.choice(len(open_ids), size=k, replace=False))) if k else open_ids.slice(0, 0)
+    con.register("chosen", pa.table({"ticket_id": chosen}))
+    open_ = con.sql(f"""
+        select *, try_cast(created_at as timestamp) as created_ts,
+            try_cast(first_response_at as timestamp) as response_ts
+        from ({_event_sql(landing, "tickets")}) as v
+        semi join chosen using (ticket_id)
+        qualify row_number() over (partition by ticket_id order by try_cast(updated_at as timestamp) desc) = 1
+        order by ticket_id
+    """).to_arrow_table()
+    upd = open_
     u_created = _seconds(upd.column("created_ts"))
     u_resp = _seconds(upd.column("response_ts"))
     resolved = t0 + np.sort(rng.integers(8 * HOUR, 20 * HOUR, size=k))
@@ -495,7 +511,7 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
     sent = res_all[j] + HOUR
     responded = np.minimum(sent + (rng.uniform(0.5, 4, len(j)) * HOUR).astype(np.int64),
                            np.where(is_late[j], sent + 20 * HOUR, eod))
-    next_survey = _max_number(con, _event_sql(landing, "surveys"), "response_id", "SV") + 1
+    next_survey = _max_number(con, _event_sql(landing, "surveys", ("response_id",)), "response_id", "SV") + 1
     sk_j = rng.normal(0.3, 0.8, len(j))
     surveys = survey_table(rng, np.arange(next_survey, next_survey + len(j)), tickets.column("ticket_id").take(j),
                            tickets.column("technician_id").take(j), tickets.column("customer_id").take(j),
@@ -503,16 +519,19 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
     write("surveys", day, surveys)
 
     # complaints received today about tickets of the last two weeks
-    recent = con.sql(
-        "select ticket_id, customer_id, technician_id from latest where created_ts >= ? and status <> 'cancelled' "
-        "order by ticket_id", params=[datetime.combine(day - timedelta(days=14), datetime.min.time())],
-    ).to_arrow_table()
+    recent = con.sql(f"""
+        select ticket_id, customer_id, technician_id
+        from ({_event_sql(landing, "tickets", ("ticket_id", "customer_id", "technician_id"), day - timedelta(15))}) as v
+        semi join (select ticket_id from latest where created_ts >= ? and status <> 'cancelled') using (ticket_id)
+        qualify row_number() over (partition by ticket_id order by ticket_id) = 1
+        order by ticket_id
+    """, params=[datetime.combine(day - timedelta(days=14), datetime.min.time())]).to_arrow_table()
     m = min(recent.num_rows, max(1, round(n_new * 0.1)))
     jc = np.sort(rng.choice(recent.num_rows, size=m, replace=False))
     received = t0 + np.sort(rng.integers(8 * HOUR, 18 * HOUR, size=m))
     accepted = received + (rng.lognormal(np.log(2), 0.6, m) * HOUR).astype(np.int64)
     acc_ok = accepted <= eod
-    next_complaint = _max_number(con, _event_sql(landing, "complaints"), "complaint_id", "CP") + 1
+    next_complaint = _max_number(con, _event_sql(landing, "complaints", ("complaint_id",)), "complaint_id", "CP") + 1
     complaints = pa.table({
         "complaint_id": ids("CP", np.arange(next_complaint, next_complaint + m), 7),
         "received_at": ts(received),
