@@ -135,19 +135,21 @@ def summarize(results: list) -> tuple[str, bool]:
 
     lines = ["", "ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
     mats = [ev for r in results for ev in r.get_asset_materialization_events()]
-    feeds, other = [], {}
+    feeds: dict[str, tuple] = {}
+    other: dict[tuple, dict] = {}
     for ev in mats:
         mat = ev.event_specific_data.materialization
         key = mat.asset_key.path
         md = {k: v.value for k, v in mat.metadata.items()}
         if key[0] == "raw" and "rows_loaded" in md:
-            feeds.append((key[1], md["rows_loaded"], md["rows_rejected"], md["files_read"],
-                          md.get("files_already_loaded", 0)))
+            # a run over a range of day partitions reports the same load once per day: keep one
+            feeds[key[1]] = (key[1], md["rows_loaded"], md["rows_rejected"], md["files_read"],
+                             md.get("files_already_loaded", 0))
         else:
             other[tuple(key)] = md
     if feeds:
         lines.append(f"{'feed':<22}{'loaded':>10}{'rejected':>10}{'files':>7}{'skipped':>9}")
-        for name, loaded, rejected, files, skipped in sorted(feeds):
+        for name, loaded, rejected, files, skipped in sorted(feeds.values()):
             lines.append(f"{name:<22}{loaded:>10}{rejected:>10}{files:>7}{skipped:>9}")
         lines.append("")
     evals = [e for r in results for e in r.get_asset_check_evaluations()]

@@ -1,16 +1,17 @@
 """The one code location: gathers what each domain module defines. No work happens at import beyond
 reading the prepared dbt manifest."""
 
-from __future__ import annotations
-
 from dagster import Definitions, in_process_executor
 
+from orchestration import instance_storage
 from orchestration.ingestion_assets import ingestion_assets
 from orchestration.jobs import jobs
 from orchestration.publish import build_publish_asset
 from orchestration.quality import quality_checks
 from orchestration.resources import WarehouseResource
 from orchestration.transform import build_dbt_assets, dbt_resource
+
+instance_storage.install()
 
 defs = Definitions(
     assets=[*ingestion_assets, build_dbt_assets(), build_publish_asset()],

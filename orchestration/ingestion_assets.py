@@ -1,15 +1,13 @@
 """Ingestion domain: one asset per feed, loading landing/<feed>/ into raw.<feed>; plus the working calendar."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    Backoff,
     BackfillPolicy,
+    Backoff,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -57,21 +55,32 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
         description=f"raw.{feed.name}: {feed.description} Rows breaking the contract go to raw.rejected_rows.",
         kinds={"duckdb", "python"},
         retry_policy=INGESTION_RETRY,
-        partitions_def=feed_days,
-        # a range of days (a backfill, or `make run` over the whole landing folder) loads in one run
-        backfill_policy=BackfillPolicy.single_run(),
+        # event feeds by day (the day in the file name); a range of days (a backfill, or `make run` over the
+        # whole landing folder) loads in one run. Reference feeds (roster, customers, ...) are snapshots.
+        partitions_def=feed_days if feed.period_columns else None,
+        backfill_policy=BackfillPolicy.single_run() if feed.period_columns else None,
         metadata={"table": f"raw.{feed.name}", "key": ", ".join(feed.key)},
     )
     def _feed_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         paths = warehouse.paths()
         days = context.partition_key_range
         try:
-            result = load_feed(paths.warehouse, paths.landing, feed.name, context.run_id, paths.work,
-                               day_from=days.start, day_to=days.end, timezone=warehouse.timezone)
+            result = load_feed(
+                paths.warehouse,
+                paths.landing,
+                feed.name,
+                context.run_id,
+                paths.work,
+                day_from=days.start,
+                day_to=days.end,
+                timezone=warehouse.timezone,
+            )
         except FeedLoadError as exc:
             raise Failure(description=str(exc), allow_retries=False) from exc
         context.log.info(
-            f"{feed.name} [{days.start} .. {days.end}]: {result.rows_loaded} rows loaded, {result.rows_rejected} rejected, "
+            f"{feed.name} [{f'{days.start} .. {days.end}' if days else 'all files'}]: "
+            f"{result.rows_loaded} rows loaded, "
+            f"{result.rows_rejected} rejected, "
             f"{result.files_read} file(s) read, {result.files_skipped} already loaded"
         )
         return MaterializeResult(metadata=load_metadata(result))

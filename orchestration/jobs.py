@@ -1,8 +1,6 @@
 """Jobs. Both write the warehouse, so they run in process (DuckDB has one writer) and carry the run tag
 that the instance's run coordinator limits to one run at a time."""
 
-from __future__ import annotations
-
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from orchestration.ingestion_assets import INGESTION_GROUP

@@ -1,7 +1,5 @@
 """Publish domain: copy the checked marts into the serving file BI tools read, as a new version."""
 
-from __future__ import annotations
-
 import json
 import subprocess
 from functools import cache
@@ -73,15 +71,18 @@ def build_publish_asset() -> AssetsDefinition:
         context.log.info(
             f"publication {result.publication_id}: {len(result.new_versions)} period version(s), "
             f"restatements {result.restatements or 'none'} → {paths.serving}"
-            if result.changed else "nothing changed since the current publication: no new version"
+            if result.changed
+            else "nothing changed since the current publication: no new version"
         )
-        return MaterializeResult(metadata={
-            "serving_file": MetadataValue.path(str(paths.serving)),
-            "publication_id": result.publication_id if result.publication_id is not None else 0,
-            "changed": result.changed,
-            "new_versions": MetadataValue.json([f"{p} v{v}" for p, v in result.new_versions]),
-            "restated_periods": MetadataValue.json(result.restatements),
-            "row_counts": MetadataValue.json(result.row_counts),
-        })
+        return MaterializeResult(
+            metadata={
+                "serving_file": MetadataValue.path(str(paths.serving)),
+                "publication_id": result.publication_id if result.publication_id is not None else 0,
+                "changed": result.changed,
+                "new_versions": MetadataValue.json([f"{p} v{v}" for p, v in result.new_versions]),
+                "restated_periods": MetadataValue.json(result.restatements),
+                "row_counts": MetadataValue.json(result.row_counts),
+            }
+        )
 
     return publication

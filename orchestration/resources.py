@@ -1,7 +1,5 @@
 """Resources shared by the domain modules: where the warehouse is and how DuckDB may use the machine."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from dagster import ConfigurableResource

@@ -102,8 +102,9 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
         shutil.copyfile(serving, tmp)
     result = PublicationResult(publication_id=None, serving_path=serving)
     now = dt.datetime.now(dt.UTC)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect()
     try:
+        con.execute(f"attach {quote_literal(str(warehouse))} as w (read_only)")
         con.execute(f"attach {quote_literal(str(tmp))} as s (storage_version {quote_literal(SERVING_STORAGE_VERSION)})")
         for ddl in SERVING_DDL:
             con.execute(ddl)
@@ -119,7 +120,7 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             version = int(prev[0]) + 1 if prev else 1
             new_versions.append((period, version))
             for m in versioned:
-                src = f"{quote_ident(m.schema)}.{quote_ident(m.name)}"
+                src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
                 hist = f"s.history.{quote_ident(m.name)}"
                 if not _table_exists(con, "s", "history", m.name):
                     con.execute(f"create table {hist} as select *, cast(null as bigint) as _version from {src} limit 0")
@@ -142,7 +143,7 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 )
         snapshot_changed = False
         for m in [m for m in marts if m.mode == "snapshot"] + [MartSpec(t, "snapshot", s) for s, t in extra_tables]:
-            src = f"{quote_ident(m.schema)}.{quote_ident(m.name)}"
+            src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
             dst = f"s.main.{quote_ident(m.name)}"
             if _table_exists(con, "s", "main", m.name):
                 cols = _columns(con, src)
@@ -189,7 +190,7 @@ def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec]) 
         return {}
     parts = []
     for m in versioned:
-        src = f"{quote_ident(m.schema)}.{quote_ident(m.name)}"
+        src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
         cols = _columns(con, src)
         parts.append(f"select {PERIOD_COLUMN} as p, {quote_literal(m.name)} as m, {_hash_expr(cols)} as h "
                      f"from {src} group by {PERIOD_COLUMN}")

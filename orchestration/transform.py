@@ -1,17 +1,18 @@
 """Transform domain: the dbt project (staging → intermediate → marts) as Dagster assets via dagster-dbt."""
 
-from __future__ import annotations
-
+import datetime as dt
 import os
+import sys
 from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, Config, Failure
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from ingestion.paths import DBT_PROJECT_DIR
-from orchestration.partitions import appraisal_months, dbt_vars_for_window
+from orchestration.partitions import dbt_vars_for_months
 from orchestration.resources import WarehouseResource
 
 
@@ -64,6 +65,17 @@ def dbt_build_args(full_refresh: bool = False, dbt_vars: Mapping[str, Any] | Non
     return args
 
 
+def dbt_vars_for_run_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The month window of a build run, from the publication partition range the run was launched for.
+    A run without a range (e.g. launched from the UI for the dbt assets alone) rebuilds what the new data
+    touched and nothing else is forced."""
+    start = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    end = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    if not start or not end:
+        return {}
+    return dbt_vars_for_months(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+
+
 def validate_settings_or_fail() -> None:
     from orchestration.indicator_settings import IndicatorSettingsError, validate_settings
 
@@ -77,16 +89,21 @@ def validate_settings_or_fail() -> None:
 def build_dbt_assets() -> AssetsDefinition:
     project = dbt_project()
 
-    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=TRANSLATOR,
-                name="servicescore_dbt", partitions_def=appraisal_months,
-                backfill_policy=BackfillPolicy.single_run())
-    def servicescore_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-                         config: DbtBuildConfig):
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=TRANSLATOR,
+        name="servicescore_dbt",
+    )
+    def servicescore_dbt(
+        context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtBuildConfig
+    ):
         validate_settings_or_fail()
-        window = context.partition_time_window
-        dbt_vars = dbt_vars_for_window(window.start, window.end)
-        context.log.info(f"dbt build for months [{dbt_vars['period_from']}, {dbt_vars['period_to']})"
-                         + (" with --full-refresh" if config.full_refresh else ""))
+        dbt_vars = dbt_vars_for_run_tags(context.run.tags)
+        context.log.info(
+            f"dbt build, month window {dbt_vars or 'none: what the new data touched'}"
+            + (" with --full-refresh" if config.full_refresh else "")
+        )
         # dbt runs as a subprocess and reads the warehouse location and limits from its environment
         os.environ.update(warehouse.dbt_env())
         yield from dbt.cli(dbt_build_args(config.full_refresh, dbt_vars), context=context).stream()
@@ -95,4 +112,5 @@ def build_dbt_assets() -> AssetsDefinition:
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project())
+    # the dbt of this virtualenv, whether or not the venv is activated
+    return DbtCliResource(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).parent / "dbt"))
