@@ -360,24 +360,85 @@ def kpi_suite(model: str, key_columns: Sequence[str], schema: str = "marts") -> 
 
 # ---------------------------------------------------------------------------------------------- appraisal
 
-GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 90.0), ("B", 80.0), ("C", 60.0), ("D", 0.0))
+GRADES = ("A", "B", "C", "D")
 APPRAISAL_KEY = ("technician_id", "period_type", "period_start", "method")
 
 
-def grade_not_better_than_band(bands: Sequence[tuple[str, float]] = GRADE_BANDS) -> Check:
-    """A forced distribution may move a grade down, never up: grade X needs a score >= X's lower bound."""
-    conditions = " or ".join(f"(grade = '{g}' and composite_score < {low})" for g, low in bands if low > 0)
-    band_text = ", ".join(f"{g}>={low:g}" for g, low in bands if low > 0)
+def grade_not_better_than_band(bands_table: str = "reference.grade_bands") -> Check:
+    """A forced distribution may move a grade down, never up: grade X needs a score >= X's lower bound
+    (min_score of X in the grade_bands seed)."""
     query = f"""
+with batch_rows as (
+    select * from {{batch}}
+)
+
 select
-    {", ".join(APPRAISAL_KEY)},
-    composite_score,
-    grade
-from {{batch}}
-where grade is not null
-    and ({conditions})
+    {", ".join(f"batch_rows.{k}" for k in APPRAISAL_KEY)},
+    batch_rows.composite_score,
+    batch_rows.grade,
+    bands.min_score as grade_min_score
+from batch_rows
+inner join {bands_table} as bands
+    on batch_rows.grade = bands.grade
+where batch_rows.composite_score is null
+    or batch_rows.composite_score < bands.min_score
 """
-    return sql_rule(query, f"grade is never better than its score band ({band_text})")
+    return sql_rule(query, "grade is never better than its score band (grade_bands.min_score)")
+
+
+def forced_distribution_respected() -> Check:
+    """At most floor(forced_a_max_share x graded technicians) A per team, period and method; the final grade
+    differs from the band grade only where the forced distribution moved an A down to B."""
+    query = """
+with batch_rows as (
+    select * from {batch}
+),
+
+team_grades as (
+    select
+        team_id,
+        period_type,
+        period_start,
+        method,
+        max(forced_a_max_share) as forced_a_max_share,
+        sum(case when status = 'graded' then 1 else 0 end) as graded_count,
+        sum(case when grade = 'A' then 1 else 0 end) as a_count
+    from batch_rows
+    group by team_id, period_type, period_start, method
+)
+
+select
+    team_id,
+    period_type,
+    period_start,
+    method,
+    cast(null as varchar) as technician_id,
+    'more A than the forced distribution allows' as problem,
+    a_count,
+    graded_count,
+    forced_a_max_share
+from team_grades
+where forced_a_max_share is not null
+    and a_count > floor(forced_a_max_share * graded_count + 1e-9)
+
+union all
+
+select
+    team_id,
+    period_type,
+    period_start,
+    method,
+    technician_id,
+    'grade ' || coalesce(grade, 'null') || ' differs from band grade ' || coalesce(band_grade, 'null')
+        as problem,
+    null as a_count,
+    null as graded_count,
+    forced_a_max_share
+from batch_rows
+where grade is distinct from band_grade
+    and not (coalesce(is_forced_down, false) and band_grade = 'A' and grade = 'B')
+"""
+    return sql_rule(query, "the forced distribution is respected (A quota per team; only A -> B moves)")
 
 
 def score_drift(max_shift_points: float, severity: Severity = "warning") -> Check:
@@ -427,11 +488,13 @@ def appraisal_scores_suite(schema: str = "marts", drift_points: float = 10.0) ->
         unique(APPRAISAL_KEY, description="exactly one row per technician, period type, period and method"),
         in_set("period_type", ("month", "quarter", "year")),
         between("composite_score", 0, 100, description="composite_score within 0..100"),
-        in_set("grade", [g for g, _ in GRADE_BANDS]),
+        in_set("grade", GRADES),
+        in_set("status", ("graded", "insufficient_data")),
         between("rank_in_team", 1, None, description="rank_in_team >= 1"),
         between("rank_overall", 1, None, description="rank_overall >= 1"),
         between("rated_weight_share", 0, 1, description="rated_weight_share within 0..1"),
         grade_not_better_than_band(),
+        forced_distribution_respected(),
         sql_rule(f"""
 select {", ".join(APPRAISAL_KEY)}, status, composite_score, grade
 from {{batch}}

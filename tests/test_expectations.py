@@ -314,15 +314,21 @@ def test_kpi_suite_passes_on_good_mart_and_pinpoints_bad_rows(warehouse: Path, d
 
 
 APPRAISAL = """
+create schema if not exists reference;
+create or replace table reference.grade_bands as
+select * from (values ('A', 90), ('B', 80), ('C', 60), ('D', 0)) as v(grade, min_score);
 create schema if not exists marts;
 create or replace table marts.appraisal_scores as
 select * from (values
-    ('t1', 'team1', 'month', date '2026-05-01', 'comprehensive', 92.0, 'A', 1, 1, 100.0, 1.0, 'graded'),
-    ('t2', 'team1', 'month', date '2026-05-01', 'comprehensive', 85.0, 'C', 2, 2, 100.0, 1.0, 'graded'),
-    ('t1', 'team1', 'month', date '2026-06-01', 'comprehensive', 91.0, 'A', 1, 1, 100.0, 1.0, 'graded'),
-    ('t2', 'team1', 'month', date '2026-06-01', 'comprehensive', 84.0, 'B', 2, 2, 100.0, 1.0, 'graded')
-) as v(technician_id, team_id, period_type, period_start, method, composite_score, grade, rank_in_team,
-       rank_overall, rated_weight, rated_weight_share, status);
+    -- t2 in May: band B (85), graded C: moving down is allowed by the band rule but not by the forced
+    -- distribution (which only moves A to B) - see the second update below
+    ('t1', 'team1', 'month', date '2026-05-01', 'comprehensive', 92.0, 'A', 'A', false, 1, 1, 100.0, 1.0, 'graded'),
+    ('t2', 'team1', 'month', date '2026-05-01', 'comprehensive', 85.0, 'B', 'B', false, 2, 2, 100.0, 1.0, 'graded'),
+    ('t1', 'team1', 'month', date '2026-06-01', 'comprehensive', 91.0, 'A', 'A', false, 1, 1, 100.0, 1.0, 'graded'),
+    ('t2', 'team1', 'month', date '2026-06-01', 'comprehensive', 84.0, 'B', 'B', false, 2, 2, 100.0, 1.0, 'graded')
+) as v(technician_id, team_id, period_type, period_start, method, composite_score, grade, band_grade,
+       is_forced_down, rank_in_team, rank_overall, rated_weight, rated_weight_share, status);
+alter table marts.appraisal_scores add column forced_a_max_share double default 0.5;
 create or replace table marts.appraisal_score_breakdown as
 select
     technician_id, period_type, period_start, method, code as indicator_code, 0.5 as value,
@@ -342,8 +348,13 @@ def test_appraisal_suites(warehouse: Path, docs: Path) -> None:
     sql(warehouse,
         # a forced distribution may move t1 down to B, but nothing moves a score of 85 up to A
         "update marts.appraisal_scores set grade = 'A' where technician_id = 't2' and period_start = '2026-06-01'",
+        # May: two A out of two graded with at most floor(0.5 x 2) = 1 A allowed
+        "update marts.appraisal_scores set grade = 'A', band_grade = 'A', composite_score = 95.0 "
+        "where technician_id = 't2' and period_start = '2026-05-01'",
+        "update marts.appraisal_score_breakdown set score = 95.0, contribution = 47.5 "
+        "where technician_id = 't2' and period_start = '2026-05-01'",
         # t1 falls from 91 to 61 in June: the mean drops from 88.5 (May) to 72.5, a drift warning
-        "update marts.appraisal_scores set composite_score = 61.0, grade = 'C' "
+        "update marts.appraisal_scores set composite_score = 61.0, grade = 'C', band_grade = 'C' "
         "where technician_id = 't1' and period_start = '2026-06-01'",
         "update marts.appraisal_score_breakdown set score = 61.0, contribution = 30.5 "
         "where technician_id = 't1' and period_start = '2026-06-01'",
@@ -358,14 +369,20 @@ def test_appraisal_suites(warehouse: Path, docs: Path) -> None:
     drift = detail(scores, "mean composite score moves")
     assert drift.severity == "warning" and not drift.success
     (row,) = drift.partial_unexpected_list
-    assert (row["previous_mean"], row["mean_composite"], row["shift_points"]) == (88.5, 72.5, -16.0)
-    assert scores.failed_errors == 1 and scores.failed_warnings == 1
+    assert (row["previous_mean"], row["mean_composite"], row["shift_points"]) == (93.5, 72.5, -21.0)
+    forced = detail(scores, "the forced distribution is respected")
+    assert not forced.success and forced.unexpected_count == 2
+    problems = {(str(r["period_start"])[:10], r["technician_id"], r["problem"])
+                for r in forced.partial_unexpected_list}
+    assert problems == {("2026-05-01", None, "more A than the forced distribution allows"),
+                        ("2026-06-01", "t2", "grade A differs from band grade B")}
+    assert scores.failed_errors == 2 and scores.failed_warnings == 1
 
     breakdown = run_suite(warehouse, breakdown_suite, "run", docs)
     sums = detail(breakdown, "contributions sum to the composite score")
     assert (sums.success, sums.unexpected_count) == (False, 1)
     assert sums.partial_unexpected_list[0]["technician_id"] == "t2"
-    assert sums.partial_unexpected_list[0]["contribution_sum"] == pytest.approx(85.001)
+    assert sums.partial_unexpected_list[0]["contribution_sum"] == pytest.approx(95.001)
     sample = detail(breakdown, "no rated indicator has fewer observations")
     (row,) = sample.partial_unexpected_list
     assert str(row.pop("period_start"))[:10] == "2026-05-01"
