@@ -96,6 +96,8 @@ TICKETS = [
     _ticket("K8", "T2", "P3", "maintenance", "2026-01-30 10:00", "2026-01-30 11:00", "2026-02-03 10:00"),
     # K9 spans National Day 2026 and ends on the make-up Saturday 10 Oct: 1 + 9 + 9 + 1 = 20 business h
     _ticket("K9", "T3", "P3", "maintenance", "2026-09-30 17:00", "2026-09-30 17:30", "2026-10-10 10:00"),
+    # K10: resolved before its first response -> has_stage_order_issue
+    _ticket("K10", "T3", "P2", "repair", "2026-03-02 10:00", "2026-03-02 12:00", "2026-03-02 11:00"),
 ]
 
 
@@ -196,8 +198,11 @@ def build_raw_warehouse(data_dir: Path, rows: dict[str, list[dict]] | None = Non
     return path
 
 
-def run_dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data_dir), "SERVICESCORE_PII_SALT": "servicescore"}
+def run_dbt(data_dir: Path, *args: str, artifacts: Path | None = None) -> subprocess.CompletedProcess:
+    """dbt in a subprocess; target/ and logs/ under `artifacts` so parallel runs do not share them."""
+    artifacts = artifacts or data_dir / "dbt"
+    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data_dir), "SERVICESCORE_PII_SALT": "servicescore",
+           "DBT_TARGET_PATH": str(artifacts / "target"), "DBT_LOG_PATH": str(artifacts / "logs")}
     return subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
         env=env, capture_output=True, text=True, timeout=300,
@@ -205,12 +210,18 @@ def run_dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> duckdb.DuckDBPyConnection:
+def dbt_artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dbt_artifacts")
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory, dbt_artifacts) -> duckdb.DuckDBPyConnection:
     data_dir = tmp_path_factory.mktemp("core")
     path = build_raw_warehouse(data_dir)
     result = run_dbt(data_dir, "build", "--exclude", "path:models/marts/appraisal",
                      "path:models/intermediate/appraisal", "path:models/marts/training",
-                     "path:models/intermediate/training", "--vars", "{as_of_date: '2026-06-30'}")
+                     "path:models/intermediate/training", "--vars", "{as_of_date: '2026-06-30'}",
+                     artifacts=dbt_artifacts)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     con = duckdb.connect(str(path), read_only=True)
     yield con
@@ -256,6 +267,8 @@ def test_ticket_durations_and_sla(warehouse):
     ]
     assert one(warehouse, "select is_sla_met, handling_hours from marts.fct_service_tickets "
                           "where ticket_id = 'K4'") == (None, None)
+    issues = warehouse.execute("select ticket_id from marts.fct_service_tickets where has_stage_order_issue").fetchall()
+    assert issues == [("K10",)]
 
 
 def test_local_time_and_team_at_event(warehouse):
@@ -340,7 +353,7 @@ def test_personal_data_is_masked(warehouse):
                          "tickets_count, complaints_count, mean_satisfaction from marts.dim_customers "
                          "where customer_id = 'CU1'")
     assert row[:3] == ("张**", expected_hash, "*******8000")
-    assert row[3:7] == (1, "in_warranty", 9, 2)
+    assert row[3:7] == (1, "in_warranty", 10, 2)
     assert row[7] == pytest.approx(33 / 10)
     assert one(warehouse, "select warranty_status from marts.dim_customers where customer_id = 'CU2'") == (
         "expired",)
@@ -356,3 +369,16 @@ def test_dim_technicians_scd2(warehouse):
         "where technician_id = 'T2' order by valid_from").fetchall()
     assert rows == [("A", date(2025, 1, 1), date(2026, 2, 1), False),
                     ("B", date(2026, 2, 1), date(9999, 12, 31), True)]
+
+
+def test_build_fails_when_the_calendar_does_not_cover_the_facts(tmp_path, dbt_artifacts):
+    """A ticket outside raw.work_calendar would get null business hours: the build must stop, naming the test."""
+    data_dir = tmp_path / "short_calendar"
+    build_raw_warehouse(data_dir, {"technicians": TECHNICIANS, "tickets": TICKETS[3:4]})  # K2, January 2026
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        write_work_calendar(con, date(2026, 1, 1), date(2026, 1, 16))  # K2 resolves on 19 January
+    result = run_dbt(data_dir, "build", "--select", "+assert_work_calendar_covers_all_fact_dates",
+                     artifacts=dbt_artifacts)
+    assert result.returncode != 0
+    assert "FAIL 1 assert_work_calendar_covers_all_fact_dates" in result.stdout.replace("\x1b[31m", "").replace(
+        "\x1b[0m", "")
