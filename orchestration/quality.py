@@ -9,6 +9,7 @@ which Dagster reports and does not block on. Mart suites are blocking; raw-feed 
 
 # no `from __future__ import annotations` here: Dagster checks the `context` annotation at definition
 # time and does not resolve string annotations.
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,9 +85,10 @@ def check_result(result: SuiteResult) -> AssetCheckResult:
         "unexpected_counts": MetadataValue.json(
             {d.description: d.unexpected_count for d in failed}
         ),
-        "samples": MetadataValue.json(
-            {d.description: (d.exception or d.partial_unexpected_list) for d in failed}
-        ),
+        # sample values may be timestamps or decimals: keep them readable as text
+        "samples": MetadataValue.json(json.loads(json.dumps(
+            {d.description: (d.exception or d.partial_unexpected_list) for d in failed}, default=str
+        ))),
         "failures": MetadataValue.md(failures_markdown(result)),
         "validation_run_id": MetadataValue.text(result.run_id),
     }
