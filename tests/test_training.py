@@ -556,3 +556,18 @@ def test_warranty_status_at_a_date(built: tuple[Path, Path, Path], as_of: str, e
     # c5: one purchase expired 2026-01-31, one covered until 2027-06-30
     c5 = next(r for r in rows if r["customer_id"] == "c5")
     assert c5["active_warranties_count"] == (0 if as_of == "2027-07-01" else 1)
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+def test_a_second_settings_row_fails_the_build(tmp_path: Path) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs"))
+    two_rows = TRAINING_SETTINGS + "comprehensive,0.25,4,60,45,1,2,business\n"
+    (project / "seeds" / "training_settings.csv").write_text(two_rows, encoding="utf-8")
+    data = tmp_path / "settings_data"
+    data.mkdir()
+    result = _dbt(project, data, "build", "--select", "training_settings", "int_training_settings")
+    assert result.returncode != 0
+    assert "FAIL 1 unique_int_training_settings_settings_key" in result.stdout
