@@ -555,8 +555,10 @@ where not is_rated
 
 
 def training_mart_suites() -> list[Suite]:
-    """Suites for the training marts go here (built with the helpers above) once the marts exist."""
-    return []
+    """Suites for the training marts (expectations/training_suites.py)."""
+    from expectations.training_suites import training_suites
+
+    return training_suites()
 
 
 # ---------------------------------------------------------------------------------------------- registry

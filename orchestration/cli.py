@@ -175,7 +175,11 @@ def summarize(results: list) -> tuple[str, bool]:
     for ev in [ev for r in results for ev in r.all_events if ev.event_type_value == "STEP_FAILURE"]:
         err = ev.event_specific_data.error
         lines.append(f"  step failed: {ev.step_key}")
-        lines.append("    " + (err.message if err else "").strip().replace("\n", "\n    ")[:3000])
+        messages = []
+        while err is not None:  # the step error, then what caused it (the dbt or loader error)
+            messages.append(err.message.strip())
+            err = err.cause
+        lines.append("    " + "\n".join(messages).replace("\n", "\n    ")[:3000])
     ok = bool(results) and all(r.success for r in results) and not blocking_failed and pub is not None
     lines.append("")
     lines.append("OK" if ok else "FAILED")

@@ -8,21 +8,22 @@ from pydantic import Field
 from ingestion.paths import DataDir
 
 
-def _default_data_dir() -> str:
-    return str(DataDir.from_env().root)
-
-
 class WarehouseResource(ConfigurableResource):
     """The embedded DuckDB warehouse. Defaults work with no configuration (data/ in the repo, or
     $SERVICESCORE_DATA_DIR); the memory limit and thread count bound DuckDB on small machines."""
 
-    data_dir: str = Field(default_factory=_default_data_dir, description="the data folder (all state lives here)")
+    data_dir: str | None = Field(
+        default=None,
+        description="the data folder (all state lives here); unset: $SERVICESCORE_DATA_DIR, else data/ in the repo",
+    )
     timezone: str = Field(default="Asia/Shanghai", description="zone of naive timestamps and of days/months")
     memory_limit: str = Field(default="3GB", description="DuckDB memory_limit for every connection")
     threads: int = Field(default=2, description="DuckDB threads")
 
     def paths(self) -> DataDir:
-        return DataDir(Path(self.data_dir).resolve()).ensure()
+        # resolved when a step runs, not when the code location loads
+        root = DataDir(Path(self.data_dir).resolve()) if self.data_dir else DataDir.from_env()
+        return root.ensure()
 
     def dbt_env(self) -> dict[str, str]:
         """Environment for the dbt subprocess, so dbt builds the same warehouse with the same limits."""

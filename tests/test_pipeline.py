@@ -1,0 +1,191 @@
+"""The whole graph, materialized in process on a small hand-made data set (tests/fixtures/handmade),
+with every expected number worked out by hand below.
+
+The data set: technicians T1 (team TA), T2 (team TA, moves to TB on 2026-06-01), T3 (TB, leaves 2026-06-30);
+tickets K1..K9 in May/June 2026 (K4 arrives twice: in progress in May, resolved on 2026-06-01 in June's file);
+one ticket with an unknown technician (KX) and one survey with overall_score 9 (R9) are rejected.
+May 2026 has no public holiday after the 5th; durations below are in hours.
+"""
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingestion.paths import DataDir
+
+FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
+
+
+def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("pipeline") / "data"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SERVICESCORE_DATA_DIR", str(root))
+    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+    paths = DataDir(root).ensure()
+    shutil.copytree(FIXTURE, paths.landing, dirs_exist_ok=True)
+    from orchestration.cli import prepare_home, run_pipeline, summarize
+
+    prepare_home(paths)
+    results = run_pipeline(paths)
+    text, ok = summarize(results)
+    yield paths, results, text, ok
+    mp.undo()
+
+
+def kpi(paths: DataDir, table: str, key: str, period: str, columns: str) -> tuple:
+    rows = q(paths.warehouse, f"select {columns} from marts.{table} where {key} and period_label = ?", [period])
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_run_succeeds_and_summary_counts_rows(pipeline):
+    paths, results, text, ok = pipeline
+    assert ok, text
+    assert [r.dagster_run.job_name for r in results] == ["ingest_feeds", "build_and_publish"]
+    lines = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line[:1].isalpha() and "  " in line}
+    assert lines["tickets"][:2] == ["10", "1"]  # 11 ticket rows landed: K4 twice, KX unknown technician
+    assert lines["surveys"][:2] == ["6", "1"]  # R9 has overall_score 9
+    assert "publication 1:" in text and str(paths.serving) in text
+
+
+def test_every_landed_row_is_loaded_or_rejected(pipeline):
+    paths = pipeline[0]
+    loaded = dict(q(paths.warehouse, "select feed, sum(rows_loaded) from raw.load_log group by feed"))
+    rejected = dict(q(paths.warehouse, "select feed, count(*) from raw.rejected_rows group by feed"))
+    landed = {}
+    for f in FIXTURE.glob("*/*.csv"):
+        landed[f.parent.name] = landed.get(f.parent.name, 0) + len(f.read_text().strip().splitlines()) - 1
+    for feed, n in landed.items():
+        assert loaded.get(feed, 0) + rejected.get(feed, 0) == n, feed
+    assert q(paths.warehouse, "select feed, rule from raw.rejected_rows order by feed") == [
+        ("surveys", "range:overall_score"), ("tickets", "reference:technician_id")]
+
+
+def test_technician_month_kpis_by_hand(pipeline):
+    paths = pipeline[0]
+    t1_may = kpi(paths, "kpi_technician_monthly", "technician_id = 'T1'", "2026-05",
+                 "csat, csat_n, customer_rating, nps, nps_n, service_attitude, technical_level, "
+                 "avg_handling_time_hours, avg_handling_time_n, mttr_hours, mttr_n, "
+                 "first_response_time_hours, first_response_time_n, sla_attainment, first_time_fix_rate, "
+                 "reopen_rate, complaint_acceptance_time_hours, complaint_acceptance_time_n, "
+                 "problem_resolution_rate, complaint_rate, supervisor_review, team_id")
+    expected = (
+        2 / 3, 3,  # R1 5 and R3 4 satisfied, R2 3 not
+        4.0,  # (5 + 3 + 4) / 3
+        0.0, 3,  # one promoter (10), one passive (7), one detractor (6)
+        13 / 3, 4.0,  # attitude (5 + 4 + 4) / 3, technical (4 + 3 + 5) / 3
+        20 / 3, 3,  # K1 4 h, K2 10 h, K3 6 h resolved in May
+        5.0, 2,  # repairs K1 4 h and K3 6 h
+        2.25 / 4, 4,  # K1 0.5, K2 1, K3 0.25, K4 0.5 (created in May)
+        2 / 3,  # K3 (P1, 4 calendar hours) took 6 h: breached
+        0.5,  # K1 fixed first time, K3 not
+        1 / 3,  # K2 reopened
+        1.5, 2,  # CP1 2 h, CP2 1 h
+        0.5,  # CP1 resolved and confirmed; CP2 not resolved
+        200 / 3,  # 2 complaints per 3 resolved tickets, per 100
+        4.5,
+        "TA",
+    )
+    assert t1_may == pytest.approx(expected)
+
+
+def test_newest_version_wins_and_business_hours(pipeline):
+    paths = pipeline[0]
+    # K4 resolved 2026-06-01 10:00 after opening 2026-05-20 10:00: 288 calendar hours; business hours on the
+    # 09:00-18:00 day: 8 (Wed May 20 from 10:00) + 18 (21-22) + 45 (25-29) + 1 (Mon June 1) = 72, so its
+    # P2 SLA (8 business hours) is breached
+    t1_jun = kpi(paths, "kpi_technician_monthly", "technician_id = 'T1'", "2026-06",
+                 "avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n, sla_attainment")
+    assert t1_jun == pytest.approx((150.0, (72 + 9) / 2, 2, 0.5))  # K8: 12 h, 9 business hours (09:00-21:00)
+
+
+def test_quarter_is_recomputed_from_facts_not_averaged(pipeline):
+    paths = pipeline[0]
+    csat, csat_n, aht = kpi(paths, "kpi_technician_quarterly", "technician_id = 'T1'", "2026-Q2",
+                            "csat, csat_n, avg_handling_time_hours")
+    assert (csat, csat_n) == (0.75, 4)  # 3 of 4 responses; the mean of the monthly 2/3 and 1.0 would be 0.833
+    assert aht == pytest.approx((4 + 10 + 6 + 12 + 288) / 5)
+
+
+def test_team_values_come_from_the_teams_facts_and_follow_the_move(pipeline):
+    paths = pipeline[0]
+    # May: T2 was still in TA. CSAT over the team's 4 responses = 2/4, not the mean of T1 2/3 and T2 0
+    assert kpi(paths, "kpi_team_monthly", "team_id = 'TA'", "2026-05", "csat, csat_n, avg_handling_time_hours") \
+        == pytest.approx((0.5, 4, 6.0))
+    # June: T2 moved to TB; TB = K7 (T2) 3 h and K9 (T3) 6 h
+    assert kpi(paths, "kpi_team_monthly", "team_id = 'TB'", "2026-06", "avg_handling_time_hours, avg_handling_time_n") \
+        == pytest.approx((4.5, 2))
+    assert kpi(paths, "kpi_technician_monthly", "technician_id = 'T2'", "2026-06", "team_id") == ("TB",)
+
+
+def test_serving_file_opens_read_only_with_marts_and_publications(pipeline):
+    paths = pipeline[0]
+    assert q(paths.serving, "select publication_id from publications") == [(1,)]
+    got = q(paths.serving, "select csat from kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-05'")
+    assert got == [(pytest.approx(2 / 3),)]
+    tables = {r[0] for r in q(paths.serving, "select table_name from duckdb_tables() where schema_name = 'main'")}
+    assert {"publications", "dim_customers", "fct_service_tickets"} <= tables
+    # personal data never reaches serving unmasked
+    names = q(paths.serving, "select * from dim_customers")
+    assert not any("陈一" in str(v) or "13800000001" in str(v) for row in names for v in row)
+
+
+def test_definitions_load_with_the_expected_asset_keys():
+    from dagster import AssetKey
+
+    from orchestration.definitions import defs
+
+    keys = set(defs.resolve_all_asset_keys())
+    feeds = {"tickets", "complaints", "surveys", "technicians", "customers", "purchases", "products"}
+    assert {AssetKey(["raw", f]) for f in feeds} <= keys
+    assert {AssetKey(["kpi_technician_monthly"]), AssetKey(["appraisal_scores"]),
+            AssetKey(["serving", "publication"])} <= keys
+    graph = defs.resolve_asset_graph()
+    # lineage: the tickets feed reaches the published mart through the dbt models
+    upstream = graph.get(AssetKey(["serving", "publication"])).parent_keys
+    assert AssetKey(["kpi_technician_monthly"]) in upstream
+    assert AssetKey(["raw", "tickets"]) in graph.get(AssetKey(["stg_tickets__tickets"])).parent_keys
+
+
+def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A bad mart row: the blocking check fails, publish does not run, serving.duckdb is byte-for-byte unchanged."""
+    from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, define_asset_job
+
+    from orchestration.definitions import defs
+    from orchestration.publish import PUBLICATION_KEY
+
+    src = pipeline[0]
+    paths = DataDir(tmp_path / "copy").ensure()
+    for name in ("warehouse.duckdb", "serving.duckdb"):
+        shutil.copy2(src.root / name, paths.root / name)
+    monkeypatch.setenv("SERVICESCORE_DATA_DIR", str(paths.root))
+    monkeypatch.setenv("DAGSTER_HOME", str(paths.dagster_home))
+    con = duckdb.connect(str(paths.warehouse))
+    con.execute("update marts.kpi_technician_monthly set csat = 7 where technician_id = 'T1' and period_label = '2026-05'")
+    con.close()
+    before = paths.serving.read_bytes()
+    kpi_key = AssetKey(["kpi_technician_monthly"])
+    gx_check = AssetCheckKey(kpi_key, "gx_kpi_technician_monthly")
+    job = define_asset_job("gate_only", selection=AssetSelection.assets(PUBLICATION_KEY) | AssetSelection.checks(gx_check))
+    resolved = job.resolve(asset_graph=defs.resolve_asset_graph())
+    from orchestration.cli import range_tags
+
+    with DagsterInstance.ephemeral() as instance:
+        result = resolved.execute_in_process(instance=instance, raise_on_error=False,
+                                             tags=range_tags("2026-05-01", "2026-06-01"))
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert any(e.asset_key == kpi_key for e in failed)
+    assert not [e for e in result.get_asset_materialization_events()
+                if e.event_specific_data.materialization.asset_key == PUBLICATION_KEY]
+    assert paths.serving.read_bytes() == before
