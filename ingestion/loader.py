@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS, Column, Feed
+from ingestion.faults import fault_point
 from ingestion.landing import (
     LandingError,
     LandingFile,
@@ -439,6 +440,7 @@ def load_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, run_i
              result.rows_rejected, ",".join(result.extra_columns), loaded_at, run_id],
         )
         con.execute("drop table _batch")
+        fault_point(f"load:{rel}")  # tests kill the process here: the file's rows are written, not committed
         con.execute("commit")
     except Exception:
         con.execute("rollback")
