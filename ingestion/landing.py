@@ -63,7 +63,7 @@ def list_files(landing: Path, feed: str, day_from: str | None = None,
     for entry in sorted(feed_dir.iterdir()):
         if entry.name.startswith(".") or entry.is_dir():
             continue
-        m = FILE_NAME.match(entry.name)
+        m = FILE_NAME.fullmatch(entry.name)
         if not m:
             ignored.append(f"{entry.name}: name does not match <YYYY-MM-DD>*.(csv|jsonl|parquet|xlsx)")
             continue

@@ -107,7 +107,7 @@ def _text(value: Any) -> str | None:
 
 
 def _ident(name: str) -> str:
-    if not TARGET_NAME.match(name):
+    if not TARGET_NAME.fullmatch(name):
         raise MappingError(f"internal: {name!r} is not a safe identifier")
     return name
 

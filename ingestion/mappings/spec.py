@@ -177,9 +177,9 @@ class ColumnRule(_Model):
         if (self.separator is not None or self.prefix is not None) and self.columns is None and \
                 self.column is None:
             raise ValueError("separator/prefix need column or columns")
-        if self.base is not None and not TARGET_NAME.match(self.base):
+        if self.base is not None and not TARGET_NAME.fullmatch(self.base):
             raise ValueError(f"base {self.base!r} is not a target column name")
-        if self.fallback is not None and not TARGET_NAME.match(self.fallback):
+        if self.fallback is not None and not TARGET_NAME.fullmatch(self.fallback):
             raise ValueError(f"fallback {self.fallback!r} is not a target column name")
         if self.add is not None and self.base is None and self.formats is None and self.date_order is None:
             raise ValueError("add: needs a timestamp (base, or a column with formats/date_order)")
@@ -316,7 +316,7 @@ class Mapping(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not SOURCE_NAME.match(v):
+        if not SOURCE_NAME.fullmatch(v):
             raise ValueError(f"name {v!r} must match {SOURCE_NAME.pattern} (it becomes part of file names)")
         return v
 
@@ -393,7 +393,7 @@ def _check_against_contracts(m: Mapping, origin: str) -> None:
         contract = FEEDS[feed_name]
         names = contract.column_names
         for col in fm.columns:
-            if not TARGET_NAME.match(col) or col not in names:
+            if not TARGET_NAME.fullmatch(col) or col not in names:
                 errors.append(f"{where}.columns.{col}: not a column of feed {feed_name}; columns are: "
                               f"{', '.join(names)}")
         for col in contract.required_columns:
