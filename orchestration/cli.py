@@ -105,14 +105,18 @@ def run_job(job_name: str, first: str, last: str, run_config: dict | None = None
 
 
 def run_pipeline(paths: DataDir, months: tuple[str, str] | None = None, full_refresh: bool = False) -> list:
-    """Ingest every landing day, then build, check and publish the months they cover (or `months`)."""
+    """Ingest the landing days (all, or those of `months`), then build, check and publish the months they
+    cover (or `months`: first and last month start, YYYY-MM-01)."""
     import datetime as dt
 
     from orchestration.jobs import BUILD_JOB, INGEST_JOB
-    from orchestration.partitions import appraisal_months, feed_days
+    from orchestration.partitions import appraisal_months, feed_days, next_month
 
     today = dt.date.today()
     days = [d for d in landing_days(paths) if d <= feed_days.get_last_partition_key()]
+    if months is not None:
+        end = next_month(dt.date.fromisoformat(months[1])).isoformat()
+        days = [d for d in days if months[0] <= d < end]
     results = []
     if days:
         first_day = max(days[0], feed_days.get_first_partition_key())
@@ -127,6 +131,13 @@ def run_pipeline(paths: DataDir, months: tuple[str, str] | None = None, full_ref
     run_config = {"ops": {"servicescore_dbt": {"config": {"full_refresh": full_refresh}}}}
     results.append(run_job(BUILD_JOB, first_month, months[1], run_config))
     return results
+
+
+def blocking_check_keys() -> set:
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return {key for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
 
 
 def summarize(results: list) -> tuple[str, bool]:
@@ -153,13 +164,14 @@ def summarize(results: list) -> tuple[str, bool]:
             lines.append(f"{name:<22}{loaded:>10}{rejected:>10}{files:>7}{skipped:>9}")
         lines.append("")
     evals = [e for r in results for e in r.get_asset_check_evaluations()]
+    blocking = blocking_check_keys()
     passed = [e for e in evals if e.passed]
     failed = [e for e in evals if not e.passed]
-    blocking_failed = [e for e in failed if e.severity == AssetCheckSeverity.ERROR]
-    lines.append(f"checks: {len(passed)} passed, {len(failed)} failed "
-                 f"({len(blocking_failed)} error, {len(failed) - len(blocking_failed)} warning)")
+    blocking_failed = [e for e in failed if e.severity == AssetCheckSeverity.ERROR and e.asset_check_key in blocking]
+    lines.append(f"checks: {len(passed)} passed, {len(failed)} failed ({len(blocking_failed)} blocking)")
     for e in failed:
-        lines.append(f"  FAILED [{e.severity.value}] {e.asset_key.to_user_string()}: {e.check_name}")
+        kind = "blocking" if e in blocking_failed else e.severity.value.lower()
+        lines.append(f"  FAILED [{kind}] {e.asset_key.to_user_string()}: {e.check_name}")
     pub = other.get(("serving", "publication"))
     if pub:
         if pub.get("changed"):
@@ -207,6 +219,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Re-ingest (new files only) and rebuild, check and publish a month range in one run per job."""
+    paths = DataDir.from_env()
+    prepare_home(paths)
+    months = (f"{args.from_month}-01", f"{args.to_month}-01")
+    if months[1] < months[0]:
+        print(f"error: --to {args.to_month} is before --from {args.from_month}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        with warehouse_lock(paths):
+            results = run_pipeline(paths, months=months, full_refresh=args.full_refresh)
+    except RunLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    text, ok = summarize(results)
+    print(text)
+    print(f"wall time: {time.monotonic() - started:.1f} s")
+    return 0 if ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ingestion.generator import generate
 
@@ -214,6 +247,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = generate(paths.landing, tier=args.tier, seed=args.seed)
     print(summary)
     return 0
+
+
+def _month(text: str) -> str:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(f"{text}-01")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from exc
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--no-demo", action="store_true", help="do not generate demo data into an empty landing")
     p_run.add_argument("--full-refresh", action="store_true", help="rebuild incremental dbt models from raw")
     p_run.set_defaults(func=cmd_run)
+    p_back = sub.add_parser("backfill", help="rebuild, check and publish a month range in one run")
+    p_back.add_argument("--from", dest="from_month", required=True, type=_month, help="first month, YYYY-MM")
+    p_back.add_argument("--to", dest="to_month", required=True, type=_month, help="last month, YYYY-MM")
+    p_back.add_argument("--full-refresh", action="store_true", help="rebuild incremental dbt models from raw")
+    p_back.set_defaults(func=cmd_backfill)
     p_demo = sub.add_parser("demo", help="generate demo landing files")
     p_demo.add_argument("--tier", default="S", choices=["S", "M", "L"])
     p_demo.add_argument("--seed", type=int, default=42)

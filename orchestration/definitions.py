@@ -1,7 +1,9 @@
 """The one code location: gathers what each domain module defines. No work happens at import beyond
 reading the prepared dbt manifest."""
 
-from dagster import Definitions, in_process_executor
+import warnings
+
+from dagster import BetaWarning, Definitions, in_process_executor
 
 from orchestration import instance_storage
 from orchestration.ingestion_assets import ingestion_assets
@@ -9,14 +11,20 @@ from orchestration.jobs import jobs
 from orchestration.publish import build_publish_asset
 from orchestration.quality import quality_checks
 from orchestration.resources import WarehouseResource
+from orchestration.schedules import run_status_sensors, schedules
+from orchestration.sensors import sensors
 from orchestration.transform import build_dbt_assets, dbt_resource
 
 instance_storage.install()
+# single-run backfill policies are "beta" in this Dagster; they are what makes a month range one run
+warnings.filterwarnings("ignore", category=BetaWarning)
 
 defs = Definitions(
     assets=[*ingestion_assets, build_dbt_assets(), build_publish_asset()],
     asset_checks=quality_checks,
     jobs=jobs,
+    schedules=schedules,
+    sensors=[*sensors, *run_status_sensors],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
     # DuckDB has a single writer: the warehouse-writing job runs in one process, one step at a time
     executor=in_process_executor,

@@ -17,7 +17,7 @@ from dagster import (
 
 from ingestion.contracts import FEEDS, Feed
 from ingestion.loader import FeedLoadError, FeedLoadResult, load_feed
-from orchestration.partitions import feed_days
+from orchestration.partitions import PARTITIONS_START, feed_days
 from orchestration.resources import WarehouseResource
 
 INGESTION_GROUP = "ingestion"
@@ -102,7 +102,9 @@ def work_calendar(warehouse: WarehouseResource) -> MaterializeResult:
     today = dt.date.today()
     with connect(warehouse.paths().warehouse, warehouse.timezone) as con:
         con.execute("create schema if not exists raw")
-        days = write_work_calendar(con, dt.date(today.year - 6, 1, 1), dt.date(today.year + 1, 12, 31))
+        # from the first day a feed partition can have, so that an old export (2016) gets business hours
+        first_day = dt.date.fromisoformat(PARTITIONS_START)
+        days = write_work_calendar(con, first_day, dt.date(today.year + 1, 12, 31))
     return MaterializeResult(metadata={"days": days})
 
 

@@ -1,5 +1,6 @@
 """Publish domain: copy the checked marts into the serving file BI tools read, as a new version."""
 
+import hashlib
 import json
 import subprocess
 from functools import cache
@@ -42,6 +43,14 @@ def published_marts() -> tuple[MartSpec, ...]:
     return tuple(serving_specs(manifest))
 
 
+def file_digest(paths: list) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def code_version() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
@@ -66,7 +75,14 @@ def build_publish_asset() -> AssetsDefinition:
     )
     def publication(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         paths = warehouse.paths()
-        audit = {"run_id": context.run_id, "code_version": code_version()}
+        project = dbt_project()
+        audit = {
+            "run_id": context.run_id,
+            "code_version": code_version(),
+            "dbt_manifest_sha256": file_digest([project.manifest_path]),
+            "indicator_settings_sha256": file_digest(list((project.project_dir / "seeds").glob("*.csv"))),
+            "month_partitions": [context.partition_key_range.start, context.partition_key_range.end],
+        }
         result = publish(paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit)
         context.log.info(
             f"publication {result.publication_id}: {len(result.new_versions)} period version(s), "

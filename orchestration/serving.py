@@ -85,6 +85,12 @@ SERVING_DDL = [
     """create table if not exists s.main.publication_periods (
         period_label varchar, version bigint, publication_id bigint, content_hash varchar,
         is_restatement boolean, published_at timestamptz, change_summary varchar)""",
+    """create table if not exists s.main.publication_inputs (
+        publication_id bigint, feed varchar, source_file varchar, file_hash varchar, rows_read bigint,
+        rows_loaded bigint, rows_rejected bigint, loaded_at timestamptz, load_run_id varchar)""",
+    """create table if not exists s.main.publication_checks (
+        publication_id bigint, check_run_id varchar, suite varchar, "table" varchar, expectations bigint,
+        failed_errors bigint, failed_warnings bigint, passed boolean, validated_at timestamptz)""",
     """create table if not exists s.main.publication_changes (
         publication_id bigint, period_label varchar, version bigint, technician_id varchar,
         period_type varchar, method varchar, previous_score double, new_score double, score_change double,
@@ -162,6 +168,7 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
         result.changed = bool(new_versions) or snapshot_changed or not serving.exists()
         if result.changed:
             result.publication_id = publication_id
+            _record_audit(con, publication_id)
             con.execute(
                 "insert into s.main.publications values (?, ?, ?, ?, ?, ?, ?, ?)",
                 [publication_id, run_id, now, str((audit or {}).get("code_version", "")),
@@ -182,6 +189,35 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
     os.replace(tmp, serving)
     _fsync(serving.parent)
     return result
+
+
+def _record_audit(con: duckdb.DuckDBPyConnection, publication_id: int) -> None:
+    """What this publication was made from: every input file (content hash) and the latest result of every
+    quality suite. The validation history itself is copied as quality_validation_results."""
+    if _table_exists(con, "w", "raw", "load_log"):
+        con.execute(
+            "insert into s.main.publication_inputs select ?, feed, source_file, file_hash, rows_read, rows_loaded, "
+            "rows_rejected, loaded_at, run_id from w.raw.load_log order by feed, source_file",
+            [publication_id],
+        )
+    if _table_exists(con, "w", "quality", "validation_results"):
+        con.execute(
+            """
+            insert into s.main.publication_checks
+            with latest as (
+                select * from w.quality.validation_results
+                qualify dense_rank() over (partition by suite order by validated_at desc, run_id desc) = 1
+            )
+            select ?, any_value(run_id), suite, any_value("table"), count(*),
+                count(*) filter (where not success and severity = 'error'),
+                count(*) filter (where not success and severity <> 'error'),
+                count(*) filter (where not success and severity = 'error') = 0, max(validated_at)
+            from latest group by suite order by suite
+            """,
+            [publication_id],
+        )
+        con.execute("create or replace table s.main.quality_validation_results as "
+                    "select * from w.quality.validation_results")
 
 
 def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec]) -> dict[str, str]:

@@ -69,29 +69,43 @@ def test_every_landed_row_is_loaded_or_rejected(pipeline):
     for feed, n in landed.items():
         assert loaded.get(feed, 0) + rejected.get(feed, 0) == n, feed
     assert q(paths.warehouse, "select feed, rule from raw.rejected_rows order by feed") == [
-        ("surveys", "range:overall_score"), ("tickets", "reference:technician_id")]
+        ("surveys", "range:overall_score"),
+        ("tickets", "reference:technician_id"),
+    ]
 
 
 def test_technician_month_kpis_by_hand(pipeline):
     paths = pipeline[0]
-    t1_may = kpi(paths, "kpi_technician_monthly", "technician_id = 'T1'", "2026-05",
-                 "csat, csat_n, customer_rating, nps, nps_n, service_attitude, technical_level, "
-                 "avg_handling_time_hours, avg_handling_time_n, mttr_hours, mttr_n, "
-                 "first_response_time_hours, first_response_time_n, sla_attainment, first_time_fix_rate, "
-                 "reopen_rate, complaint_acceptance_time_hours, complaint_acceptance_time_n, "
-                 "problem_resolution_rate, complaint_rate, supervisor_review, team_id")
+    t1_may = kpi(
+        paths,
+        "kpi_technician_monthly",
+        "technician_id = 'T1'",
+        "2026-05",
+        "csat, csat_n, customer_rating, nps, nps_n, service_attitude, technical_level, "
+        "avg_handling_time_hours, avg_handling_time_n, mttr_hours, mttr_n, "
+        "first_response_time_hours, first_response_time_n, sla_attainment, first_time_fix_rate, "
+        "reopen_rate, complaint_acceptance_time_hours, complaint_acceptance_time_n, "
+        "problem_resolution_rate, complaint_rate, supervisor_review, team_id",
+    )
     expected = (
-        2 / 3, 3,  # R1 5 and R3 4 satisfied, R2 3 not
+        2 / 3,
+        3,  # R1 5 and R3 4 satisfied, R2 3 not
         4.0,  # (5 + 3 + 4) / 3
-        0.0, 3,  # one promoter (10), one passive (7), one detractor (6)
-        13 / 3, 4.0,  # attitude (5 + 4 + 4) / 3, technical (4 + 3 + 5) / 3
-        20 / 3, 3,  # K1 4 h, K2 10 h, K3 6 h resolved in May
-        5.0, 2,  # repairs K1 4 h and K3 6 h
-        2.25 / 4, 4,  # K1 0.5, K2 1, K3 0.25, K4 0.5 (created in May)
+        0.0,
+        3,  # one promoter (10), one passive (7), one detractor (6)
+        13 / 3,
+        4.0,  # attitude (5 + 4 + 4) / 3, technical (4 + 3 + 5) / 3
+        20 / 3,
+        3,  # K1 4 h, K2 10 h, K3 6 h resolved in May
+        5.0,
+        2,  # repairs K1 4 h and K3 6 h
+        2.25 / 4,
+        4,  # K1 0.5, K2 1, K3 0.25, K4 0.5 (created in May)
         2 / 3,  # K3 (P1, 4 calendar hours) took 6 h: breached
         0.5,  # K1 fixed first time, K3 not
         1 / 3,  # K2 reopened
-        1.5, 2,  # CP1 2 h, CP2 1 h
+        1.5,
+        2,  # CP1 2 h, CP2 1 h
         0.5,  # CP1 resolved and confirmed; CP2 not resolved
         200 / 3,  # 2 complaints per 3 resolved tickets, per 100
         4.5,
@@ -105,15 +119,21 @@ def test_newest_version_wins_and_business_hours(pipeline):
     # K4 resolved 2026-06-01 10:00 after opening 2026-05-20 10:00: 288 calendar hours; business hours on the
     # 09:00-18:00 day: 8 (Wed May 20 from 10:00) + 18 (21-22) + 45 (25-29) + 1 (Mon June 1) = 72, so its
     # P2 SLA (8 business hours) is breached
-    t1_jun = kpi(paths, "kpi_technician_monthly", "technician_id = 'T1'", "2026-06",
-                 "avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n, sla_attainment")
+    t1_jun = kpi(
+        paths,
+        "kpi_technician_monthly",
+        "technician_id = 'T1'",
+        "2026-06",
+        "avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n, sla_attainment",
+    )
     assert t1_jun == pytest.approx((150.0, (72 + 9) / 2, 2, 0.5))  # K8: 12 h, 9 business hours (09:00-21:00)
 
 
 def test_quarter_is_recomputed_from_facts_not_averaged(pipeline):
     paths = pipeline[0]
-    csat, csat_n, aht = kpi(paths, "kpi_technician_quarterly", "technician_id = 'T1'", "2026-Q2",
-                            "csat, csat_n, avg_handling_time_hours")
+    csat, csat_n, aht = kpi(
+        paths, "kpi_technician_quarterly", "technician_id = 'T1'", "2026-Q2", "csat, csat_n, avg_handling_time_hours"
+    )
     assert (csat, csat_n) == (0.75, 4)  # 3 of 4 responses; the mean of the monthly 2/3 and 1.0 would be 0.833
     assert aht == pytest.approx((4 + 10 + 6 + 12 + 288) / 5)
 
@@ -121,18 +141,22 @@ def test_quarter_is_recomputed_from_facts_not_averaged(pipeline):
 def test_team_values_come_from_the_teams_facts_and_follow_the_move(pipeline):
     paths = pipeline[0]
     # May: T2 was still in TA. CSAT over the team's 4 responses = 2/4, not the mean of T1 2/3 and T2 0
-    assert kpi(paths, "kpi_team_monthly", "team_id = 'TA'", "2026-05", "csat, csat_n, avg_handling_time_hours") \
-        == pytest.approx((0.5, 4, 6.0))
+    assert kpi(
+        paths, "kpi_team_monthly", "team_id = 'TA'", "2026-05", "csat, csat_n, avg_handling_time_hours"
+    ) == pytest.approx((0.5, 4, 6.0))
     # June: T2 moved to TB; TB = K7 (T2) 3 h and K9 (T3) 6 h
-    assert kpi(paths, "kpi_team_monthly", "team_id = 'TB'", "2026-06", "avg_handling_time_hours, avg_handling_time_n") \
-        == pytest.approx((4.5, 2))
+    assert kpi(
+        paths, "kpi_team_monthly", "team_id = 'TB'", "2026-06", "avg_handling_time_hours, avg_handling_time_n"
+    ) == pytest.approx((4.5, 2))
     assert kpi(paths, "kpi_technician_monthly", "technician_id = 'T2'", "2026-06", "team_id") == ("TB",)
 
 
 def test_serving_file_opens_read_only_with_marts_and_publications(pipeline):
     paths = pipeline[0]
     assert q(paths.serving, "select publication_id from publications") == [(1,)]
-    got = q(paths.serving, "select csat from kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-05'")
+    got = q(
+        paths.serving, "select csat from kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-05'"
+    )
     assert got == [(pytest.approx(2 / 3),)]
     tables = {r[0] for r in q(paths.serving, "select table_name from duckdb_tables() where schema_name = 'main'")}
     assert {"publications", "dim_customers", "fct_service_tickets"} <= tables
@@ -149,8 +173,11 @@ def test_definitions_load_with_the_expected_asset_keys():
     keys = set(defs.resolve_all_asset_keys())
     feeds = {"tickets", "complaints", "surveys", "technicians", "customers", "purchases", "products"}
     assert {AssetKey(["raw", f]) for f in feeds} <= keys
-    assert {AssetKey(["kpi_technician_monthly"]), AssetKey(["appraisal_scores"]),
-            AssetKey(["serving", "publication"])} <= keys
+    assert {
+        AssetKey(["kpi_technician_monthly"]),
+        AssetKey(["appraisal_scores"]),
+        AssetKey(["serving", "publication"]),
+    } <= keys
     graph = defs.resolve_asset_graph()
     # lineage: the tickets feed reaches the published mart through the dbt models
     upstream = graph.get(AssetKey(["serving", "publication"])).parent_keys
@@ -172,20 +199,86 @@ def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monk
     monkeypatch.setenv("SERVICESCORE_DATA_DIR", str(paths.root))
     monkeypatch.setenv("DAGSTER_HOME", str(paths.dagster_home))
     con = duckdb.connect(str(paths.warehouse))
-    con.execute("update marts.kpi_technician_monthly set csat = 7 where technician_id = 'T1' and period_label = '2026-05'")
+    con.execute(
+        "update marts.kpi_technician_monthly set csat = 7 where technician_id = 'T1' and period_label = '2026-05'"
+    )
     con.close()
     before = paths.serving.read_bytes()
     kpi_key = AssetKey(["kpi_technician_monthly"])
     gx_check = AssetCheckKey(kpi_key, "gx_kpi_technician_monthly")
-    job = define_asset_job("gate_only", selection=AssetSelection.assets(PUBLICATION_KEY) | AssetSelection.checks(gx_check))
+    job = define_asset_job(
+        "gate_only", selection=AssetSelection.assets(PUBLICATION_KEY) | AssetSelection.checks(gx_check)
+    )
     resolved = job.resolve(asset_graph=defs.resolve_asset_graph())
     from orchestration.cli import range_tags
 
     with DagsterInstance.ephemeral() as instance:
-        result = resolved.execute_in_process(instance=instance, raise_on_error=False,
-                                             tags=range_tags("2026-05-01", "2026-06-01"))
+        result = resolved.execute_in_process(
+            instance=instance, raise_on_error=False, tags=range_tags("2026-05-01", "2026-06-01")
+        )
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert any(e.asset_key == kpi_key for e in failed)
-    assert not [e for e in result.get_asset_materialization_events()
-                if e.event_specific_data.materialization.asset_key == PUBLICATION_KEY]
+    assert not [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key == PUBLICATION_KEY
+    ]
     assert paths.serving.read_bytes() == before
+
+
+def test_publication_audit_trail(pipeline):
+    paths = pipeline[0]
+    audit = q(paths.serving, "select run_id, code_version, audit from publications where publication_id = 1")[0]
+    import json
+
+    details = json.loads(audit[2])
+    assert details["run_id"] == audit[0] == pipeline[1][-1].run_id
+    assert len(details["dbt_manifest_sha256"]) == 64 and len(details["indicator_settings_sha256"]) == 64
+    files = sorted(str(p.relative_to(FIXTURE)) for p in FIXTURE.glob("*/*.csv"))
+    inputs = q(
+        paths.serving, "select source_file, file_hash from publication_inputs where publication_id = 1 order by 1"
+    )
+    assert [f for f, _ in inputs] == files
+    import hashlib
+
+    assert (
+        dict(inputs)["tickets/2026-05-31.csv"]
+        == hashlib.sha256((FIXTURE / "tickets" / "2026-05-31.csv").read_bytes()).hexdigest()
+    )
+    checks = dict(q(paths.serving, "select suite, passed from publication_checks where publication_id = 1"))
+    assert checks["kpi_technician_monthly"] is True and checks["appraisal_scores"] is True
+    assert q(paths.serving, "select count(*) > 0 from quality_validation_results") == [(True,)]
+
+
+def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
+    """Runs last: it adds data to the shared data folder."""
+    paths = pipeline[0]
+    from orchestration.cli import run_pipeline, summarize
+
+    text, ok = summarize(run_pipeline(paths))
+    assert ok, text
+    assert "nothing changed, no new version" in text
+    assert q(paths.serving, "select count(*) from publications") == [(1,)]
+    # a late survey for May arrives in a file dated July: T1's May CSAT goes from 2/3 to 3/4
+    late = paths.landing / "surveys" / "2026-07-02.csv"
+    header = (FIXTURE / "surveys" / "2026-05-31.csv").read_text().splitlines()[0]
+    late.write_text(header + "\nR7,K2,T1,C1,2026-05-12 21:00:00,2026-05-31 10:00:00,5,5,5,5,9,补评\n")
+    text, ok = summarize(run_pipeline(paths, months=("2026-05-01", "2026-07-01")))
+    assert ok, text
+    versions = dict(q(paths.serving, "select period_label, max(version) from publication_periods group by 1"))
+    assert versions["2026-05"] == 2 and versions["2026-06"] == 1
+    assert q(
+        paths.serving, "select is_restatement from publication_periods where period_label = '2026-05' and version = 2"
+    ) == [(True,)]
+    # the current view shows version 2; version 1 stays queryable
+    current = q(
+        paths.serving,
+        "select csat, csat_n from kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-05'",
+    )
+    assert current == [(0.75, 4)]
+    old = q(
+        paths.serving,
+        "select csat from history.kpi_technician_monthly where technician_id = 'T1' "
+        "and period_label = '2026-05' and _version = 1",
+    )
+    assert old == [(pytest.approx(2 / 3),)]

@@ -1,0 +1,85 @@
+"""Operational settings of the nightly schedule, the landing sensor and the freshness checks.
+
+Defaults need no configuration. An optional YAML file, `$SERVICESCORE_OPERATIONS_CONFIG` or else
+`<data dir>/operations.yaml`, overrides them; single environment variables override the file:
+
+    closing_day: 5                  # SERVICESCORE_CLOSING_DAY: the previous month is republished until this day
+    landing_settle_seconds: 10      # SERVICESCORE_LANDING_SETTLE_SECONDS: a file younger than this may still be written
+    freshness:                      # per feed: lag of the newest record before the check warns / fails
+      tickets: {warn_after_hours: 36, fail_after_hours: 72}
+      supervisor_reviews: {warn_after_hours: 1080, fail_after_hours: 1800}
+
+Settings are read when a schedule, sensor or check runs, never when the code location loads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ingestion.paths import DataDir
+
+DEFAULT_CLOSING_DAY = 5
+DEFAULT_SETTLE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class FreshnessLag:
+    warn_after_hours: float
+    fail_after_hours: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.warn_after_hours <= self.fail_after_hours:
+            raise ValueError(f"freshness lags must satisfy 0 < warn ({self.warn_after_hours} h) "
+                             f"<= fail ({self.fail_after_hours} h)")
+
+
+# daily event feeds arrive every night for the previous day: the newest record is at most ~26 h old when all
+# is well. Supervisor reviews are monthly (period = first day of the month): newest is up to ~2 months old.
+DEFAULT_FRESHNESS = {
+    "tickets": FreshnessLag(36, 72),
+    "complaints": FreshnessLag(72, 168),
+    "surveys": FreshnessLag(48, 120),
+    "supervisor_reviews": FreshnessLag(24 * 65, 24 * 95),
+}
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    closing_day: int = DEFAULT_CLOSING_DAY
+    landing_settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    freshness: dict[str, FreshnessLag] = field(default_factory=lambda: dict(DEFAULT_FRESHNESS))
+
+
+def config_path(paths: DataDir | None = None) -> Path:
+    explicit = os.environ.get("SERVICESCORE_OPERATIONS_CONFIG")
+    if explicit:
+        return Path(explicit)
+    return (paths or DataDir.from_env()).root / "operations.yaml"
+
+
+def load_settings(paths: DataDir | None = None) -> OperationsSettings:
+    """The settings in force: defaults, then the YAML file, then environment variables."""
+    path = config_path(paths)
+    raw: dict = {}
+    if path.exists():
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    closing_day = int(os.environ.get("SERVICESCORE_CLOSING_DAY", raw.get("closing_day", DEFAULT_CLOSING_DAY)))
+    if not 1 <= closing_day <= 28:
+        raise ValueError(f"closing_day must be between 1 and 28, got {closing_day} "
+                         f"({path} or SERVICESCORE_CLOSING_DAY)")
+    settle = float(os.environ.get("SERVICESCORE_LANDING_SETTLE_SECONDS",
+                                  raw.get("landing_settle_seconds", DEFAULT_SETTLE_SECONDS)))
+    freshness = dict(DEFAULT_FRESHNESS)
+    for feed, lag in (raw.get("freshness") or {}).items():
+        if feed not in DEFAULT_FRESHNESS:
+            raise ValueError(f"{path}: freshness for unknown feed {feed!r}; known: {', '.join(DEFAULT_FRESHNESS)}")
+        base = freshness[feed]
+        freshness[feed] = FreshnessLag(float(lag.get("warn_after_hours", base.warn_after_hours)),
+                                       float(lag.get("fail_after_hours", base.fail_after_hours)))
+    return OperationsSettings(closing_day=closing_day, landing_settle_seconds=settle, freshness=freshness)

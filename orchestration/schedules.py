@@ -1,0 +1,162 @@
+"""The nightly schedule and the sensor that publishes after an ingestion.
+
+02:00 Asia/Shanghai, `nightly_ingest` requests an `ingest_feeds` run over the days of the landing files not yet
+loaded (compared with raw.load_log by name and modification time) plus yesterday. When an ingest run that
+carries the tag `servicescore/then-publish=true` (the nightly run, the landing sensor's runs, or one started
+from the UI with that tag) succeeds, `publish_after_ingest` requests a `build_and_publish` run over the month
+range of `orchestration.partitions.months_to_publish(today, closing_day, touched)`: the current month, the
+previous month until the closing day, and back to the oldest month the new rows touched (the ingestion
+assets report `months_touched`). A published month that receives late data gets a new version of its
+publication (a restatement, orchestration.serving). Both runs carry the warehouse-writing tag, so the
+instance's queued run coordinator runs them one after the other, never at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunStatusSensorContext,
+    ScheduleEvaluationContext,
+    SkipReason,
+    run_status_sensor,
+    schedule,
+)
+
+from ingestion.paths import DataDir
+from orchestration.jobs import BUILD_JOB, INGEST_JOB, build_and_publish, ingest_feeds
+from orchestration.operations_settings import load_settings
+from orchestration.partitions import TIMEZONE, appraisal_months, months_to_publish
+from orchestration.sensors import (
+    THEN_PUBLISH_TAG,
+    TRIGGER_TAG,
+    WarehouseBusy,
+    ingestible_days,
+    range_tags,
+    scan_landing,
+    unloaded,
+    writer_busy,
+)
+
+NIGHTLY = "nightly_ingest"
+PUBLISH_SENSOR = "publish_after_ingest"
+NIGHTLY_CRON = "0 2 * * *"
+PARENT_RUN_TAG = "servicescore/after-run"
+# without the warehouse (a run holds it at 02:00), files changed in this window count as new
+RECENT_SECONDS = 48 * 3600
+
+
+def local_today(timezone: str = TIMEZONE) -> dt.date:
+    return dt.datetime.now(ZoneInfo(timezone)).date()
+
+
+def nightly_days(instance: DagsterInstance, paths: DataDir, day: dt.date,
+                 now: float | None = None) -> tuple[list[str], list[str], str]:
+    """The day partitions a nightly run on `day` ingests (new files' days plus yesterday), the days of new
+    files outside the partitions, and how the new files were found."""
+    now = time.time() if now is None else now
+    entries = scan_landing(paths.landing)
+    busy = writer_busy(instance, paths)
+    how = "compared with raw.load_log"
+    new = None
+    if not busy:
+        try:
+            new = unloaded(entries, paths.warehouse)
+        except WarehouseBusy as exc:
+            busy = str(exc)
+    if new is None:
+        new = [e for e in entries if now - e.mtime_ns / 1e9 <= RECENT_SECONDS]
+        how = f"warehouse busy ({busy}): files changed in the last {RECENT_SECONDS // 3600} h"
+    yesterday = (day - dt.timedelta(days=1)).isoformat()
+    inside, outside = ingestible_days({yesterday, *(e.day for e in new)})
+    return inside, outside, how
+
+
+def nightly_request(instance: DagsterInstance, paths: DataDir, day: dt.date) -> RunRequest | SkipReason:
+    inside, outside, how = nightly_days(instance, paths, day)
+    if not inside:
+        return SkipReason(f"nothing to ingest for {day} ({how})")
+    tags = {**range_tags(inside[0], inside[-1]), TRIGGER_TAG: NIGHTLY, THEN_PUBLISH_TAG: "true",
+            "servicescore/nightly-date": day.isoformat(), "servicescore/new-days": ",".join(inside)[:2000]}
+    if outside:
+        tags["servicescore/future-days-waiting"] = ",".join(outside)[:2000]
+    return RunRequest(run_key=f"{NIGHTLY}-{day.isoformat()}", tags=tags)
+
+
+@schedule(
+    name=NIGHTLY,
+    cron_schedule=NIGHTLY_CRON,
+    execution_timezone=TIMEZONE,
+    job_name=INGEST_JOB,
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="02:00 Asia/Shanghai: ingest the landing days not loaded yet and yesterday; "
+    "publish_after_ingest then builds, checks and publishes the months to publish.",
+)
+def nightly_ingest(context: ScheduleEvaluationContext):
+    day = context.scheduled_execution_time.astimezone(ZoneInfo(TIMEZONE)).date()
+    return nightly_request(context.instance, DataDir.from_env(), day)
+
+
+def months_touched_by_run(instance: DagsterInstance, run_id: str) -> list[dt.date]:
+    """Union of `months_touched` over the materializations of a run (what the loaded rows count for)."""
+    months: set[str] = set()
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        md = entry.dagster_event.event_specific_data.materialization.metadata
+        value = md.get("months_touched")
+        if value is not None:
+            months.update(value.value or [])
+    return [dt.date.fromisoformat(m) for m in sorted(months)]
+
+
+def publish_range(today: dt.date, closing_day: int, touched: Iterable[dt.date]) -> tuple[str, str]:
+    """months_to_publish, clamped to the monthly partitions, as partition keys."""
+    first, last = months_to_publish(today, closing_day, touched)
+    first_key = max(first.isoformat(), appraisal_months.get_first_partition_key())
+    last_key = min(last.isoformat(), appraisal_months.get_last_partition_key())
+    return first_key, last_key
+
+
+def publish_request(instance: DagsterInstance, run: DagsterRun, today: dt.date | None = None,
+                    paths: DataDir | None = None) -> RunRequest | SkipReason:
+    if run.tags.get(THEN_PUBLISH_TAG) != "true":
+        return SkipReason(f"run {run.run_id} has no {THEN_PUBLISH_TAG}=true tag: not followed by a publish run")
+    settings = load_settings(paths)
+    nightly_date = run.tags.get("servicescore/nightly-date")
+    today = today or (dt.date.fromisoformat(nightly_date) if nightly_date else local_today())
+    touched = months_touched_by_run(instance, run.run_id)
+    first, last = publish_range(today, settings.closing_day, touched)
+    return RunRequest(
+        run_key=f"publish-after-{run.run_id}",
+        job_name=BUILD_JOB,
+        tags={**range_tags(first, last), PARENT_RUN_TAG: run.run_id,
+              TRIGGER_TAG: f"{PUBLISH_SENSOR} after {run.tags.get(TRIGGER_TAG, 'manual')}",
+              "servicescore/months-touched": ",".join(m.isoformat() for m in touched)[:2000]},
+    )
+
+
+@run_status_sensor(
+    name=PUBLISH_SENSOR,
+    run_status=DagsterRunStatus.SUCCESS,
+    monitored_jobs=[ingest_feeds],
+    request_job=build_and_publish,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="After an ingest_feeds run tagged servicescore/then-publish=true succeeds: build, check and "
+    "publish the current month, the previous one until the closing day, and every month the new rows touched.",
+)
+def publish_after_ingest(context: RunStatusSensorContext):
+    return publish_request(context.instance, context.dagster_run)
+
+
+schedules = [nightly_ingest]
+run_status_sensors = [publish_after_ingest]
