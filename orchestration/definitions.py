@@ -1,9 +1,7 @@
 """The one code location: gathers what each domain module defines. No work happens at import beyond
 reading the prepared dbt manifest."""
 
-import warnings
-
-from dagster import BetaWarning, Definitions, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from orchestration import instance_storage
 from orchestration.ingestion_assets import ingestion_assets
@@ -16,8 +14,6 @@ from orchestration.sensors import sensors
 from orchestration.transform import build_dbt_assets, dbt_resource
 
 instance_storage.install()
-# single-run backfill policies are "beta" in this Dagster; they are what makes a month range one run
-warnings.filterwarnings("ignore", category=BetaWarning)
 
 defs = Definitions(
     assets=[*ingestion_assets, build_dbt_assets(), build_publish_asset()],
