@@ -362,7 +362,11 @@ def prepare_source(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, 
     if lf.format == "xlsx":
         import pandas as pd
 
-        frame = pd.read_excel(lf.path, dtype=str, engine="openpyxl")
+        try:
+            frame = pd.read_excel(lf.path, dtype=str, engine="openpyxl")
+        except Exception as exc:  # not a zip, not a workbook, no sheet: openpyxl raises many kinds
+            raise FeedLoadError(f"{lf.path}: cannot read the Excel workbook ({type(exc).__name__}: {exc}) "
+                                f"(rule: xlsx_readable; the file was not loaded)") from exc
         frame.columns = [str(c).strip().lower() for c in frame.columns]
         _require_columns(lf, feed, list(frame.columns))
         view = f"xlsx_{digest[:16]}"
