@@ -353,7 +353,12 @@ def prepare_source(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, 
         return PreparedSource(sql, types, "utf-8", [], jsonl=True)
     if lf.format == "parquet":
         src = f"read_parquet({quote_literal(str(lf.path))})"
-        described = con.execute(f"describe select * from {src}").fetchall()
+        try:
+            described = con.execute(f"describe select * from {src}").fetchall()
+        except duckdb.Error as exc:
+            reason = str(exc).splitlines()[0]
+            raise FeedLoadError(f"{lf.path}: cannot read the Parquet file ({reason}) "
+                                f"(rule: parquet_readable; the file was not loaded)") from exc
         types = {str(n).strip().lower(): str(t) for n, t, *_ in described}
         _require_columns(lf, feed, list(types))
         cols = ", ".join(f"{quote_ident(n)} as {quote_ident(str(n).strip().lower())}" for n, *_ in described)
