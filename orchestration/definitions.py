@@ -4,6 +4,7 @@ reading the prepared dbt manifest."""
 from dagster import Definitions, in_process_executor
 
 from orchestration import instance_storage
+from orchestration.freshness import check_feed_freshness, freshness_checks, freshness_hourly
 from orchestration.ingestion_assets import ingestion_assets
 from orchestration.jobs import jobs
 from orchestration.publish import build_publish_asset
@@ -17,9 +18,9 @@ instance_storage.install()
 
 defs = Definitions(
     assets=[*ingestion_assets, build_dbt_assets(), build_publish_asset()],
-    asset_checks=quality_checks,
-    jobs=jobs,
-    schedules=schedules,
+    asset_checks=[*quality_checks, *freshness_checks],
+    jobs=[*jobs, check_feed_freshness],
+    schedules=[*schedules, freshness_hourly],
     sensors=[*sensors, *run_status_sensors],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
     # DuckDB has a single writer: the warehouse-writing job runs in one process, one step at a time

@@ -132,6 +132,7 @@ def unloaded(entries: list[LandingEntry], warehouse: Path) -> list[LandingEntry]
 
 def ingestible_days(days: Iterable[str], today_last_key: str | None = None) -> tuple[list[str], list[str]]:
     """Split days into those inside the day partitions (ingestible now) and those outside (future days)."""
+    days = set(days)
     last = today_last_key or feed_days.get_last_partition_key()
     first = feed_days.get_first_partition_key()
     inside = sorted({d for d in days if first <= d <= last})
