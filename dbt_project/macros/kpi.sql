@@ -40,6 +40,8 @@ Technician marts report team_id = the technician's team on the last day of the p
     {{ exceptions.raise_compiler_error("kpi_mart subject must be technician or team, not " ~ subject) }}
 {%- endif -%}
 {%- set key = 'technician_id' if subject == 'technician' else 'team_id' -%}
+{{ period_mart_config('period_start', grain) }}
+{%- set starts = touched_period_starts(grain) %}
 with tickets as (
     select * from {{ ref('fct_service_tickets') }}
 ),
@@ -81,6 +83,7 @@ resolved_tickets as (
     from tickets
     where is_resolved
         and {{ key }} is not null
+        and {{ touched_filter(grain, 'resolved_date', starts) }}
     group by
         {{ key }},
         {{ period_start(grain, 'resolved_date') }}
@@ -96,6 +99,7 @@ responded_tickets as (
     from tickets
     where first_response_hours is not null
         and {{ key }} is not null
+        and {{ touched_filter(grain, 'created_date', starts) }}
     group by
         {{ key }},
         {{ period_start(grain, 'created_date') }}
@@ -118,6 +122,7 @@ survey_results as (
         count(technical_score) as technical_level_n
     from responses
     where {{ key }} is not null
+        and {{ touched_filter(grain, 'responded_date', starts) }}
     group by
         {{ key }},
         {{ period_start(grain, 'responded_date') }}
@@ -134,6 +139,7 @@ complaint_results as (
         sum(case when is_problem_resolved then 1 else 0 end) as problems_resolved
     from complaints
     where {{ key }} is not null
+        and {{ touched_filter(grain, 'received_date', starts) }}
     group by
         {{ key }},
         {{ period_start(grain, 'received_date') }}
@@ -147,6 +153,7 @@ review_results as (
         count(score) as supervisor_review_n
     from reviews
     where {{ key }} is not null
+        and {{ touched_filter(grain, 'period_start', starts) }}
     group by
         {{ key }},
         {{ period_start(grain, 'period_start') }}
@@ -274,6 +281,7 @@ select * from final
     ('team', 'quarter', 'kpi_team_quarterly'),
     ('team', 'year', 'kpi_team_annual'),
 ] -%}
+{%- set months = touched_months() -%}
 {%- set branches = [] -%}
 {%- for subject, grain, mart in marts -%}
     {%- set subject_column = 'technician_id' if subject == 'technician' else 'team_id' -%}
@@ -295,6 +303,7 @@ select * from final
         cast({{ value_column }} as double) as value,
         cast({{ indicator.code }}_n as bigint) as sample_size
     from {{ ref(mart) }}
+    where {{ _period_start_in('period_start', roll_up_months(months, grain)) }}
             {%- endset -%}
             {%- do branches.append(branch) -%}
         {%- endfor -%}

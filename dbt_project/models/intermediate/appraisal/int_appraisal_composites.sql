@@ -14,10 +14,13 @@
     rank_in_team, rank_overall: standard competition rank (1, 2, 2, 4) on composite_score among graded
                         technicians of the team / of everyone, per period and method.
 -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 indicator_scores as (
     select * from {{ ref('int_appraisal_indicator_scores') }}
+    where {{ touched_period_filter(months=months) }}
 ),
 
 grade_bands as (

@@ -13,19 +13,24 @@
                      (decimal(9, 2)) sum to the composite exactly and each is within 0.01 of its raw value.
       weight_used  = round(100 * weight / rated_weight, 4)        (shown; contribution uses the exact ratio)
 -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 roster as (
     select * from {{ ref('int_appraisal_roster') }}
+    where {{ touched_period_filter(months=months) }}
 ),
 
 settings_by_period as (
     select * from {{ ref('int_appraisal_settings_by_period') }}
+    where {{ touched_period_filter(months=months) }}
 ),
 
 indicator_values as (
     select * from {{ ref('int_indicator_values') }}
     where subject_type = 'technician'
+        and {{ touched_period_filter(months=months) }}
 ),
 
 technician_indicators as (

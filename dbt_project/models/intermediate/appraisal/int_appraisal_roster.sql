@@ -5,6 +5,8 @@
     period (the SCD2 version in force on period_end; before the first version, the first one).
     hire_date / leave_date come from the technician's latest version.
 -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 indicator_values as (
@@ -23,6 +25,7 @@ periods as (
         period_label
     from indicator_values
     where subject_type = 'technician'
+        and {{ touched_period_filter(months=months) }}
 ),
 
 technician_versions as (

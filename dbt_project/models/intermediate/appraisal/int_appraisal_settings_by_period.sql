@@ -4,6 +4,8 @@
     settings_effective_from = the latest effective_from among the indicator rows of the method in force
     (the "settings version" a period was scored with).
 -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 indicator_values as (
@@ -26,6 +28,7 @@ periods as (
         period_label
     from indicator_values
     where subject_type = 'technician'
+        and {{ touched_period_filter(months=months) }}
 ),
 
 indicator_settings_in_force as (

@@ -4,14 +4,21 @@
     The value of an indicator does not depend on the method, so evidence is not repeated per method:
     join a breakdown row on (technician_id, period_type, period_start, indicator_code).
 -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 indicator_evidence as (
     select * from {{ ref('int_indicator_evidence') }}
+    {%- set from_date = touched_from_date(months) %}
+    {%- if from_date is not none %}
+    where activity_date >= {{ date_literal(from_date) }}
+    {%- endif %}
 ),
 
 indicator_scores as (
     select * from {{ ref('int_appraisal_indicator_scores') }}
+    where {{ touched_period_filter(months=months) }}
 ),
 
 breakdown_values as (

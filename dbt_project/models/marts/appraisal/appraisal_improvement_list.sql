@@ -6,14 +6,18 @@
     (how far the value is from the target, in the indicator's unit, positive = short of target) and the
     recommended training topic (the indicator's category; the training marts map it to courses).
 -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 scores as (
     select * from {{ ref('appraisal_scores') }}
+    where {{ touched_period_filter(months=months) }}
 ),
 
 breakdown as (
     select * from {{ ref('appraisal_score_breakdown') }}
+    where {{ touched_period_filter(months=months) }}
 ),
 
 below_threshold as (

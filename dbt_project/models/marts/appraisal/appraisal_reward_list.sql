@@ -1,8 +1,11 @@
 {#- Use of results: the technicians graded in the top band (A, 优秀) after the forced distribution. -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 scores as (
     select * from {{ ref('appraisal_scores') }}
+    where {{ touched_period_filter(months=months) }}
 )
 
 select

@@ -1,7 +1,11 @@
+{#- Incremental: recomputes only the touched periods (macros/incremental.sql). -#}
+{{ period_mart_config(['period_type', 'period_start']) }}
+{%- set months = touched_months() %}
 with
 
 composites as (
     select * from {{ ref('int_appraisal_composites') }}
+    where {{ touched_period_filter(months=months) }}
 )
 
 select

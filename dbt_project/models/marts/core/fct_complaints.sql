@@ -1,6 +1,20 @@
-{#- One row per complaint (newest version); the technician's team when it was received. -#}
+{#- One row per complaint (newest version); the technician's team when it was received.
+    Incremental (delete+insert on complaint_id): see macros/incremental.sql and docs/incremental.md. -#}
+-- depends_on: {{ ref('stg_technicians__roster') }}
+-- depends_on: {{ ref('int_incremental_build_log') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='complaint_id',
+    on_schema_change='fail',
+) }}
+{%- set since = fact_refresh_since() %}
 with complaints as (
-    select * from {{ ref('stg_complaints__complaints') }}
+    select * from {{ ref('stg_complaints__complaints') }} as staged
+    {%- if since %}
+    where {{ fact_rows_to_refresh('complaint_id', 'cast(staged.received_at as date)', since,
+        'accepted_at is not null and acceptance_business_hours is null') }}
+    {%- endif %}
 ),
 
 calendar as (
@@ -26,7 +40,7 @@ durations as (
         on cast(complaints.accepted_at as date) = accepted_day.calendar_date
 ),
 
-final as (
+derived as (
     select
         durations.complaint_id,
         durations.ticket_id,
@@ -48,11 +62,25 @@ final as (
         durations.resolved_at is not null or durations.status in ('resolved', 'closed') as is_resolved,
         coalesce(durations.resolution_confirmed, false) as is_resolution_confirmed,
         (durations.resolved_at is not null or durations.status in ('resolved', 'closed'))
-            and coalesce(durations.resolution_confirmed, false) as is_problem_resolved
+            and coalesce(durations.resolution_confirmed, false) as is_problem_resolved,
+        durations.loaded_at as _loaded_at
     from durations
     left join technicians
         on durations.technician_id = technicians.technician_id
         and {{ scd2_valid_on('technicians', 'durations.received_date') }}
+),
+
+final as (
+    select
+        derived.*,
+        {{ replaced_date('derived.received_date', 'previous', 'received_date') }} as _replaced_received_date,
+        {{ fact_built_at('previous', 'derived', 'complaint_id', ['team_id', 'acceptance_business_hours']) }}
+            as _built_at
+    from derived
+    {%- if is_incremental() %}
+    left join {{ this }} as previous
+        on derived.complaint_id = previous.complaint_id
+    {%- endif %}
 )
 
 select * from final

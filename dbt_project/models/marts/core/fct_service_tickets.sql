@@ -1,7 +1,24 @@
 {#- One row per ticket (its newest version), local timestamps, durations in calendar and business
-    hours, SLA result, the technician's team when the ticket was created. -#}
+    hours, SLA result, the technician's team when the ticket was created.
+    Incremental (delete+insert on ticket_id): see macros/incremental.sql and docs/incremental.md. -#}
+-- depends_on: {{ ref('stg_technicians__roster') }}
+-- depends_on: {{ ref('int_incremental_build_log') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='ticket_id',
+    on_schema_change='fail',
+) }}
+{%- set since = fact_refresh_since() %}
+{%- set business_hours_gap -%}
+    (first_response_at is not null and first_response_business_hours is null)
+    or (is_resolved and handling_business_hours is null)
+{%- endset %}
 with tickets as (
-    select * from {{ ref('stg_tickets__tickets') }}
+    select * from {{ ref('stg_tickets__tickets') }} as staged
+    {%- if since %}
+    where {{ fact_rows_to_refresh('ticket_id', 'cast(staged.created_at as date)', since, business_hours_gap) }}
+    {%- endif %}
 ),
 
 calendar as (
@@ -56,7 +73,7 @@ flagged as (
         on durations.priority = sla_targets.priority
 ),
 
-final as (
+derived as (
     select
         flagged.ticket_id,
         flagged.technician_id,
@@ -94,11 +111,26 @@ final as (
                 then flagged.handling_business_hours <= flagged.sla_target_hours
             else flagged.handling_hours <= flagged.sla_target_hours
         end as is_sla_met,
-        coalesce(flagged.has_stage_order_issue_raw, false) as has_stage_order_issue
+        coalesce(flagged.has_stage_order_issue_raw, false) as has_stage_order_issue,
+        flagged.loaded_at as _loaded_at
     from flagged
     left join technicians
         on flagged.technician_id = technicians.technician_id
         and {{ scd2_valid_on('technicians', 'flagged.created_date') }}
+),
+
+final as (
+    select
+        derived.*,
+        {{ replaced_date('derived.created_date', 'previous', 'created_date') }} as _replaced_created_date,
+        {{ replaced_date('derived.resolved_date', 'previous', 'resolved_date') }} as _replaced_resolved_date,
+        {{ fact_built_at('previous', 'derived', 'ticket_id', [
+            'team_id', 'first_response_business_hours', 'handling_business_hours']) }} as _built_at
+    from derived
+    {%- if is_incremental() %}
+    left join {{ this }} as previous
+        on derived.ticket_id = previous.ticket_id
+    {%- endif %}
 )
 
 select * from final

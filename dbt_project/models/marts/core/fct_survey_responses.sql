@@ -1,6 +1,19 @@
-{#- One row per survey response; NPS bucket; the technician's team when the customer responded. -#}
+{#- One row per survey response; NPS bucket; the technician's team when the customer responded.
+    Incremental (delete+insert on response_id): see macros/incremental.sql and docs/incremental.md. -#}
+-- depends_on: {{ ref('stg_technicians__roster') }}
+-- depends_on: {{ ref('int_incremental_build_log') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='response_id',
+    on_schema_change='fail',
+) }}
+{%- set since = fact_refresh_since() %}
 with responses as (
-    select * from {{ ref('stg_surveys__responses') }}
+    select * from {{ ref('stg_surveys__responses') }} as staged
+    {%- if since %}
+    where {{ fact_rows_to_refresh('response_id', 'cast(staged.responded_at as date)', since) }}
+    {%- endif %}
 ),
 
 technicians as (
@@ -21,7 +34,7 @@ bucketed as (
     from responses
 ),
 
-final as (
+derived as (
     select
         bucketed.response_id,
         bucketed.ticket_id,
@@ -38,11 +51,24 @@ final as (
         bucketed.nps_score,
         bucketed.nps_bucket,
         bucketed.is_satisfied,
-        bucketed.comment
+        bucketed.comment,
+        bucketed.loaded_at as _loaded_at
     from bucketed
     left join technicians
         on bucketed.technician_id = technicians.technician_id
         and {{ scd2_valid_on('technicians', 'bucketed.responded_date') }}
+),
+
+final as (
+    select
+        derived.*,
+        {{ replaced_date('derived.responded_date', 'previous', 'responded_date') }} as _replaced_responded_date,
+        {{ fact_built_at('previous', 'derived', 'response_id', ['team_id']) }} as _built_at
+    from derived
+    {%- if is_incremental() %}
+    left join {{ this }} as previous
+        on derived.response_id = previous.response_id
+    {%- endif %}
 )
 
 select * from final

@@ -1,0 +1,389 @@
+{#-
+Incremental builds (docs/incremental.md).
+
+Facts (fct_*) are `incremental` / `delete+insert` keyed on the record id. A nightly build re-derives
+  * the records whose winning version was loaded after the fact's watermark (max(_loaded_at) in the fact)
+    minus var('incremental_overlap_hours') (default 24): new records, updates, late records of old months;
+  * the records of technicians whose roster (SCD2) changed since then, from the first date the change
+    can affect (the changed version's valid_from; all dates when it is the technician's first version);
+  * the records whose business hours are still missing (the working calendar did not cover them yet).
+  Newest version per key still comes from the staging models (all raw versions are ranked), and every
+  fact row carries _loaded_at (watermark), _built_at (the dbt run that wrote it) and _replaced_<date>
+  columns (the period date of the version it replaced, so the old period is recomputed too).
+
+Period marts (KPI, int_indicator_values, appraisal) are `incremental` / `delete+insert` keyed on the
+period: touched_periods() lists the months changed since the model's last build (from the facts'
+_built_at and _replaced_* dates, roster changes, and the months [var('period_from'), var('period_to'))),
+plus the quarters and years containing them. A pre-hook deletes those periods, the model recomputes
+them from the facts of the whole period, and a post-hook records the build in
+intermediate.int_incremental_build_log (the model's watermark, and the audit of what a run touched).
+`dbt build --full-refresh` rebuilds everything from raw.
+-#}
+
+{#- ------------------------------------------------------------------------------ literals and clocks -#}
+
+{#- The instant this dbt invocation started (one value for every model of the run). -#}
+{% macro build_timestamp() -%}
+    {{ instant_literal(run_started_at.isoformat()) }}
+{%- endmacro %}
+
+{#- An ISO-8601 instant with offset as a timestamp-with-time-zone literal. -#}
+{% macro instant_literal(iso_text) -%}
+    {{ return(adapter.dispatch('instant_literal')(iso_text)) }}
+{%- endmacro %}
+
+{% macro default__instant_literal(iso_text) -%}
+    cast('{{ iso_text }}' as timestamp with time zone)
+{%- endmacro %}
+
+{% macro duckdb__instant_literal(iso_text) -%}
+    cast('{{ iso_text }}' as timestamptz)
+{%- endmacro %}
+
+{% macro date_literal(value) -%}
+    cast('{{ value }}' as date)
+{%- endmacro %}
+
+{% macro incremental_overlap_hours() -%}
+    {{ return(var('incremental_overlap_hours', 24) | int) }}
+{%- endmacro %}
+
+{#- First value of the first row of a query (none when the query returns nothing / null). -#}
+{% macro incremental_scalar(sql) -%}
+    {%- set result = run_query(sql) -%}
+    {%- if result is none or (result.rows | length) == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(result.rows[0][0]) }}
+{%- endmacro %}
+
+{#- ------------------------------------------------------------------------------------------ facts -#}
+
+{#- The fact's watermark minus the overlap, as an instant literal; none on a full build. -#}
+{% macro fact_refresh_since() -%}
+    {%- if not (execute and is_incremental()) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set watermark = incremental_scalar('select max(_loaded_at) from ' ~ this) -%}
+    {%- if watermark is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set since = watermark - modules.datetime.timedelta(hours=incremental_overlap_hours()) -%}
+    {{ return(instant_literal(since.isoformat())) }}
+{%- endmacro %}
+
+{#- Technicians whose roster rows were loaded after `since`, with the first date the change can move a
+    fact to another team: the changed version's valid_from, or 0001-01-01 when it is (or becomes) the
+    technician's first version (which also covers the dates before its valid_from). -#}
+{% macro roster_changes_since(since) -%}
+    select
+        technician_id,
+        min(
+            case when is_first_version then {{ date_literal('0001-01-01') }} else valid_from end
+        ) as changed_from
+    from (
+        select
+            technician_id,
+            valid_from,
+            loaded_at,
+            valid_from = min(valid_from) over (partition by technician_id) as is_first_version
+        from {{ ref('stg_technicians__roster') }}
+    ) as roster_versions
+    where loaded_at > {{ since }}
+    group by technician_id
+{%- endmacro %}
+
+{#- Predicate on the staging rows (alias `staged`) of a fact: which records an incremental build re-derives.
+    key: the record id; team_date: the local date the SCD2 team join uses (an expression on `staged`);
+    gap_condition: a predicate on the existing fact rows that must be re-derived anyway (business hours
+    the working calendar did not cover yet). -#}
+{% macro fact_rows_to_refresh(key, team_date, since, gap_condition=none) -%}
+    (
+        staged.loaded_at > {{ since }}
+        or exists (
+            select 1
+            from ({{ roster_changes_since(since) }}) as roster_changes
+            where roster_changes.technician_id = staged.technician_id
+                and {{ team_date }} >= roster_changes.changed_from
+        )
+        {%- if gap_condition %}
+        or staged.{{ key }} in (select {{ key }} from {{ this }} where {{ gap_condition }})
+        {%- endif %}
+    )
+{%- endmacro %}
+
+{#- _built_at of a fact row: the run that changed it. A row re-derived without change (same winning
+    version, same team and durations: e.g. inside the overlap window) keeps its earlier _built_at, so the
+    period marts do not recompute its months again. -#}
+{% macro fact_built_at(previous_alias, new_alias, key, compared_columns) -%}
+    {%- if is_incremental() -%}
+    case
+        when {{ previous_alias }}.{{ key }} is not null
+            and {{ previous_alias }}._loaded_at = {{ new_alias }}._loaded_at
+            {%- for column in compared_columns %}
+            and {{ previous_alias }}.{{ column }} is not distinct from {{ new_alias }}.{{ column }}
+            {%- endfor %}
+            then {{ previous_alias }}._built_at
+        else {{ build_timestamp() }}
+    end
+    {%- else -%}
+    {{ build_timestamp() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The _replaced_<date> column: the period date of the version this row replaces when it moved
+    (kept across later rebuilds that do not move it again); null on a full build. -#}
+{% macro replaced_date(new_date, previous_alias, column) -%}
+    {%- if is_incremental() -%}
+    case
+        when {{ previous_alias }}.{{ column }} is distinct from {{ new_date }} then {{ previous_alias }}.{{ column }}
+        else {{ previous_alias }}._replaced_{{ column }}
+    end
+    {%- else -%}
+    cast(null as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- -------------------------------------------------------------------------------- touched periods -#}
+
+{#- The relation of a model by name, looked up in the graph at run time (no ref(): the period marts
+    need not list the facts, the roster and the log as inputs of their unit tests; they are upstream of
+    every period mart anyway - the facts depend on the log, see the fact models). -#}
+{% macro graph_relation(model_name) -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == model_name -%}
+        {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error("no model named " ~ model_name) }}
+{%- endmacro %}
+
+{% macro incremental_log_relation() -%}
+    {{ return(graph_relation('int_incremental_build_log')) }}
+{%- endmacro %}
+
+{% macro month_add(day, months) -%}
+    {%- set index = day.year * 12 + day.month - 1 + months -%}
+    {{ return(modules.datetime.date(index // 12, index % 12 + 1, 1)) }}
+{%- endmacro %}
+
+{% macro to_date(value) -%}
+    {%- if value is string -%}
+        {{ return(modules.datetime.date.fromisoformat(value[:10])) }}
+    {%- elif value is none -%}
+        {{ return(none) }}
+    {%- elif value.date is defined and value.hour is defined -%}
+        {{ return(value.date()) }}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{#- The months the model must recompute, or none for all of them (first or full build, or no record of
+    the model's last build). Sorted list of datetime.date (first of month). One macro for all period marts:
+      1. months of fact rows written since the model's last build (_built_at), at every period date they
+         count for now and the date of the version they replaced;
+      2. roster changes loaded since then: every month with facts from the change on (valid_from,
+         leave_date; hire_date for a new technician) - team at period end and the appraisal roster;
+      3. the months [var('period_from'), var('period_to')) passed by the orchestration. -#}
+{% macro touched_months() -%}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set tickets = graph_relation('fct_service_tickets') -%}
+    {%- set responses = graph_relation('fct_survey_responses') -%}
+    {%- set complaints = graph_relation('fct_complaints') -%}
+    {%- set reviews = graph_relation('fct_supervisor_reviews') -%}
+    {%- set roster = graph_relation('stg_technicians__roster') -%}
+    {%- set log = incremental_log_relation() -%}
+    {%- set last_build = incremental_scalar(
+        "select max(built_at) from " ~ log ~ " where model_name = '" ~ this.identifier ~ "'") -%}
+    {%- if last_build is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set since = instant_literal(last_build.isoformat()) -%}
+    {%- set fact_dates = [
+        (tickets, ['created_date', 'resolved_date', '_replaced_created_date', '_replaced_resolved_date']),
+        (responses, ['responded_date', '_replaced_responded_date']),
+        (complaints, ['received_date', '_replaced_received_date']),
+        (reviews, ['period_start', '_replaced_period_start']),
+    ] -%}
+    {%- set branches = [] -%}
+    {%- for relation, columns in fact_dates -%}
+        {%- for column in columns -%}
+            {%- do branches.append(
+                "select distinct " ~ period_start('month', column) ~ " as month_start from " ~ relation
+                ~ " where _built_at > " ~ since ~ " and " ~ column ~ " is not null") -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- set months = [] -%}
+    {%- for row in run_query(branches | join('\nunion\n')).rows -%}
+        {%- do months.append(to_date(row[0])) -%}
+    {%- endfor -%}
+
+    {#- roster changes: from the earliest date they can affect to the last month with facts -#}
+    {%- set roster_from = incremental_scalar(
+        "select min(changed_from) from ("
+        ~ " select least(valid_from, coalesce(leave_date, valid_from),"
+        ~ " case when is_new then coalesce(hire_date, valid_from) else valid_from end) as changed_from"
+        ~ " from (select *, min(loaded_at) over (partition by technician_id) > " ~ since ~ " as is_new"
+        ~ " from " ~ roster ~ ") as versions where loaded_at > " ~ since ~ ") as changes") -%}
+    {%- if roster_from is not none -%}
+        {%- set roster_month = month_add(to_date(roster_from), 0) -%}
+        {%- set last_fact = incremental_scalar(
+            "select max(day) from (select max(resolved_date) as day from " ~ tickets
+            ~ " union all select max(created_date) from " ~ tickets
+            ~ " union all select max(responded_date) from " ~ responses
+            ~ " union all select max(received_date) from " ~ complaints
+            ~ " union all select max(period_start) from " ~ reviews ~ ") as last_days") -%}
+        {%- if last_fact is not none -%}
+            {%- set last_month = month_add(to_date(last_fact), 0) -%}
+            {%- set month = namespace(value=roster_month) -%}
+            {%- for _ in range(1200) if month.value <= last_month -%}
+                {%- do months.append(month.value) -%}
+                {%- set month.value = month_add(month.value, 1) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+
+    {#- the run's month window -#}
+    {%- set period_from = var('period_from', none) -%}
+    {%- set period_to = var('period_to', none) -%}
+    {%- if period_from and period_to -%}
+        {%- set month = namespace(value=month_add(to_date(period_from), 0)) -%}
+        {%- set end = to_date(period_to) -%}
+        {%- for _ in range(1200) if month.value < end -%}
+            {%- do months.append(month.value) -%}
+            {%- set month.value = month_add(month.value, 1) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(months | unique | sort) }}
+{%- endmacro %}
+
+{#- Months rolled up to a grain: the sorted distinct period starts; none stays none (all periods). -#}
+{% macro roll_up_months(months, grain) -%}
+    {%- if months is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set starts = [] -%}
+    {%- for month in months -%}
+        {%- if grain == 'month' -%}
+            {%- do starts.append(month) -%}
+        {%- elif grain == 'quarter' -%}
+            {%- do starts.append(modules.datetime.date(month.year, ((month.month - 1) // 3) * 3 + 1, 1)) -%}
+        {%- elif grain == 'year' -%}
+            {%- do starts.append(modules.datetime.date(month.year, 1, 1)) -%}
+        {%- else -%}
+            {{ exceptions.raise_compiler_error("period grain must be month, quarter or year, not " ~ grain) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(starts | unique | sort) }}
+{%- endmacro %}
+
+{#- The period starts (datetime.date) of `grain` to recompute, or none for all. -#}
+{% macro touched_period_starts(grain) -%}
+    {{ return(roll_up_months(touched_months(), grain)) }}
+{%- endmacro %}
+
+{% macro _period_start_in(column, starts) -%}
+    {%- if starts is none -%}
+        1 = 1
+    {%- elif starts | length == 0 -%}
+        1 = 0
+    {%- else -%}
+        {{ column }} in ({% for start in starts %}{{ date_literal(start) }}{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Predicate on a date: its period of `grain` is one to recompute (1 = 1 on a full build).
+    starts: touched_period_starts(grain) when the caller already has it (saves the look-up). -#}
+{% macro touched_filter(grain, date_expression, starts='lookup') -%}
+    {%- if starts == 'lookup' -%}
+        {%- set starts = touched_period_starts(grain) -%}
+    {%- endif -%}
+    {%- if starts is none -%}
+        1 = 1
+    {%- elif grain == 'month' and date_expression == 'period_start' -%}
+        {{ _period_start_in(date_expression, starts) }}
+    {%- else -%}
+        {{ _period_start_in(period_start(grain, date_expression), starts) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Predicate on a row with period columns (period_type 'month' / 'quarter' / 'year', period_start).
+    months: touched_months() when the caller already has it. -#}
+{% macro touched_period_filter(period_type_column='period_type', period_start_column='period_start',
+                               months='lookup') -%}
+    {%- if months == 'lookup' -%}
+        {%- set months = touched_months() -%}
+    {%- endif -%}
+    {%- if months is none -%}
+        1 = 1
+    {%- else -%}
+        (
+        {%- for grain in ['month', 'quarter', 'year'] %}
+            ({{ period_type_column }} = '{{ grain }}'
+                and {{ _period_start_in(period_start_column, roll_up_months(months, grain)) }})
+            {%- if not loop.last %} or{% endif %}
+        {%- endfor %}
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The earliest date of a period to recompute (for range filters on facts); none for all. -#}
+{% macro touched_from_date(months='lookup') -%}
+    {%- if months == 'lookup' -%}
+        {%- set months = touched_months() -%}
+    {%- endif -%}
+    {%- set starts = roll_up_months(months, 'year') -%}
+    {%- if starts is none or starts | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(starts[0]) }}
+{%- endmacro %}
+
+{#- Pre-hook of a period mart: delete the periods about to be recomputed (also those that end up with no
+    rows). grain: the mart's grain, or none for marts with a period_type column. -#}
+{% macro delete_touched_periods(grain=none) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set months = touched_months() -%}
+        {%- if months is none -%}
+    delete from {{ this }}
+        {%- elif grain -%}
+    delete from {{ this }} where {{ _period_start_in('period_start', roll_up_months(months, grain)) }}
+        {%- else -%}
+    delete from {{ this }} where {{ touched_period_filter(months=months) }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of a period mart: record the build (the model's watermark) and the months it recomputed
+    (one row per month; a single row with a null month for a full build). -#}
+{% macro record_incremental_build() -%}
+    {%- if not execute -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set log = incremental_log_relation() -%}
+    {%- set months = touched_months() if is_incremental() else none -%}
+    insert into {{ log }} (model_name, built_at, is_full_build, month_start)
+    {%- if months is none %}
+    values ('{{ this.identifier }}', {{ build_timestamp() }}, true, null)
+    {%- elif months | length == 0 %}
+    values ('{{ this.identifier }}', {{ build_timestamp() }}, false, null)
+    {%- else %}
+    values
+        {%- for month in months %}
+        ('{{ this.identifier }}', {{ build_timestamp() }}, false, {{ date_literal(month) }})
+            {%- if not loop.last %},{% endif %}
+        {%- endfor %}
+    {%- endif %}
+{%- endmacro %}
+
+{#- The config of a period mart (call at the top of the model). grain: none for marts with period_type. -#}
+{% macro period_mart_config(unique_key, grain=none) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=unique_key,
+        on_schema_change='fail',
+        pre_hook=["{{ delete_touched_periods(" ~ ("'" ~ grain ~ "'" if grain else "none") ~ ") }}"],
+        post_hook=["{{ record_incremental_build() }}"],
+    ) }}
+{%- endmacro %}
