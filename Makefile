@@ -47,3 +47,10 @@ demo: setup
 
 clean:
 	rm -rf $(SERVICESCORE_DATA_DIR)
+
+## bench: full pipeline from empty, nightly run with one new day and the raw-DuckDB floor (benchmarks/floor.sql)
+## on the same landing files; `make bench TIER=L REPEAT=3`; writes $(SERVICESCORE_DATA_DIR)/bench/<tier>/bench.{json,md}
+TIER ?= M
+REPEAT ?= 1
+bench: setup
+	$(PY) benchmarks/run.py --tier $(TIER) --repeat $(REPEAT) --root $(SERVICESCORE_DATA_DIR)/bench

@@ -19,10 +19,11 @@
 -- benchmarks/run.py prepares floor_input/ before the timed part (it is reference data, not the feeds).
 -- It writes the table kpi_technician_monthly (in the database the script runs in) and prints its row count.
 --
--- Rows the loader would reject are dropped here with the same predicates (required columns, the contract's
--- row rules, technician_id known in the roster), so that a rejected newer version leaves the older one in
--- place, as in the pipeline. Not repeated here: the `not_in_future` rule, enum and range checks, and
--- malformed values (a malformed CSV value makes this script fail instead). Ties on updated_at are broken by
+-- Rows the loader would reject are dropped here with the same predicates (required columns, enum values and
+-- ranges of the columns the KPIs use, the contract's row rules, technician_id known in the roster), so that a
+-- rejected newer version leaves the older one in place, as in the pipeline. Not repeated here: the
+-- `not_in_future` rule, checks of columns the KPIs do not read (channel, severity, timeliness_score, ...),
+-- and malformed values (a malformed CSV value makes this script fail instead). Ties on updated_at are broken by
 -- the later file, then the later row of the file (Parquet) -- the pipeline breaks them by load time, then
 -- row number; the landing files of one run load in day order, so the order is the same.
 
@@ -176,7 +177,11 @@ valid_rows as (
         and updated_at is not null
         and status is not null
         and service_type is not null
-        and priority is not null
+        and status in ('open', 'in_progress', 'resolved', 'closed', 'cancelled')
+        and service_type in ('repair', 'maintenance', 'technical_support', 'installation')
+        and priority in ('P1', 'P2', 'P3', 'P4')
+        and (onsite_visits is null or onsite_visits between 0 and 100)
+        and (reopened_count is null or reopened_count between 0 and 100)
         and technician_id in (select technician_id from roster)
         and (first_response_at is null or first_response_at >= created_at)
         and (resolved_at is null or resolved_at >= created_at)
@@ -289,8 +294,8 @@ valid_rows as (
     where complaint_id is not null
         and received_at is not null
         and updated_at is not null
-        and category is not null
-        and status is not null
+        and category in ('attitude', 'quality', 'timeliness', 'price', 'other')
+        and status in ('received', 'accepted', 'resolved', 'closed', 'withdrawn')
         and technician_id in (select technician_id from roster)
         and (accepted_at is null or accepted_at >= received_at)
         and (resolved_at is null or resolved_at >= received_at)
@@ -388,7 +393,10 @@ valid_rows as (
     where response_id is not null
         and ticket_id is not null
         and responded_at is not null
-        and overall_score is not null
+        and overall_score between 1 and 5
+        and (attitude_score is null or attitude_score between 1 and 5)
+        and (technical_score is null or technical_score between 1 and 5)
+        and (nps is null or nps between 0 and 10)
         and technician_id in (select technician_id from roster)
         and (sent_at is null or responded_at >= sent_at)
 ),
@@ -440,6 +448,8 @@ valid_rows as (
     from source
     where nullif(trim(review_id), '') is not null
         and nullif(trim(reviewer_id), '') is not null
+        and nullif(trim(period), '') is not null
+        and cast(score as double) between 1 and 5
         and nullif(trim(technician_id), '') in (select technician_id from roster)
 )
 

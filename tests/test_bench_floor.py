@@ -1,0 +1,122 @@
+"""The benchmark floor (benchmarks/floor.sql) computes the same kpi_technician_monthly as the pipeline.
+
+1. On the hand-made fixture (tests/fixtures/handmade, the numbers of tests/test_pipeline.py worked out by hand):
+   the floor rejects the same rows (R9 overall_score 9, KX unknown technician), keeps the newest version of K4
+   and gives T1's May and June values by hand.
+2. On the tier S demo (generated with --no-bad-rows, CSV with the GB18030 roster and offset timestamps):
+   the pipeline (`python -m orchestration.cli run --no-demo`) and the floor agree on every row and column of
+   kpi_technician_monthly, doubles rounded to 6 decimals, order-independent (about 3 minutes).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "handmade" / "landing"
+
+
+def bench_module():
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_floor(data: Path) -> duckdb.DuckDBPyConnection:
+    """floor.sql in an in-memory DuckDB with the data folder as working directory; the open connection."""
+    bench = bench_module()
+    bench.prepare_floor_input(data)
+    con = duckdb.connect()
+    cwd = Path.cwd()
+    os.chdir(data)
+    try:
+        for statement in duckdb.extract_statements(bench.FLOOR_SQL.read_text()):
+            con.execute(statement)
+    finally:
+        os.chdir(cwd)
+    return con
+
+
+def floor_row(con: duckdb.DuckDBPyConnection, technician: str, period: str, columns: str) -> tuple:
+    rows = con.execute(f"select {columns} from kpi_technician_monthly where technician_id = ? and period_label = ?",
+                       [technician, period]).fetchall()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_floor_on_handmade_fixture_by_hand(tmp_path: Path):
+    data = tmp_path / "floor"
+    shutil.copytree(FIXTURE, data / "landing")
+    con = run_floor(data)
+    t1_may = floor_row(
+        con, "T1", "2026-05",
+        "csat, csat_n, customer_rating, nps, nps_n, service_attitude, technical_level, "
+        "avg_handling_time_hours, avg_handling_time_n, mttr_hours, mttr_n, "
+        "first_response_time_hours, first_response_time_n, sla_attainment, first_time_fix_rate, "
+        "reopen_rate, complaint_acceptance_time_hours, complaint_acceptance_time_n, "
+        "problem_resolution_rate, complaint_rate, supervisor_review, team_id",
+    )
+    # the expected values of tests/test_pipeline.py::test_technician_month_kpis_by_hand (R9 rejected: 3 responses)
+    assert t1_may == pytest.approx((
+        2 / 3, 3, 4.0, 0.0, 3, 13 / 3, 4.0, 20 / 3, 3, 5.0, 2, 2.25 / 4, 4, 2 / 3, 0.5, 1 / 3, 1.5, 2, 0.5,
+        200 / 3, 4.5, "TA",
+    ))
+    # K4: the newer version (resolved 2026-06-01, 288 h, 72 business hours) wins; K8 12 h / 9 business hours
+    t1_jun = floor_row(con, "T1", "2026-06",
+                       "avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n, "
+                       "sla_attainment")
+    assert t1_jun == pytest.approx((150.0, (72 + 9) / 2, 2, 0.5))
+    # KX (unknown technician T9) is not counted anywhere
+    assert con.execute("select count(*) from kpi_technician_monthly where technician_id not in "
+                       "('T1', 'T2', 'T3')").fetchone() == (0,)
+
+
+def test_floor_fails_loudly_without_its_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    data = tmp_path / "floor"
+    shutil.copytree(FIXTURE, data / "landing")
+    bench = bench_module()
+    con = duckdb.connect()
+    monkeypatch.chdir(data)  # no floor_input/: the roster cannot be read
+    with pytest.raises(duckdb.IOException, match="floor_input/technicians"):
+        for statement in duckdb.extract_statements(bench.FLOOR_SQL.read_text()):
+            con.execute(statement)
+
+
+def test_floor_equals_pipeline_on_tier_s_demo(tmp_path: Path):
+    data = tmp_path / "demo"
+    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data), "DAGSTER_HOME": str(data / "dagster_home"),
+           "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-m", "ingestion.generator", "--tier", "S", "--landing", str(data / "landing"),
+                    "--seed", "42", "--no-bad-rows"], check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    pipeline = subprocess.run([sys.executable, "-m", "orchestration.cli", "run", "--no-demo"], cwd=REPO, env=env,
+                              capture_output=True, text=True)
+    assert pipeline.returncode == 0, pipeline.stdout[-3000:] + pipeline.stderr[-3000:]
+
+    con = run_floor(data)
+    columns = [r[0] for r in con.execute("describe kpi_technician_monthly").fetchall()]
+    double_columns = {r[0] for r in con.execute("describe kpi_technician_monthly").fetchall() if r[1] == "DOUBLE"}
+    select = ", ".join(f"round({c}, 6) as {c}" if c in double_columns else c for c in columns)
+    con.execute(f"attach '{data / 'warehouse.duckdb'}' as warehouse (read_only)")
+    mart_columns = {r[0] for r in con.execute("describe warehouse.marts.kpi_technician_monthly").fetchall()}
+    assert set(columns) <= mart_columns, set(columns) - mart_columns
+    n_floor = con.execute("select count(*) from kpi_technician_monthly").fetchone()[0]
+    n_mart = con.execute("select count(*) from warehouse.marts.kpi_technician_monthly").fetchone()[0]
+    assert n_floor == n_mart and n_floor > 200  # 40 technicians x 6 months, minus hires and the leaver
+    only_floor = con.execute(f"select {select} from kpi_technician_monthly except all "
+                             f"select {select} from warehouse.marts.kpi_technician_monthly").fetchall()
+    only_mart = con.execute(f"select {select} from warehouse.marts.kpi_technician_monthly except all "
+                            f"select {select} from kpi_technician_monthly").fetchall()
+    assert only_floor == [] and only_mart == [], (columns, only_floor[:3], only_mart[:3])
+    # the comparison covers real values: every indicator has values in some row
+    assert con.execute("select count(*) from kpi_technician_monthly where avg_handling_time_business_hours "
+                       "is not null and complaint_acceptance_time_business_hours is not null and nps is not null "
+                       "and supervisor_review is not null").fetchone()[0] > 100
