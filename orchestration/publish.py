@@ -83,7 +83,9 @@ def build_publish_asset() -> AssetsDefinition:
             "indicator_settings_sha256": file_digest(list((project.project_dir / "seeds").glob("*.csv"))),
             "month_partitions": [context.partition_key_range.start, context.partition_key_range.end],
         }
-        result = publish(paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit)
+        result = publish(
+            paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit, closing_day=warehouse.closing_day
+        )
         context.log.info(
             f"publication {result.publication_id}: {len(result.new_versions)} period version(s), "
             f"restatements {result.restatements or 'none'} → {paths.serving}"

@@ -19,6 +19,10 @@ class WarehouseResource(ConfigurableResource):
     timezone: str = Field(default="Asia/Shanghai", description="zone of naive timestamps and of days/months")
     memory_limit: str = Field(default="3GB", description="DuckDB memory_limit for every connection")
     threads: int = Field(default=2, description="DuckDB threads")
+    closing_day: int = Field(
+        default=5,
+        description="day of the following month on which a month closes: later changes to it are restatements",
+    )
 
     def paths(self) -> DataDir:
         # resolved when a step runs, not when the code location loads

@@ -100,9 +100,34 @@ SERVING_DDL = [
 ]
 
 
+def period_last_month(label: str) -> dt.date | None:
+    """The last month of a period label: '2026-05' → May, '2026-Q2' → June, '2026' → December."""
+    try:
+        if len(label) == 7 and label[4] == "-" and label[5] != "Q":
+            return dt.date(int(label[:4]), int(label[5:7]), 1)
+        if len(label) == 7 and label[5] == "Q":
+            return dt.date(int(label[:4]), int(label[6]) * 3, 1)
+        if len(label) == 4:
+            return dt.date(int(label), 12, 1)
+    except ValueError:
+        return None
+    return None
+
+
+def is_period_closed(label: str, today: dt.date, closing_day: int) -> bool:
+    from orchestration.partitions import is_closed
+
+    last = period_last_month(label)
+    return last is not None and is_closed(last, today, closing_day)
+
+
 def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
-            audit: dict[str, object] | None = None, extra_tables: list[tuple[str, str]] = ()) -> PublicationResult:
-    """Publish `marts` from the warehouse into a new serving file and swap it in atomically."""
+            audit: dict[str, object] | None = None, extra_tables: list[tuple[str, str]] = (),
+            closing_day: int = 5, today: dt.date | None = None) -> PublicationResult:
+    """Publish `marts` from the warehouse into a new serving file and swap it in atomically.
+
+    A new version of a period that is already closed (its last month's closing day has passed) is a
+    restatement; a new version of an open period is a routine update of the running month."""
     tmp = serving.with_name(serving.name + ".publishing")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
@@ -135,11 +160,12 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 con.execute(f"insert into {hist} by name select *, ? as _version from {src} where {PERIOD_COLUMN} = ?",
                             [version, period])
             summary = _restatement_summary(con, publication_id, period, version) if version > 1 else None
-            if version > 1:
+            restated = version > 1 and is_period_closed(period, today or dt.date.today(), closing_day)
+            if restated:
                 result.restatements.append(period)
             con.execute(
                 "insert into s.main.publication_periods values (?, ?, ?, ?, ?, ?, ?)",
-                [period, version, publication_id, content_hash, version > 1, now,
+                [period, version, publication_id, content_hash, restated, now,
                  json.dumps(summary, ensure_ascii=False) if summary is not None else None],
             )
         for m in versioned:
