@@ -1,0 +1,245 @@
+"""A real export end to end: map it into a data folder of its own, then run the whole pipeline there.
+
+    python -m ingestion.mappings.pipeline pwc          # make external-pwc
+    python -m ingestion.mappings.pipeline servicenow   # make external-servicenow
+    options: --data-dir DIR (default data/external/<export>), --source FILE (default: the file in
+             ingestion.mappings.external_dir()), --date YYYY-MM-DD (the mapping's run date)
+
+Steps: `apply_mapping` writes the landing files (one per day of the export, `output.split_by_day`) and the
+mapping's rejected rows into <data-dir>; then, with SERVICESCORE_DATA_DIR=<data-dir>, the ingestion job
+loads every landing day and the build job builds, checks and publishes every month the export's rows count
+for (their `period_columns`: a ServiceNow incident opened in March and resolved in November counts for
+November too), so the whole export is published, not only the months of the landing days. Finally a short
+summary of what was published is read back from the serving file.
+
+Exit status: 0 published, 1 the pipeline failed (a step or a blocking check), 2 a mapping or source error,
+3 another run holds the data folder's warehouse lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ingestion.contracts import FEEDS
+from ingestion.mappings import MAPPINGS_DIR, external_dir
+from ingestion.mappings.engine import MappingResult, apply_mapping
+from ingestion.mappings.sources import quote_ident
+from ingestion.mappings.spec import MappingError
+from ingestion.paths import REPO_ROOT, DataDir
+
+TIMEZONE = "Asia/Shanghai"  # the pipeline's business zone (dbt var `timezone`, orchestration.partitions)
+
+
+@dataclass(frozen=True)
+class Export:
+    """A real export known to the repo: its mapping and where the file is under external_dir()."""
+
+    name: str
+    mapping: Path
+    source: str  # relative to external_dir()
+    description: str
+
+    def source_path(self) -> Path:
+        return external_dir() / self.source
+
+    def default_data_dir(self) -> Path:
+        return REPO_ROOT / "data" / "external" / self.name
+
+
+EXPORTS: dict[str, Export] = {
+    "pwc": Export("pwc", MAPPINGS_DIR / "pwc_call_center.yaml", "pwc_call_center/Call-Center-Dataset.csv",
+                  "PwC call-centre calls, Jan-Mar 2021 -> tickets, surveys, technicians"),
+    "servicenow": Export("servicenow", MAPPINGS_DIR / "servicenow_incidents.yaml",
+                         "servicenow_incident_event_log/incident_event_log.csv",
+                         "ServiceNow incident event log, 2016 -> tickets, technicians"),
+}
+
+
+@dataclass
+class ExportRun:
+    export: str
+    data_dir: DataDir
+    mapping: MappingResult | None = None
+    months: tuple[str, str] | None = None
+    results: list = field(default_factory=list)
+    summary: str = ""
+    ok: bool = False
+    mapping_seconds: float = 0.0
+    pipeline_seconds: float = 0.0
+
+
+def export_months(mapping: MappingResult, today: dt.date | None = None) -> tuple[str, str] | None:
+    """First and last month start (YYYY-MM-01, local business time) that the landed rows count for.
+
+    One DuckDB query per landed feed over its landing files: min and max of the feed's period columns
+    (the months a row counts for, ingestion.contracts), clipped to today.
+    """
+    today = today or dt.date.today()
+    lows: list[dt.date] = []
+    highs: list[dt.date] = []
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        for feed_name, feed_result in mapping.feeds.items():
+            feed = FEEDS[feed_name]
+            files = [str(p) for p in feed_result.paths if p.suffix == ".csv"]
+            if not files or not feed.period_columns:
+                continue
+            exprs = []
+            for name in feed.period_columns:
+                col = quote_ident(name)
+                if feed.column(name).type == "timestamp":
+                    exprs.append(f"cast(timezone($tz, cast({col} as timestamptz)) as date)")
+                else:
+                    exprs.append(f"cast({col} as date)")
+            low = ", ".join(f"min({e})" for e in exprs)
+            high = ", ".join(f"max({e})" for e in exprs)
+            row = con.execute(
+                f"select least({low}), greatest({high}) "
+                "from read_csv($files, all_varchar = true, header = true, union_by_name = true)",
+                {"files": files, "tz": TIMEZONE},
+            ).fetchone()
+            if row and row[0] is not None:
+                lows.append(row[0])
+                highs.append(min(row[1], today))
+    finally:
+        con.close()
+    if not lows:
+        return None
+    return min(lows).replace(day=1).isoformat(), max(highs).replace(day=1).isoformat()
+
+
+def published_summary(paths: DataDir) -> str:
+    """What a reader of the serving file now sees: per month technicians, tickets resolved, survey
+    responses and the appraisal status counts (quantitative method)."""
+    if not paths.serving.exists():
+        return ""
+    con = duckdb.connect(str(paths.serving), read_only=True)
+    try:
+        rows = con.execute("""
+            with kpi as (
+                select
+                    period_label,
+                    count(*) as technicians,
+                    sum(tickets_resolved) as tickets_resolved,
+                    sum(csat_n) as survey_responses,
+                from kpi_technician_monthly
+                group by period_label
+            ),
+
+            appraisal as (
+                select
+                    period_label,
+                    count(*) filter (where status = 'graded') as graded,
+                    count(*) filter (where status <> 'graded') as not_graded,
+                from appraisal_scores
+                where period_type = 'month'
+                    and method = 'quantitative'
+                group by period_label
+            )
+
+            select
+                kpi.period_label,
+                kpi.technicians,
+                kpi.tickets_resolved,
+                kpi.survey_responses,
+                coalesce(appraisal.graded, 0),
+                coalesce(appraisal.not_graded, 0),
+            from kpi
+            left join appraisal
+                on kpi.period_label = appraisal.period_label
+            order by kpi.period_label
+        """).fetchall()
+        statuses = con.execute(
+            "select status, count(*) from appraisal_scores where period_type = 'month' "
+            "and method = 'quantitative' group by status order by status"
+        ).fetchall()
+    finally:
+        con.close()
+    lines = [f"published (kpi_technician_monthly, appraisal_scores in {paths.serving}):",
+             f"  {'month':<9}{'technicians':>12}{'resolved':>10}{'surveys':>9}{'graded':>8}{'not graded':>12}"]
+    for label, techs, resolved, surveys, graded, not_graded in rows:
+        lines.append(f"  {label:<9}{techs:>12}{resolved or 0:>10}{surveys or 0:>9}{graded:>8}{not_graded:>12}")
+    if statuses:
+        lines.append("  monthly quantitative appraisal status: " + ", ".join(f"{s} {n}" for s, n in statuses))
+    return "\n".join(lines)
+
+
+def run_export(export: str | Export, data_dir: str | Path | None = None, source: str | Path | None = None,
+               as_of: dt.date | None = None) -> ExportRun:
+    """Map the export into <data_dir>/landing and run the whole pipeline on <data_dir>.
+
+    Sets SERVICESCORE_DATA_DIR and DAGSTER_HOME of this process to the data folder (the Dagster resources
+    resolve the data folder at run time). Raises MappingError on a mapping or source error and
+    orchestration.cli.RunLockedError when another run holds the folder's warehouse lock.
+    """
+    from orchestration.cli import prepare_home, run_pipeline, summarize, warehouse_lock
+
+    spec = EXPORTS[export] if isinstance(export, str) else export
+    paths = DataDir(Path(data_dir or spec.default_data_dir()).resolve())
+    prepare_home(paths)
+    run = ExportRun(spec.name, paths)
+    started = time.monotonic()
+    with warehouse_lock(paths):
+        run.mapping = apply_mapping(spec.mapping, Path(source or spec.source_path()), paths.landing, as_of=as_of)
+        run.mapping_seconds = time.monotonic() - started
+        run.months = export_months(run.mapping)
+        run.results = run_pipeline(paths, months=run.months)
+    run.pipeline_seconds = time.monotonic() - started - run.mapping_seconds
+    run.summary, run.ok = summarize(run.results)
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    from orchestration.cli import RunLockedError
+
+    parser = argparse.ArgumentParser(prog="python -m ingestion.mappings.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("export", choices=sorted(EXPORTS), help="which real export")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the data folder of this export (default: data/external/<export>)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="the export file (default: under $SERVICESCORE_EXTERNAL_DIR or ../shared/external)")
+    parser.add_argument("--date", type=dt.date.fromisoformat, default=None,
+                        help="run date in the names of files not split by day (default: today)")
+    args = parser.parse_args(argv)
+    spec = EXPORTS[args.export]
+    data_dir = args.data_dir or spec.default_data_dir()
+    print(f"{spec.name}: {spec.description}")
+    print(f"  mapping {spec.mapping.relative_to(REPO_ROOT)}, source {args.source or spec.source_path()}")
+    print(f"  data folder {Path(data_dir).resolve()}")
+    try:
+        run = run_export(spec, data_dir, args.source, args.date)
+    except MappingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    assert run.mapping is not None
+    print(f"mapped in {run.mapping_seconds:.1f} s:")
+    for feed, res in run.mapping.feeds.items():
+        extra = f", superseded {res.superseded}" if res.superseded else ""
+        extra += f", filtered out {res.filtered_out}" if res.filtered_out else ""
+        print(f"  {feed}: {res.mapped} rows in {len(res.paths)} landing file(s), rejected {res.rejected}{extra}")
+    print(f"  rejected rows: {run.mapping.rejected} -> {run.mapping.rejected_path}")
+    if run.months:
+        print(f"months built and published: {run.months[0][:7]} .. {run.months[1][:7]}")
+    print(run.summary)
+    if run.ok:
+        print(published_summary(run.data_dir))
+    print(f"wall time: mapping {run.mapping_seconds:.1f} s, pipeline {run.pipeline_seconds:.1f} s")
+    print(f"explore it: make ui SERVICESCORE_DATA_DIR={run.data_dir.root}  (or open {run.data_dir.serving} "
+          "with any DuckDB client)")
+    return 0 if run.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
