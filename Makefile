@@ -45,6 +45,15 @@ lint: setup
 demo: setup
 	$(PY) -m orchestration.cli demo
 
+## external-pwc / external-servicenow: map a real export (../shared/external, or $SERVICESCORE_EXTERNAL_DIR) and run
+## the whole pipeline on it into data/external/<export>: load, dbt, checks, publication (docs/bring_your_own_data.md)
+.PHONY: external-pwc external-servicenow
+external-pwc: setup
+	$(PY) -m ingestion.mappings.pipeline pwc
+
+external-servicenow: setup
+	$(PY) -m ingestion.mappings.pipeline servicenow
+
 clean:
 	rm -rf $(SERVICESCORE_DATA_DIR)
 
