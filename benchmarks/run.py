@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     landing_summary = (f"{len(files)} files, {sum(p.stat().st_size for p in files) / 2**20:.0f} MiB, "
                        f"{start} + {months} months, new day {next_day}")
     reps = []
+    md = ""
     for i in range(args.repeat):
         print(f"repeat {i + 1}/{args.repeat} (load average {os.getloadavg()[0]:.1f})", flush=True)
         reps.append(one_repeat(tier_dir, args.tier, args.seed, next_day, memory_limit, threads))
@@ -372,15 +373,17 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"FAILED phases: {failed}; logs in {tier_dir / 'run'}", flush=True)
             return 1
-    summary = summarize(reps)
-    meta = {"when": time.strftime("%Y-%m-%d %H:%M"), "tier": args.tier, "seed": args.seed,
-            "landing_summary": landing_summary, "generation_s": generation_s, "memory_limit": memory_limit,
-            "threads": threads, "cpus": os.cpu_count(),
-            "load": "; ".join(f"{r['load_avg_before'][0]:.1f}/{r['nightly']['load_avg_after'][0]:.1f}" for r in reps)}
-    md = markdown(args.tier, summary, reps, meta)
-    (tier_dir / "bench.json").write_text(json.dumps({"meta": meta, "summary": summary, "repeats": reps},
-                                                    indent=2, default=str))
-    (tier_dir / "bench.md").write_text(md)
+        # written after every repeat, so that a long series leaves its finished repeats behind
+        summary = summarize(reps)
+        meta = {"when": time.strftime("%Y-%m-%d %H:%M"), "tier": args.tier, "seed": args.seed,
+                "landing_summary": landing_summary, "generation_s": generation_s, "memory_limit": memory_limit,
+                "threads": threads, "cpus": os.cpu_count(),
+                "load": "; ".join(f"{r['load_avg_before'][0]:.1f}/{r['nightly']['load_avg_after'][0]:.1f}"
+                                  for r in reps)}
+        md = markdown(args.tier, summary, reps, meta)
+        (tier_dir / "bench.json").write_text(json.dumps({"meta": meta, "summary": summary, "repeats": reps},
+                                                        indent=2, default=str))
+        (tier_dir / "bench.md").write_text(md)
     print(md)
     print(f"written: {tier_dir / 'bench.json'}, {tier_dir / 'bench.md'}")
     return 0
