@@ -10,6 +10,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -74,6 +75,16 @@ def build_publish_asset() -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
     )
     def publication(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        from orchestration.gate import latest_blocking_failures
+
+        # blocking checks also hold across runs: a check that failed in an earlier run still blocks
+        failures = latest_blocking_failures(context.instance, [AssetKey([s.name]) for s in specs])
+        if failures:
+            raise Failure(
+                description="not published: the latest evaluation of blocking checks failed:\n  "
+                + "\n  ".join(failures[:50]),
+                allow_retries=False,
+            )
         paths = warehouse.paths()
         project = dbt_project()
         audit = {
