@@ -10,10 +10,10 @@ export DAGSTER_HOME ?= $(SERVICESCORE_DATA_DIR)/dagster_home
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup manifest run test ui lint demo clean bench
+.PHONY: setup manifest run test ui lint demo clean bench browser docs
 
-## setup: create or refresh .venv with the pinned dependencies and prepare the dbt manifest
-setup: $(STAMP) manifest
+## setup: create or refresh .venv with the pinned dependencies, prepare the dbt manifest, install chromium
+setup: $(STAMP) manifest browser
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ $(STAMP): pyproject.toml requirements.lock
 
 manifest: $(STAMP)
 	cd dbt_project && ../$(DBT) parse --quiet --profiles-dir . --target-path target
+
+## browser: Debian's chromium for the UI test (tests/test_ui_browser.py); idempotent, never fails the set-up
+browser:
+	@scripts/install_browser.sh
+
+## docs: the dbt docs site (project + warehouse catalog) under $(SERVICESCORE_DATA_DIR)/reports/dbt_docs
+docs: setup
+	cd dbt_project && ../$(DBT) docs generate --static --quiet --profiles-dir . \
+		--target-path $(SERVICESCORE_DATA_DIR)/reports/dbt_docs --log-path $(SERVICESCORE_DATA_DIR)/reports/dbt_docs/logs
+	@echo "dbt docs: $(SERVICESCORE_DATA_DIR)/reports/dbt_docs/static_index.html (one file, open it in a browser)"
 
 ## run: generate demo data if the landing folder is empty and materialize the whole graph once
 run: setup
