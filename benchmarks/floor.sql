@@ -113,15 +113,38 @@ with csv_rows as (
         cast(reopened_count as bigint) as reopened_count,
         filename,
         cast(0 as bigint) as file_row_number
-    from read_csv(
-        'landing/tickets/*.csv', all_varchar = true, header = true, filename = true, allow_empty = true,
-        columns = {
-            'ticket_id': 'varchar', 'created_at': 'varchar', 'first_response_at': 'varchar',
-            'resolved_at': 'varchar', 'closed_at': 'varchar', 'updated_at': 'varchar', 'status': 'varchar',
-            'service_type': 'varchar', 'priority': 'varchar', 'channel': 'varchar',
-            'technician_id': 'varchar', 'customer_id': 'varchar', 'product_id': 'varchar',
-            'onsite_visits': 'varchar', 'first_time_fix': 'varchar', 'reopened_count': 'varchar'
-        }
+    from (
+        -- with no CSV file read_csv(allow_empty) has no columns: the typed empty row gives them
+        select * from read_csv(
+            'landing/tickets/*.csv', all_varchar = true, header = true, filename = true, allow_empty = true,
+            columns = {
+                'ticket_id': 'varchar', 'created_at': 'varchar', 'first_response_at': 'varchar',
+                'resolved_at': 'varchar', 'closed_at': 'varchar', 'updated_at': 'varchar', 'status': 'varchar',
+                'service_type': 'varchar', 'priority': 'varchar', 'channel': 'varchar',
+                'technician_id': 'varchar', 'customer_id': 'varchar', 'product_id': 'varchar',
+                'onsite_visits': 'varchar', 'first_time_fix': 'varchar', 'reopened_count': 'varchar'
+            }
+        )
+        union all by name
+        select
+            cast(null as varchar) as ticket_id,
+            cast(null as varchar) as created_at,
+            cast(null as varchar) as first_response_at,
+            cast(null as varchar) as resolved_at,
+            cast(null as varchar) as closed_at,
+            cast(null as varchar) as updated_at,
+            cast(null as varchar) as status,
+            cast(null as varchar) as service_type,
+            cast(null as varchar) as priority,
+            cast(null as varchar) as channel,
+            cast(null as varchar) as technician_id,
+            cast(null as varchar) as customer_id,
+            cast(null as varchar) as product_id,
+            cast(null as varchar) as onsite_visits,
+            cast(null as varchar) as first_time_fix,
+            cast(null as varchar) as reopened_count,
+            cast(null as varchar) as filename
+        where false
     )
 ),
 
@@ -241,14 +264,33 @@ with csv_rows as (
         cast(resolution_confirmed as boolean) as resolution_confirmed,
         filename,
         cast(0 as bigint) as file_row_number
-    from read_csv(
-        'landing/complaints/*.csv', all_varchar = true, header = true, filename = true, allow_empty = true,
-        columns = {
-            'complaint_id': 'varchar', 'received_at': 'varchar', 'accepted_at': 'varchar',
-            'resolved_at': 'varchar', 'updated_at': 'varchar', 'ticket_id': 'varchar',
-            'customer_id': 'varchar', 'technician_id': 'varchar', 'category': 'varchar',
-            'severity': 'varchar', 'status': 'varchar', 'resolution_confirmed': 'varchar'
-        }
+    from (
+        -- with no CSV file read_csv(allow_empty) has no columns: the typed empty row gives them
+        select * from read_csv(
+            'landing/complaints/*.csv', all_varchar = true, header = true, filename = true, allow_empty = true,
+            columns = {
+                'complaint_id': 'varchar', 'received_at': 'varchar', 'accepted_at': 'varchar',
+                'resolved_at': 'varchar', 'updated_at': 'varchar', 'ticket_id': 'varchar',
+                'customer_id': 'varchar', 'technician_id': 'varchar', 'category': 'varchar',
+                'severity': 'varchar', 'status': 'varchar', 'resolution_confirmed': 'varchar'
+            }
+        )
+        union all by name
+        select
+            cast(null as varchar) as complaint_id,
+            cast(null as varchar) as received_at,
+            cast(null as varchar) as accepted_at,
+            cast(null as varchar) as resolved_at,
+            cast(null as varchar) as updated_at,
+            cast(null as varchar) as ticket_id,
+            cast(null as varchar) as customer_id,
+            cast(null as varchar) as technician_id,
+            cast(null as varchar) as category,
+            cast(null as varchar) as severity,
+            cast(null as varchar) as status,
+            cast(null as varchar) as resolution_confirmed,
+            cast(null as varchar) as filename
+        where false
     )
 ),
 
@@ -340,14 +382,33 @@ with csv_rows as (
         nullif(trim(ticket_id), '') as ticket_id,
         filename,
         cast(0 as bigint) as file_row_number
-    from read_csv(
-        'landing/surveys/*.csv', all_varchar = true, header = true, filename = true, allow_empty = true,
-        columns = {
-            'response_id': 'varchar', 'ticket_id': 'varchar', 'technician_id': 'varchar',
-            'customer_id': 'varchar', 'sent_at': 'varchar', 'responded_at': 'varchar',
-            'overall_score': 'varchar', 'attitude_score': 'varchar', 'technical_score': 'varchar',
-            'timeliness_score': 'varchar', 'nps': 'varchar', 'comment': 'varchar'
-        }
+    from (
+        -- with no CSV file read_csv(allow_empty) has no columns: the typed empty row gives them
+        select * from read_csv(
+            'landing/surveys/*.csv', all_varchar = true, header = true, filename = true, allow_empty = true,
+            columns = {
+                'response_id': 'varchar', 'ticket_id': 'varchar', 'technician_id': 'varchar',
+                'customer_id': 'varchar', 'sent_at': 'varchar', 'responded_at': 'varchar',
+                'overall_score': 'varchar', 'attitude_score': 'varchar', 'technical_score': 'varchar',
+                'timeliness_score': 'varchar', 'nps': 'varchar', 'comment': 'varchar'
+            }
+        )
+        union all by name
+        select
+            cast(null as varchar) as response_id,
+            cast(null as varchar) as ticket_id,
+            cast(null as varchar) as technician_id,
+            cast(null as varchar) as customer_id,
+            cast(null as varchar) as sent_at,
+            cast(null as varchar) as responded_at,
+            cast(null as varchar) as overall_score,
+            cast(null as varchar) as attitude_score,
+            cast(null as varchar) as technical_score,
+            cast(null as varchar) as timeliness_score,
+            cast(null as varchar) as nps,
+            cast(null as varchar) as comment,
+            cast(null as varchar) as filename
+        where false
     )
 ),
 
