@@ -79,6 +79,14 @@ def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, nam
     return bool(row and row[0])
 
 
+def _view_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> bool:
+    row = con.execute(
+        "select count(*) from duckdb_views() where database_name = ? and schema_name = ? and view_name = ?",
+        [catalog, schema, name],
+    ).fetchall()[0]
+    return bool(row and row[0])
+
+
 SERVING_DDL = [
     "create schema if not exists s.history",
     """create table if not exists s.main.publications (
@@ -144,6 +152,11 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
         last = con.execute("select coalesce(max(publication_id), 0) from s.main.publications").fetchall()[0]
         publication_id = int(last[0]) + 1 if last else 1
         versioned = [m for m in marts if m.mode == "versioned"]
+        for m in versioned:  # every versioned mart has its history table, even before its first row
+            if not _table_exists(con, "s", "history", m.name):
+                src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
+                con.execute(f"create table s.history.{quote_ident(m.name)} as "
+                            f"select *, cast(null as bigint) as _version from {src} limit 0")
         changed_periods = _changed_periods(con, versioned)
         new_versions: list[tuple[str, int]] = []
         for period, content_hash in sorted(changed_periods.items()):
@@ -155,8 +168,6 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             for m in versioned:
                 src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
                 hist = f"s.history.{quote_ident(m.name)}"
-                if not _table_exists(con, "s", "history", m.name):
-                    con.execute(f"create table {hist} as select *, cast(null as bigint) as _version from {src} limit 0")
                 con.execute(f"insert into {hist} by name select *, ? as _version from {src} where {PERIOD_COLUMN} = ?",
                             [version, period])
             summary = _restatement_summary(con, publication_id, period, version) if version > 1 else None
@@ -169,16 +180,20 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                  json.dumps(summary, ensure_ascii=False) if summary is not None else None],
             )
         for m in versioned:
-            if _table_exists(con, "s", "history", m.name):
-                con.execute(
-                    f"create or replace view s.main.{quote_ident(m.name)} as select * exclude (_version) "
-                    f"from s.history.{quote_ident(m.name)} as h where _version = (select max(p.version) from "
-                    f"s.main.publication_periods as p where p.period_label = h.{PERIOD_COLUMN})"
-                )
+            # a mart that used to be a snapshot table becomes a view over its history
+            if _table_exists(con, "s", "main", m.name):
+                con.execute(f"drop table s.main.{quote_ident(m.name)}")
+            con.execute(
+                f"create or replace view s.main.{quote_ident(m.name)} as select * exclude (_version) "
+                f"from s.history.{quote_ident(m.name)} as h where _version = (select max(p.version) from "
+                f"s.main.publication_periods as p where p.period_label = h.{PERIOD_COLUMN})"
+            )
         snapshot_changed = False
         for m in [m for m in marts if m.mode == "snapshot"] + [MartSpec(t, "snapshot", s) for s, t in extra_tables]:
             src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
             dst = f"s.main.{quote_ident(m.name)}"
+            if _view_exists(con, "s", "main", m.name):  # a mart that used to be versioned
+                con.execute(f"drop view {dst}")
             if _table_exists(con, "s", "main", m.name):
                 cols = _columns(con, src)
                 same = con.execute(

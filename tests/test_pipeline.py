@@ -212,8 +212,13 @@ def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monk
     resolved = job.resolve(asset_graph=defs.resolve_asset_graph())
     from orchestration.cli import range_tags
 
+    publish_only = define_asset_job("publish_only", selection=AssetSelection.assets(PUBLICATION_KEY))
     with DagsterInstance.ephemeral() as instance:
         result = resolved.execute_in_process(
+            instance=instance, raise_on_error=False, tags=range_tags("2026-05-01", "2026-06-01")
+        )
+        # a later run that only publishes is refused too: the gate holds across runs
+        later = publish_only.resolve(asset_graph=defs.resolve_asset_graph()).execute_in_process(
             instance=instance, raise_on_error=False, tags=range_tags("2026-05-01", "2026-06-01")
         )
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
@@ -223,6 +228,11 @@ def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monk
         for e in result.get_asset_materialization_events()
         if e.event_specific_data.materialization.asset_key == PUBLICATION_KEY
     ]
+    assert not later.success
+    failure = [ev for ev in later.all_events if ev.event_type_value == "STEP_FAILURE"][0]
+    assert "kpi_technician_monthly:gx_kpi_technician_monthly failed in run " + result.run_id in str(
+        failure.event_specific_data.error.message
+    ) + str(failure.event_specific_data.error.cause and failure.event_specific_data.error.cause.message)
     assert paths.serving.read_bytes() == before
 
 
