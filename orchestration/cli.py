@@ -170,7 +170,7 @@ def summarize(results: list) -> tuple[str, bool]:
     blocking_failed = [e for e in failed if e.severity == AssetCheckSeverity.ERROR and e.asset_check_key in blocking]
     lines.append(f"checks: {len(passed)} passed, {len(failed)} failed ({len(blocking_failed)} blocking)")
     for e in failed:
-        kind = "blocking" if e in blocking_failed else e.severity.value.lower()
+        kind = "blocking" if e in blocking_failed else f"{e.severity.value.lower()}, non-blocking"
         lines.append(f"  FAILED [{kind}] {e.asset_key.to_user_string()}: {e.check_name}")
     pub = other.get(("serving", "publication"))
     if pub:
