@@ -27,9 +27,10 @@ RUN_TIMEOUT = 900
 
 # columns that say when or by which run a row was written, not what it says
 RUN_SPECIFIC_COLUMNS = {"_loaded_at", "_run_id", "loaded_at", "run_id", "load_run_id", "check_run_id",
-                        "published_at", "validated_at", "audit"}
+                        "published_at", "validated_at", "audit", "_built_at", "built_at"}
 # tables that log every attempt (a killed run's validations are history, not content)
-RUN_SPECIFIC_TABLES = {("quality", "validation_results"), ("main", "quality_validation_results")}
+RUN_SPECIFIC_TABLES = {("quality", "validation_results"), ("main", "quality_validation_results"),
+                       ("intermediate", "int_incremental_build_log")}
 
 
 def new_data_dir(root: Path) -> DataDir:
