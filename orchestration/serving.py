@@ -63,9 +63,12 @@ def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[tuple[str, 
 def _hash_expr(columns: list[tuple[str, str]]) -> str:
     """Order-independent content hash of a set of rows. Doubles are rounded to 9 decimals: parallel
     aggregation sums floats in varying order (noise ~1e-15), and rounding to fewer decimals would make a
-    value that sits exactly on a rounding boundary (e.g. 2.3165625 at 6 decimals) flip between runs."""
+    value that sits exactly on a rounding boundary (e.g. 2.3165625 at 6 decimals) flip between runs.
+    Columns whose name starts with '_' are bookkeeping, not content, and are left out."""
     parts = []
     for name, typ in columns:
+        if name.startswith("_"):
+            continue  # bookkeeping (e.g. _built_at of incremental models) is not content
         q = quote_ident(name)
         parts.append(f"round({q}, 9)" if typ in ("DOUBLE", "FLOAT") else q)
     return f"sum(hash(row({', '.join(parts)}))::hugeint)"
