@@ -193,6 +193,9 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
     {%- set reviews = graph_relation('fct_supervisor_reviews') -%}
     {%- set roster = graph_relation('stg_technicians__roster') -%}
     {%- set log = incremental_log_relation() -%}
+    {%- if adapter.get_relation(database=log.database, schema=log.schema, identifier=log.identifier) is none -%}
+        {{ return(none) }}
+    {%- endif -%}
     {%- set last_build = incremental_scalar(
         "select max(built_at) from " ~ log ~ " where model_name = '" ~ this.identifier ~ "'") -%}
     {%- if last_build is none -%}
@@ -361,6 +364,11 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
         {{ return('') }}
     {%- endif -%}
     {%- set log = incremental_log_relation() -%}
+    {#- a selection without the log model (e.g. --select tag:appraisal on a fresh warehouse) logs nothing:
+        with no log entry the next build of the model recomputes every period, which is always safe -#}
+    {%- if adapter.get_relation(database=log.database, schema=log.schema, identifier=log.identifier) is none -%}
+        {{ return('') }}
+    {%- endif -%}
     {%- set months = touched_months() if is_incremental() else none -%}
     insert into {{ log }} (model_name, built_at, is_full_build, month_start)
     {%- if months is none %}
