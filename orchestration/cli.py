@@ -175,8 +175,10 @@ def summarize(results: list) -> tuple[str, bool]:
     pub = other.get(("serving", "publication"))
     if pub:
         if pub.get("changed"):
-            versions = ", ".join(pub.get("new_versions") or []) or "snapshot tables only"
+            versions = ", ".join(pub.get("new_versions") or []) or "none"
             lines.append(f"publication {pub.get('publication_id')}: versions {versions}")
+            if pub.get("snapshots_replaced"):
+                lines.append(f"  tables replaced: {', '.join(pub['snapshots_replaced'])}")
             if pub.get("restated_periods"):
                 lines.append(f"  restated periods: {', '.join(pub['restated_periods'])}")
         else:

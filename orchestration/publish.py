@@ -110,6 +110,7 @@ def build_publish_asset() -> AssetsDefinition:
                 "changed": result.changed,
                 "new_versions": MetadataValue.json([f"{p} v{v}" for p, v in result.new_versions]),
                 "restated_periods": MetadataValue.json(result.restatements),
+            "snapshots_replaced": MetadataValue.json(result.snapshots_replaced),
                 "row_counts": MetadataValue.json(result.row_counts),
             }
         )

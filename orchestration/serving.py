@@ -45,6 +45,7 @@ class PublicationResult:
     new_versions: list[tuple[str, int]] = field(default_factory=list)
     restatements: list[str] = field(default_factory=list)
     row_counts: dict[str, int] = field(default_factory=dict)
+    snapshots_replaced: list[str] = field(default_factory=list)
     changed: bool = False
 
 
@@ -206,6 +207,7 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 if same and same[0]:
                     continue
             snapshot_changed = True
+            result.snapshots_replaced.append(m.name)
             con.execute(f"create or replace table {dst} as select * from {src}")
         for m in marts:
             row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchall()[0]
