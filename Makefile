@@ -47,7 +47,7 @@ test: setup
 ui: setup
 	mkdir -p $(DAGSTER_HOME)
 	$(PY) -c "from orchestration.cli import prepare_home; from ingestion.paths import DataDir; prepare_home(DataDir.from_env())"
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -73,6 +73,10 @@ class FeedLoadError(Exception):
     """A feed file that cannot be loaded; the message names the file and the rule."""
 
 
+class WarehouseLockedError(FeedLoadError):
+    """Another process holds DuckDB's write lock on the warehouse: worth another try later."""
+
+
 @dataclass
 class FileLoad:
     source_file: str
@@ -129,7 +133,7 @@ def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE) -> Iterator[duckd
     try:
         con = duckdb.connect(str(warehouse))
     except duckdb.IOException as exc:
-        raise FeedLoadError(
+        raise WarehouseLockedError(
             f"{warehouse}: the warehouse is locked by another process (another run is writing it): {exc}"
         ) from exc
     try:

@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from ingestion.contracts import FEEDS, Feed
-from ingestion.loader import FeedLoadError, FeedLoadResult, load_feed
+from ingestion.loader import FeedLoadError, FeedLoadResult, WarehouseLockedError, load_feed
 from orchestration.partitions import PARTITIONS_START, feed_days
 from orchestration.resources import WarehouseResource
 
@@ -75,6 +75,8 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
                 day_to=days.end,
                 timezone=warehouse.timezone,
             )
+        except WarehouseLockedError:
+            raise  # retried with back-off by INGESTION_RETRY
         except FeedLoadError as exc:
             raise Failure(description=str(exc), allow_retries=False) from exc
         context.log.info(

@@ -1,6 +1,6 @@
 {#- Customer archive (masked): profile, purchases and warranty status as of var('as_of_date')
     (default: today), service history. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else dbt.current_timestamp() -%}
+{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
 with customers as (
     select * from {{ ref('stg_customers__customers') }}
 ),

@@ -1,7 +1,7 @@
 {#- Training plan 培训计划: one row per scheduled session (status planned or held; cancelled sessions are not
     part of the plan) with its goal, content category, schedule and the needs it covers.
     as_of_date = var('as_of_date') (default: today) decides is_behind_schedule. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else dbt.current_timestamp() -%}
+{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
 with sessions as (
     select * from {{ ref('stg_training_sessions__sessions') }}
 ),

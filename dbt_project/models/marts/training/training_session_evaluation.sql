@@ -1,7 +1,7 @@
 {#- Implementation and evaluation 培训实施与评估, per session (every status). Rates are null when their
     denominator is 0. Test means are over the scored pairs (attended with both pre- and post-test) so that
     mean_score_gain = mean_post_score - mean_pre_score exactly. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else dbt.current_timestamp() -%}
+{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
 with sessions as (
     select * from {{ ref('stg_training_sessions__sessions') }}
 ),
