@@ -112,6 +112,7 @@ def run_pipeline(paths: DataDir, months: tuple[str, str] | None = None, full_ref
     from orchestration.jobs import BUILD_JOB, INGEST_JOB
     from orchestration.partitions import appraisal_months, feed_days, next_month
 
+    prepare_home(paths)  # the runs' resources resolve the data folder from the environment: make it this one
     today = dt.date.today()
     days = [d for d in landing_days(paths) if d <= feed_days.get_last_partition_key()]
     if months is not None:
