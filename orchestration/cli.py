@@ -201,18 +201,17 @@ def summarize(results: list) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    paths = DataDir.from_env()
-    prepare_home(paths)
+def run_locked(paths: DataDir, months: tuple[str, str] | None, full_refresh: bool, demo: bool = False) -> int:
+    """Hold the writer lock, run the pipeline, print the summary; 3 when another run holds the lock."""
     started = time.monotonic()
     try:
         with warehouse_lock(paths):
-            if landing_is_empty(paths) and not args.no_demo:
+            if demo and landing_is_empty(paths):
                 from ingestion.generator import generate
 
                 print(f"landing folder {paths.landing} is empty: generating the demo data set (tier S)")
                 generate(paths.landing, tier="S")
-            results = run_pipeline(paths, full_refresh=args.full_refresh)
+            results = run_pipeline(paths, months=months, full_refresh=full_refresh)
     except RunLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -220,6 +219,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(text)
     print(f"wall time: {time.monotonic() - started:.1f} s")
     return 0 if ok else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = DataDir.from_env()
+    prepare_home(paths)
+    return run_locked(paths, None, args.full_refresh, demo=not args.no_demo)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -230,17 +235,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if months[1] < months[0]:
         print(f"error: --to {args.to_month} is before --from {args.from_month}", file=sys.stderr)
         return 2
-    started = time.monotonic()
-    try:
-        with warehouse_lock(paths):
-            results = run_pipeline(paths, months=months, full_refresh=args.full_refresh)
-    except RunLockedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    text, ok = summarize(results)
-    print(text)
-    print(f"wall time: {time.monotonic() - started:.1f} s")
-    return 0 if ok else 1
+    return run_locked(paths, months, args.full_refresh)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -75,20 +75,21 @@ def _hash_expr(columns: list[tuple[str, str]]) -> str:
     return f"sum(hash(row({', '.join(parts)}))::hugeint)"
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> bool:
+def _exists(con: duckdb.DuckDBPyConnection, kind: str, catalog: str, schema: str, name: str) -> bool:
+    """Whether a table (kind 'table') or view (kind 'view') exists; kind is a literal of this module."""
     row = con.execute(
-        "select count(*) from duckdb_tables() where database_name = ? and schema_name = ? and table_name = ?",
+        f"select count(*) from duckdb_{kind}s() where database_name = ? and schema_name = ? and {kind}_name = ?",
         [catalog, schema, name],
     ).fetchall()[0]
-    return bool(row and row[0])
+    return bool(row[0])
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> bool:
+    return _exists(con, "table", catalog, schema, name)
 
 
 def _view_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> bool:
-    row = con.execute(
-        "select count(*) from duckdb_views() where database_name = ? and schema_name = ? and view_name = ?",
-        [catalog, schema, name],
-    ).fetchall()[0]
-    return bool(row and row[0])
+    return _exists(con, "view", catalog, schema, name)
 
 
 SERVING_DDL = [
