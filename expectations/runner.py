@@ -1,17 +1,24 @@
-"""Run one quality suite against the DuckDB warehouse with Great Expectations 1.x, store the results, build
-Data Docs.
+"""Run Great Expectations 1.x quality suites against the DuckDB warehouse, store the results, build Data
+Docs.
 
-`run_suite` validates the suite's table in DuckDB through GE's SQL data source (every metric is a SQL
-aggregate; see expectations.duckdb_connection for why the connection is read-only with isolated cursors),
-then - with GE's engine disposed, so no handle on warehouse.duckdb is left - appends one row per expectation
-to `quality.validation_results`, opening a read-write DuckDB connection only for that write.
+A `ValidationSession` validates any number of suites with one GE context (`run_suites` for a list,
+`run_suite` for one): each suite's table is validated in DuckDB through GE's SQL data source (every metric
+is a SQL aggregate; see expectations.duckdb_connection for why the connection is read-only with isolated
+cursors). At the end of the session - with GE's engines disposed, so no handle on warehouse.duckdb is left -
+one row per expectation of every suite is appended to `quality.validation_results` through one read-write
+DuckDB connection, and Data Docs are rendered once for the session.
 
 Column expectations run with result format SUMMARY (counts plus up to `SAMPLE_SIZE` offending values);
 the SQL rules (`UnexpectedRowsExpectation`) run as a second GE validation with COMPLETE, for which GE
 fetches at most 200 offending rows (streamed, not the whole result), so their rows appear as the sample.
 
 Data Docs: an ephemeral GE context whose validation-results store is a folder next to the docs site, so the
-site index lists every run's results, not only the last suite's.
+site index lists the results of every run (the newest `DOCS_INDEX_RESULTS`: rendering the index reads each
+result it lists), not only the last session's.
+
+Why one session per Dagster step, not one per suite (benchmark issue 8): a GE context, its data source and
+the rendering of the site index cost ~1-3 s each time whatever the size of the table, more than a suite's own
+queries; measured on the tier S warehouse, the 21 suites took 45 s one by one and 11-13 s in two sessions.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import json
 import logging
 import uuid
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +36,6 @@ from typing import Any
 import duckdb
 import great_expectations as gx
 import great_expectations.expectations as gxe
-from great_expectations.checkpoint import UpdateDataDocsAction
 from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
 
 from expectations.duckdb_connection import validation_connection_factory
@@ -39,6 +46,9 @@ log = logging.getLogger(__name__)
 SAMPLE_SIZE = 10
 RESULTS_TABLE = "quality.validation_results"
 DOCS_SITE = "servicescore"
+# validation results listed on the Data Docs index (newest first; ~40 per nightly ingest + build, so about
+# two weeks of runs). Older results keep their pages and stay in quality.validation_results.
+DOCS_INDEX_RESULTS = 600
 
 RESULTS_DDL = f"""
 create schema if not exists quality;
@@ -113,7 +123,9 @@ def _context(data_docs_dir: Path | None) -> Any:
                 "show_how_to_buttons": False,
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend",
                                   "base_directory": str(data_docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                # the index reads every result it lists: list the newest ones so its cost stays bounded
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                                       "validation_results_limit": DOCS_INDEX_RESULTS},
             }
         }
     config = DataContextConfig(
@@ -197,25 +209,218 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def store_results(warehouse: Path, result: SuiteResult) -> None:
-    """Append one row per expectation to quality.validation_results (a short read-write connection)."""
+def store_results(warehouse: Path, *results: SuiteResult) -> None:
+    """Append one row per expectation of every result to quality.validation_results (one short read-write
+    connection, one transaction)."""
     rows = [
         (
             result.run_id, result.suite, result.table, d.expectation_type, d.column, d.description, d.severity,
             d.success, d.unexpected_count, d.unexpected_percent, _json(d.partial_unexpected_list),
             _json(d.observed_value), d.exception, result.validated_at,
         )
+        for result in results
         for d in result.details
     ]
     with duckdb.connect(str(warehouse)) as con:
         con.execute(RESULTS_DDL)
         if rows:
+            con.begin()
             con.executemany(
                 f"insert into {RESULTS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+            con.commit()
 
 
 # ---------------------------------------------------------------------------------------------- run
+
+
+class ValidationSession:
+    """Validate several suites with one GE context; store their results and build Data Docs once.
+
+    A Dagster step (one multi-asset check per layer) opens one session: the GE context, one SQL data source
+    per schema and the table assets are built once, not per suite; `finish()` disposes every engine (no
+    handle on the warehouse stays open), appends the rows of all suites to quality.validation_results in
+    one short read-write connection and renders Data Docs once - the pages of this session's results and the
+    site index, which lists the stored results of every run (the newest `DOCS_INDEX_RESULTS`).
+
+        with ValidationSession(warehouse, run_id, docs_dir) as session:
+            for suite in suites:
+                session.validate(suite)
+        results = session.results        # stored and documented when the block ends without error
+    """
+
+    def __init__(
+        self,
+        warehouse: Path,
+        run_id: str,
+        data_docs_dir: Path | None,
+        *,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.warehouse = Path(warehouse)
+        self.run_id = run_id
+        self.data_docs_dir = data_docs_dir
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self.results: list[SuiteResult] = []
+        self._context: Any = None
+        self._datasources: dict[str, Any] = {}
+        self._batch_definitions: dict[str, Any] = {}
+        self._ge_suite_names: set[str] = set()
+        self._docs_identifiers: list[Any] = []
+        self._finished = False
+
+    # -- GE objects, built once per session
+
+    @property
+    def context(self) -> Any:
+        if self._context is None:
+            self._context = _context(self.data_docs_dir)
+        return self._context
+
+    def _datasource(self, schema: str) -> Any:
+        if schema not in self._datasources:
+            self._datasources[schema] = self.context.data_sources.add_sql(
+                name=f"warehouse_{schema}",
+                connection_string=f"duckdb:///{self.warehouse}",
+                kwargs={"creator": validation_connection_factory(
+                    self.warehouse, schema, self.memory_limit, self.threads)},
+            )
+        return self._datasources[schema]
+
+    def _batch_definition(self, suite: Suite) -> Any:
+        """The table's whole-table batch (one table asset per table; raises when the table cannot be read)."""
+        if suite.table not in self._batch_definitions:
+            datasource = self._datasource(suite.schema_name)
+            with warnings.catch_warnings():
+                # GE wants the schema in the connection string; DuckDB URLs have no place for one
+                warnings.filterwarnings("ignore", message="`schema_name` is deprecated", category=DeprecationWarning)
+                asset = datasource.add_table_asset(
+                    name=suite.table, table_name=suite.table_name, schema_name=suite.schema_name
+                )
+            self._batch_definitions[suite.table] = asset.add_batch_definition_whole_table("whole table")
+        return self._batch_definitions[suite.table]
+
+    # -- validation
+
+    def validate(self, suite: Suite) -> SuiteResult:
+        """Validate one suite (results are stored and documented by `finish`)."""
+        if self._finished:
+            raise RuntimeError("this validation session is finished")
+        if suite.name in self._ge_suite_names:
+            raise ValueError(f"suite {suite.name} is validated twice in one session")
+        self._ge_suite_names.add(suite.name)
+        validated_at = datetime.now(UTC)
+        details: list[ExpectationDetail | None] = [None] * len(suite.checks)
+        table_missing = False
+        try:
+            batch_definition = self._batch_definition(suite)
+        except Exception as exc:  # GE raises TestConnectionError when the table does not exist
+            log.warning("suite %s: table %s cannot be validated: %s", suite.name, suite.table, exc)
+            table_missing = True
+            reason = f"table {suite.table} does not exist or cannot be read: {str(exc).splitlines()[0]}"
+            details = [
+                ExpectationDetail(c.expectation_type, c.column, c.severity, c.description, False, exception=reason)
+                for c in suite.checks
+            ]
+        else:
+            sql_rules = [i for i, c in enumerate(suite.checks)
+                         if isinstance(c.expectation, gxe.UnexpectedRowsExpectation)]
+            column_rules = [i for i in range(len(suite.checks)) if i not in set(sql_rules)]
+            passes = (
+                (suite.name, column_rules, {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}),
+                (f"{suite.name}.sql_rules", sql_rules, {"result_format": "COMPLETE"}),
+            )
+            for ge_suite_name, indexes, result_format in passes:
+                if not indexes:
+                    continue
+                ge_suite = self.context.suites.add(gx.ExpectationSuite(
+                    name=ge_suite_name,
+                    expectations=[_ge_copy(suite.checks[i], i) for i in indexes],
+                    meta={"table": suite.table, "run_id": self.run_id},
+                ))
+                validation = self.context.validation_definitions.add(
+                    gx.ValidationDefinition(name=ge_suite_name, data=batch_definition, suite=ge_suite)
+                )
+                # no actions: Data Docs are built once for the whole session in finish()
+                checkpoint = self.context.checkpoints.add(gx.Checkpoint(
+                    name=ge_suite_name, validation_definitions=[validation], actions=[],
+                    result_format=result_format,
+                ))
+                checkpoint_result = checkpoint.run(
+                    run_id=gx.RunIdentifier(run_name=self.run_id, run_time=validated_at))
+                for identifier, suite_result in checkpoint_result.run_results.items():
+                    self._docs_identifiers += [identifier, identifier.expectation_suite_identifier]
+                    for ge_result in suite_result.results:
+                        index = int(ge_result.expectation_config.meta["check_index"])
+                        details[index] = _detail(suite.checks[index], ge_result)
+
+        missing = [suite.checks[i].description for i, d in enumerate(details) if d is None]
+        if missing:
+            raise RuntimeError(f"suite {suite.name}: GE returned no result for {missing}")
+        docs_index = self.data_docs_dir / "index.html" if self.data_docs_dir and not table_missing else None
+        result = _summarise(suite, self.run_id, validated_at, [d for d in details if d is not None], docs_index,
+                            table_missing)
+        self.results.append(result)
+        return result
+
+    # -- end of the session
+
+    def close(self) -> None:
+        """Dispose every engine GE built (no handle on warehouse.duckdb stays open). Idempotent."""
+        for datasource in self._datasources.values():
+            _dispose(datasource)
+        self._datasources.clear()
+        self._batch_definitions.clear()
+
+    def finish(self, store: bool = True) -> list[SuiteResult]:
+        """Close, store all results in one write, build Data Docs once (this session's pages + the index)."""
+        self.close()
+        if self._finished:
+            return self.results
+        self._finished = True
+        if store and self.results:
+            store_results(self.warehouse, *self.results)
+        if self.data_docs_dir is not None and self._docs_identifiers:
+            self.context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=self._docs_identifiers)
+        return self.results
+
+    def __enter__(self) -> ValidationSession:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.close()
+
+
+def run_suites(
+    warehouse: Path,
+    suites: Iterable[Suite],
+    run_id: str,
+    data_docs_dir: Path | None,
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    store: bool = True,
+) -> tuple[list[SuiteResult], dict[str, BaseException]]:
+    """Validate `suites` in one session. A suite that raises does not stop the others: the results of the
+    rest are stored and documented, and the exceptions come back by suite name for the caller to raise."""
+    session = ValidationSession(warehouse, run_id, data_docs_dir, memory_limit=memory_limit, threads=threads)
+    errors: dict[str, BaseException] = {}
+    try:
+        for suite in suites:
+            try:
+                session.validate(suite)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller per suite
+                log.exception("suite %s could not be validated", suite.name)
+                errors[suite.name] = exc
+    except BaseException:
+        session.close()
+        raise
+    return session.finish(store=store), errors
 
 
 def run_suite(
@@ -228,77 +433,14 @@ def run_suite(
     threads: int | None = None,
     store: bool = True,
 ) -> SuiteResult:
-    """Validate `suite` against `warehouse`; store the results; build Data Docs under `data_docs_dir`."""
-    warehouse = Path(warehouse)
-    validated_at = datetime.now(UTC)
-    details: list[ExpectationDetail | None] = [None] * len(suite.checks)
-    docs_index: Path | None = None
-    table_missing = False
-
-    context = _context(data_docs_dir)
-    datasource = context.data_sources.add_sql(
-        name="warehouse",
-        connection_string=f"duckdb:///{warehouse}",
-        kwargs={"creator": validation_connection_factory(warehouse, suite.schema_name, memory_limit, threads)},
-    )
+    """Validate one suite (a session of one): store the results; build Data Docs under `data_docs_dir`."""
+    session = ValidationSession(warehouse, run_id, data_docs_dir, memory_limit=memory_limit, threads=threads)
     try:
-        try:
-            with warnings.catch_warnings():
-                # GE wants the schema in the connection string; DuckDB URLs have no place for one
-                warnings.filterwarnings("ignore", message="`schema_name` is deprecated", category=DeprecationWarning)
-                asset = datasource.add_table_asset(
-                    name=suite.table, table_name=suite.table_name, schema_name=suite.schema_name
-                )
-        except Exception as exc:  # GE raises TestConnectionError when the table does not exist
-            log.warning("suite %s: table %s cannot be validated: %s", suite.name, suite.table, exc)
-            table_missing = True
-            reason = f"table {suite.table} does not exist or cannot be read: {str(exc).splitlines()[0]}"
-            details = [
-                ExpectationDetail(c.expectation_type, c.column, c.severity, c.description, False, exception=reason)
-                for c in suite.checks
-            ]
-        else:
-            batch_definition = asset.add_batch_definition_whole_table("whole table")
-            sql_rules = [i for i, c in enumerate(suite.checks)
-                         if isinstance(c.expectation, gxe.UnexpectedRowsExpectation)]
-            column_rules = [i for i in range(len(suite.checks)) if i not in set(sql_rules)]
-            passes = (
-                (suite.name, column_rules, {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}),
-                (f"{suite.name}.sql_rules", sql_rules, {"result_format": "COMPLETE"}),
-            )
-            actions = [UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])] if data_docs_dir else []
-            for ge_suite_name, indexes, result_format in passes:
-                if not indexes:
-                    continue
-                ge_suite = context.suites.add(gx.ExpectationSuite(
-                    name=ge_suite_name,
-                    expectations=[_ge_copy(suite.checks[i], i) for i in indexes],
-                    meta={"table": suite.table, "run_id": run_id},
-                ))
-                validation = context.validation_definitions.add(
-                    gx.ValidationDefinition(name=ge_suite_name, data=batch_definition, suite=ge_suite)
-                )
-                checkpoint = context.checkpoints.add(gx.Checkpoint(
-                    name=ge_suite_name, validation_definitions=[validation], actions=actions,
-                    result_format=result_format,
-                ))
-                checkpoint_result = checkpoint.run(run_id=gx.RunIdentifier(run_name=run_id, run_time=validated_at))
-                for suite_result in checkpoint_result.run_results.values():
-                    for ge_result in suite_result.results:
-                        index = int(ge_result.expectation_config.meta["check_index"])
-                        details[index] = _detail(suite.checks[index], ge_result)
-            if data_docs_dir:
-                docs_index = data_docs_dir / "index.html"
-    finally:
-        _dispose(datasource)
-
-    missing = [suite.checks[i].description for i, d in enumerate(details) if d is None]
-    if missing:
-        raise RuntimeError(f"suite {suite.name}: GE returned no result for {missing}")
-    result = _summarise(suite, run_id, validated_at, [d for d in details if d is not None], docs_index,
-                        table_missing)
-    if store:
-        store_results(warehouse, result)
+        result = session.validate(suite)
+    except BaseException:
+        session.close()
+        raise
+    session.finish(store=store)
     return result
 
 

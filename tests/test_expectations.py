@@ -415,3 +415,77 @@ def test_rows_of_newest_load_are_loaded_once(warehouse: Path, docs: Path) -> Non
     d = run_suite(warehouse, suite, "run", docs).details[0]
     assert (d.success, d.unexpected_count) == (False, 1)
     assert d.partial_unexpected_list == [{"_file_hash": "h2", "_row_number": 4, "copies": 2}]
+
+
+# ------------------------------------------------------------------------------------------ one session, many suites
+
+
+def test_one_session_validates_many_suites_stores_once_and_builds_docs_once(
+        warehouse: Path, docs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session (one Dagster step) builds one GE context and renders Data Docs once; the stored rows and
+    the results are the same as one suite at a time."""
+    import expectations.runner as runner
+
+    sql(warehouse, SURVEYS, "insert into raw.surveys values ('bad', 7, 'P1')")
+    suites = [
+        Suite("surveys_scores", "raw.surveys", (between("overall_score", 1, 5), not_null("response_id"))),
+        Suite("surveys_rules", "raw.surveys", (
+            sql_rule("select * from {batch} where overall_score > 5", "score <= 5"),
+            in_set("priority", ("P1", "P2"), severity="warning"),
+        )),
+        Suite("gone", "raw.nowhere", (not_null("x"),)),
+    ]
+    contexts, builds = [], []
+    real_context = runner._context
+
+    def counting_context(data_docs_dir):  # noqa: ANN001, ANN202
+        context = real_context(data_docs_dir)
+        contexts.append(context)
+        real_build = context.build_data_docs
+        context.build_data_docs = lambda **kw: builds.append(kw) or real_build(**kw)
+        return context
+
+    monkeypatch.setattr(runner, "_context", counting_context)
+    results, errors = runner.run_suites(warehouse, suites, "session-run", docs)
+    assert errors == {}
+    assert (len(contexts), len(builds)) == (1, 1)
+    scores, rules, gone = results
+    assert (scores.failed_errors, rules.failed_errors, gone.failed_errors) == (1, 1, 1)
+    assert rules.details[0].partial_unexpected_list == [{"response_id": "bad", "overall_score": 7, "priority": "P1"}]
+    assert gone.table_missing and gone.data_docs_index is None
+    assert scores.data_docs_index == rules.data_docs_index == docs / "index.html"
+
+    monkeypatch.setattr(runner, "_context", real_context)
+    for suite in suites:
+        run_suite(warehouse, suite, "one-by-one", docs)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        def rows(run_id: str) -> list[tuple]:
+            return con.execute(f"""
+                select suite, "table", expectation, "column", description, severity, success, unexpected_count,
+                    unexpected_percent, sample, observed_value, exception
+                from {RESULTS_TABLE} where run_id = ? order by all""", [run_id]).fetchall()
+        assert len(rows("session-run")) == 5
+        assert rows("session-run") == rows("one-by-one")
+    # the site index lists both runs' results
+    index = (docs / "index.html").read_text()
+    assert index.count("session-run") >= 3 and index.count("one-by-one") >= 3
+
+
+def test_a_suite_that_raises_does_not_stop_the_others(warehouse: Path, docs: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import expectations.runner as runner
+
+    sql(warehouse, SURVEYS)
+    ok = Suite("ok", "raw.surveys", (not_null("response_id"),))
+    broken = Suite("broken", "raw.surveys", (not_null("priority"),))
+    real_detail = runner._detail
+    monkeypatch.setattr(runner, "_detail", lambda check, ge: (_ for _ in ()).throw(ValueError("boom"))
+                        if check.column == "priority" else real_detail(check, ge))
+    results, errors = runner.run_suites(warehouse, [broken, ok], "run", docs)
+    assert [r.suite for r in results] == ["ok"] and results[0].success_for_errors
+    assert list(errors) == ["broken"] and "boom" in str(errors["broken"])
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(f"select suite, count(*) from {RESULTS_TABLE} group by suite").fetchall() == [("ok", 1)]
+    # and the session left no handle on the warehouse
+    code = f"import duckdb; c = duckdb.connect({str(warehouse)!r}); c.execute('create table raw.x (i int)'); c.close()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,6 +1,8 @@
 """The GE suites as Dagster asset checks: an in-process materialization of a tiny graph (a mart asset, a
 blocking check on it, a downstream 'publish' asset) proves that a failing error-level check stops the
-downstream asset and a passing or warnings-only check lets it run. Real DuckDB, real GE."""
+downstream asset and a passing or warnings-only check lets it run; with two marts whose checks share one
+step (one multi-asset check per layer), a run evaluates only the checks of the assets it selects, and a
+failing one still stops the publication. Real DuckDB, real GE."""
 
 from __future__ import annotations
 
@@ -9,17 +11,28 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import (
+    AssetCheckKey,
     AssetCheckSeverity,
     AssetKey,
+    AssetSelection,
     Definitions,
     MaterializeResult,
     asset,
+    define_asset_job,
     materialize,
 )
 
 from expectations.suites import MART_SUITES, RAW_SUITES, Suite, between, not_null
 from ingestion.paths import DataDir
-from orchestration.quality import build_suite_check, check_name, quality_checks, suite_asset_key
+from orchestration.quality import (
+    MART_CHECKS_STEP,
+    RAW_CHECKS_STEP,
+    build_suite_check,
+    build_suites_check,
+    check_name,
+    quality_checks,
+    suite_asset_key,
+)
 from orchestration.resources import WarehouseResource
 
 SCORES = Suite("team_scores", "marts.team_scores", (
@@ -126,3 +139,90 @@ def test_asset_keys_and_blocking() -> None:
     assert not any(spec.blocking for spec in by_key[AssetKey(["raw", "tickets"])].check_specs)
     # the checks load into Definitions beside the assets they check
     Definitions(asset_checks=quality_checks, resources={"warehouse": WarehouseResource()}).resolve_asset_graph()
+
+
+def test_quality_checks_are_one_step_per_layer() -> None:
+    assert sorted(c.node_def.name for c in quality_checks) == sorted([RAW_CHECKS_STEP, MART_CHECKS_STEP])
+    assert all("_gx_" in c.node_def.name for c in quality_checks)  # benchmarks/run.py counts them as checks
+    raw, marts = sorted(quality_checks, key=lambda c: c.node_def.name != RAW_CHECKS_STEP)
+    assert len(list(raw.check_keys)) == len(RAW_SUITES) and len(list(marts.check_keys)) == len(MART_SUITES)
+    assert not any(spec.blocking for spec in raw.check_specs)
+    assert all(spec.blocking for spec in marts.check_specs)
+    assert raw.can_subset and marts.can_subset
+
+
+# ------------------------------------------------------------------------------- two marts, one check step
+
+BONUS = Suite("team_bonus", "marts.team_bonus", (between("bonus", 0, 10),))
+
+
+def two_mart_graph(score: int, bonus: int):
+    team_scores, _ = build_graph(score, 1)
+
+    @asset(key=AssetKey(["team_bonus"]))
+    def team_bonus(warehouse: WarehouseResource) -> MaterializeResult:
+        with duckdb.connect(str(warehouse.paths().warehouse)) as con:
+            con.execute("create schema if not exists marts")
+            con.execute(f"create or replace table marts.team_bonus as select 'a' as team_id, {bonus} as bonus")
+        return MaterializeResult()
+
+    @asset(key=AssetKey(["published"]), deps=[AssetKey(["team_scores"]), AssetKey(["team_bonus"])])
+    def published(warehouse: WarehouseResource) -> MaterializeResult:
+        with duckdb.connect(str(warehouse.paths().warehouse)) as con:
+            con.execute("create or replace table marts.published as select * from marts.team_scores")
+        return MaterializeResult()
+
+    defs = Definitions(
+        assets=[team_scores, team_bonus, published],
+        asset_checks=[build_suites_check([SCORES, BONUS], blocking=True, name="marts_gx_suites")],
+        resources={"warehouse": WarehouseResource()},
+    )
+    return defs.resolve_asset_graph()
+
+
+def run_selection(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch, selection: AssetSelection,
+                  score: int, bonus: int):
+    monkeypatch.setenv("SERVICESCORE_DATA_DIR", str(data_dir.root))
+    job = define_asset_job("j", selection=selection).resolve(asset_graph=two_mart_graph(score, bonus))
+    return job.execute_in_process(raise_on_error=False)
+
+
+def evaluations(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def stored_suites(warehouse: Path, run_id: str) -> set[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {r[0] for r in con.execute(
+            "select distinct suite from quality.validation_results where run_id = ?", [run_id]).fetchall()}
+
+
+def test_one_step_evaluates_only_the_checks_of_the_selected_assets(
+        data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    everything = run_selection(data_dir, monkeypatch, AssetSelection.all(), score=4, bonus=1)
+    assert everything.success
+    assert evaluations(everything) == {"gx_team_scores": True, "gx_team_bonus": True}
+    check_steps = {e.step_key for e in everything.all_events
+                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert check_steps == {"marts_gx_suites"}  # both suites in one step
+    assert materialized(everything) == {"team_scores", "team_bonus", "published"}
+
+    # a run of team_bonus alone evaluates (and stores) its check only
+    bonus_only = run_selection(data_dir, monkeypatch, AssetSelection.assets("team_bonus"), score=4, bonus=1)
+    assert bonus_only.success and evaluations(bonus_only) == {"gx_team_bonus": True}
+    assert stored_suites(data_dir.warehouse, bonus_only.run_id) == {"team_bonus"}
+
+
+def test_a_failing_check_in_the_shared_step_stops_the_publication(
+        data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_selection(data_dir, monkeypatch, AssetSelection.all(), score=4, bonus=99)
+    assert not result.success
+    # every suite of the step is reported, the failing one as a blocking error
+    assert evaluations(result) == {"gx_team_scores": True, "gx_team_bonus": False}
+    (failed,) = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed.asset_key == AssetKey(["team_bonus"]) and failed.severity == AssetCheckSeverity.ERROR
+    assert failed.metadata["samples"].value == {"bonus within 0..10": [99]}
+    assert materialized(result) == {"team_scores", "team_bonus"}
+    assert not published_exists(data_dir.warehouse)
+    assert stored_suites(data_dir.warehouse, result.run_id) == {"team_scores", "team_bonus"}
+    assert AssetCheckKey(AssetKey(["team_bonus"]), "gx_team_bonus") in two_mart_graph(4, 1).asset_check_keys
