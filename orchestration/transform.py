@@ -54,8 +54,12 @@ TRANSLATOR = ServiceScoreTranslator(settings=DagsterDbtTranslatorSettings(enable
 
 
 def dbt_build_args(full_refresh: bool = False, dbt_vars: Mapping[str, Any] | None = None) -> list[str]:
-    """The dbt command of a run; a pure function so tests can check it without running dbt."""
-    args = ["build"]
+    """The dbt command of a run; a pure function so tests can check it without running dbt.
+
+    Unit tests check the models' logic on fixed inputs, not the data: they run in the test suite
+    (tests/test_dbt_core.py, tests/test_appraisal.py build with them), not in every nightly build, where they
+    cost ~10 s of a run at any tier. Data tests do run here: they are part of the gate."""
+    args = ["build", "--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
     if dbt_vars:

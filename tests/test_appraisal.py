@@ -20,6 +20,7 @@ t8 left on 2026-04-30, t9 was hired on 2026-06-15.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -82,6 +83,7 @@ TECHNICIANS = [
 
 PERIODS = {
     "2026-05": ("month", "2026-05-01", "2026-05-31"),
+    "2026-06": ("month", "2026-06-01", "2026-06-30"),
     "2026-07": ("month", "2026-07-01", "2026-07-31"),
     "2026-Q2": ("quarter", "2026-04-01", "2026-06-30"),
     "2026": ("year", "2026-01-01", "2026-12-31"),
@@ -109,6 +111,7 @@ VALUES = [
     ("t4", "2026-05", "avg_handling_time", "business", 24.0, 10),
     ("t4", "2026-05", "reopen_rate", None, 0.12, 10),
     ("t4", "2026-05", "supervisor_review", None, 3.0, 1),
+    ("t4", "2026-06", "csat", None, 1.0, 1),  # June: the month of survey s3 (evidence is kept by month)
     # t5: only aht rated (weight 30 of 100) -> insufficient data
     ("t5", "2026-05", "csat", None, 0.9, 3),
     ("t5", "2026-05", "avg_handling_time", "business", 16.0, 10),
@@ -258,6 +261,7 @@ def test_one_row_per_active_technician_period_and_method(warehouse: Path) -> Non
     assert counts == [
         {"period_label": "2026", "n": 30, "methods": 3},  # t8 (left in April) and t9 (hired in June) too
         {"period_label": "2026-05", "n": 24, "methods": 3},
+        {"period_label": "2026-06", "n": 27, "methods": 3},  # t9 hired on 2026-06-15
         {"period_label": "2026-07", "n": 27, "methods": 3},  # t9 hired in June
         {"period_label": "2026-Q2", "n": 30, "methods": 3},
     ]
@@ -450,11 +454,14 @@ def test_improvement_list(warehouse: Path) -> None:
 def test_evidence_within_the_period(warehouse: Path) -> None:
     rows = _rows(
         warehouse,
-        "select period_label, indicator_code, source_type, source_id from marts.appraisal_evidence "
-        "where technician_id = 't4' order by period_label, indicator_code, source_id",
+        "select period_type, period_label, indicator_code, source_type, source_id, activity_date "
+        "from marts.appraisal_evidence where technician_id = 't4' order by period_label, indicator_code, source_id",
     )
     may = [(r["indicator_code"], r["source_id"]) for r in rows if r["period_label"] == "2026-05"]
     assert may == [("avg_handling_time", "k1"), ("csat", "s1"), ("csat", "s2"), ("reopen_rate", "k1")]
-    q2 = [r["source_id"] for r in rows if r["period_label"] == "2026-Q2" and r["indicator_code"] == "csat"]
+    # month grain only: the evidence of 2026-Q2 is that of its months (join on activity_date in the period)
+    assert {r["period_type"] for r in rows} == {"month"}
+    q2 = [r["source_id"] for r in rows if r["indicator_code"] == "csat"
+          and dt.date(2026, 4, 1) <= r["activity_date"] <= dt.date(2026, 6, 30)]
     assert q2 == ["s1", "s2", "s3"]
     assert not [r for r in rows if r["period_label"] == "2026-07"]

@@ -131,6 +131,25 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
     {%- endif -%}
 {%- endmacro %}
 
+{#- A second watermark for the indicators of one period date only: the run that last changed any of
+    `compared_columns` (which must include the period date). A row whose newest version changed other
+    columns keeps it, so the period marts do not recompute that date's month (e.g. a ticket created in May and
+    resolved today: its first-response values, attributed to May, did not change). -#}
+{% macro fact_columns_built_at(previous_alias, new_alias, key, compared_columns, column) -%}
+    {%- if is_incremental() -%}
+    case
+        when {{ previous_alias }}.{{ key }} is not null
+            {%- for compared in compared_columns %}
+            and {{ previous_alias }}.{{ compared }} is not distinct from {{ new_alias }}.{{ compared }}
+            {%- endfor %}
+            then {{ previous_alias }}.{{ column }}
+        else {{ build_timestamp() }}
+    end
+    {%- else -%}
+    {{ build_timestamp() }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The _replaced_<date> column: the period date of the version this row replaces when it moved
     (kept across later rebuilds that do not move it again); null on a full build. -#}
 {% macro replaced_date(new_date, previous_alias, column) -%}
@@ -202,18 +221,21 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
         {{ return(none) }}
     {%- endif -%}
     {%- set since = instant_literal(last_build.isoformat()) -%}
+    {#- (fact, watermark column, period date columns): the created date of a ticket only drives
+        first_response_time, so it has its own watermark (_created_built_at) -#}
     {%- set fact_dates = [
-        (tickets, ['created_date', 'resolved_date', '_replaced_created_date', '_replaced_resolved_date']),
-        (responses, ['responded_date', '_replaced_responded_date']),
-        (complaints, ['received_date', '_replaced_received_date']),
-        (reviews, ['period_start', '_replaced_period_start']),
+        (tickets, '_built_at', ['resolved_date', '_replaced_resolved_date']),
+        (tickets, '_created_built_at', ['created_date', '_replaced_created_date']),
+        (responses, '_built_at', ['responded_date', '_replaced_responded_date']),
+        (complaints, '_built_at', ['received_date', '_replaced_received_date']),
+        (reviews, '_built_at', ['period_start', '_replaced_period_start']),
     ] -%}
     {%- set branches = [] -%}
-    {%- for relation, columns in fact_dates -%}
+    {%- for relation, watermark, columns in fact_dates -%}
         {%- for column in columns -%}
             {%- do branches.append(
                 "select distinct " ~ period_start('month', column) ~ " as month_start from " ~ relation
-                ~ " where _built_at > " ~ since ~ " and " ~ column ~ " is not null") -%}
+                ~ " where " ~ watermark ~ " > " ~ since ~ " and " ~ column ~ " is not null") -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- set months = [] -%}

@@ -1,43 +1,42 @@
 {#-
-    The facts behind each breakdown value: one row per technician, period, indicator and source record
-    (ticket, survey, complaint, supervisor review) attributed to a day within the period.
-    The value of an indicator does not depend on the method, so evidence is not repeated per method:
-    join a breakdown row on (technician_id, period_type, period_start, indicator_code).
+    The facts behind the breakdown values: one row per technician, month, scored indicator and source record
+    (ticket, survey, complaint, supervisor review) attributed to a day of the month (int_indicator_evidence).
+    Month grain only: the evidence of a quarter or a year is the evidence of its months, so a breakdown row of
+    any grain joins on (technician_id, indicator_code) and activity_date between its period_start and
+    period_end. Storing it again per quarter and year would triple the largest table of the warehouse (about
+    7 rows per ticket per grain) and make every nightly run rebuild the whole year's evidence.
+    The value of an indicator does not depend on the method, so evidence is not repeated per method.
 -#}
-{{ period_mart_config(['period_type', 'period_start']) }}
-{%- set months = touched_months() %}
+{{ period_mart_config(['period_type', 'period_start'], 'month') }}
+{%- set starts = touched_period_starts('month') %}
 with
 
 indicator_evidence as (
     select * from {{ ref('int_indicator_evidence') }}
-    {%- set from_date = touched_from_date(months) %}
-    {%- if from_date is not none %}
-    where activity_date >= {{ date_literal(from_date) }}
+    where {{ touched_filter('month', 'activity_date', starts) }}
+    {%- if starts %}
+        and activity_date >= {{ date_literal(starts[0]) }}
     {%- endif %}
-),
-
-indicator_scores as (
-    select * from {{ ref('int_appraisal_indicator_scores') }}
-    where {{ touched_period_filter(months=months) }}
 ),
 
 breakdown_values as (
     select distinct
         technician_id,
         team_id,
-        period_type,
         period_start,
         period_end,
         period_label,
         indicator_code
-    from indicator_scores
+    from {{ ref('int_appraisal_indicator_scores') }}
+    where period_type = 'month'
+        and {{ touched_filter('month', 'period_start', starts) }}
 ),
 
 evidence as (
-    select distinct
+    select
         breakdown_values.technician_id,
         breakdown_values.team_id,
-        breakdown_values.period_type,
+        'month' as period_type,
         breakdown_values.period_start,
         breakdown_values.period_end,
         breakdown_values.period_label,
@@ -46,16 +45,15 @@ evidence as (
         indicator_evidence.source_id,
         indicator_evidence.activity_date,
         indicator_evidence.team_id as activity_team_id
-    from breakdown_values
-    inner join indicator_evidence
-        on breakdown_values.technician_id = indicator_evidence.technician_id
-        and breakdown_values.indicator_code = indicator_evidence.indicator_code
-        and indicator_evidence.activity_date >= breakdown_values.period_start
-        and indicator_evidence.activity_date <= breakdown_values.period_end
+    from indicator_evidence
+    inner join breakdown_values
+        on indicator_evidence.technician_id = breakdown_values.technician_id
+        and indicator_evidence.indicator_code = breakdown_values.indicator_code
+        and {{ period_start('month', 'indicator_evidence.activity_date') }} = breakdown_values.period_start
 )
 
 select
-    {{ scoring_key(['technician_id', 'period_type', 'period_label', 'indicator_code', 'source_type', 'source_id']) }}
+    {{ scoring_key(['technician_id', 'period_label', 'indicator_code', 'source_type', 'source_id']) }}
         as evidence_id,
     technician_id,
     team_id,

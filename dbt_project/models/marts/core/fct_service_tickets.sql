@@ -125,7 +125,10 @@ final as (
         {{ replaced_date('derived.created_date', 'previous', 'created_date') }} as _replaced_created_date,
         {{ replaced_date('derived.resolved_date', 'previous', 'resolved_date') }} as _replaced_resolved_date,
         {{ fact_built_at('previous', 'derived', 'ticket_id', [
-            'team_id', 'first_response_business_hours', 'handling_business_hours']) }} as _built_at
+            'team_id', 'first_response_business_hours', 'handling_business_hours']) }} as _built_at,
+        {{ fact_columns_built_at('previous', 'derived', 'ticket_id', [
+            'created_date', 'technician_id', 'team_id', 'first_response_hours', 'first_response_business_hours'],
+            '_created_built_at') }} as _created_built_at
     from derived
     {%- if is_incremental() %}
     left join {{ this }} as previous
