@@ -55,6 +55,7 @@ DAY_1_EXTRA = {
     "tickets/2026-06-30_open.csv": [
         TICKET_HEADER,
         "K10,2026-06-20 09:00:00,2026-06-20 10:00:00,,,2026-06-20 10:00:00,in_progress,repair,P3,app,T1,C2,P2,1,,0",
+        "K13,2026-06-10 09:00:00,2026-06-10 09:20:00,,,2026-06-10 09:20:00,in_progress,repair,P3,app,T2,C2,P2,1,,0",
     ],
 }
 
@@ -67,6 +68,9 @@ DAY_2 = {
         "P2,phone,T2,C1,P1,1,true,0",
         "K12,2026-05-25 09:00:00,2026-05-25 09:30:00,2026-05-25 17:00:00,,2026-05-25 17:00:00,resolved,maintenance,"
         "P3,web,T1,C1,P1,1,,1",
+        # open since June (T2, no roster change): resolving it changes July, not its created month
+        "K13,2026-06-10 09:00:00,2026-06-10 09:20:00,2026-07-01 16:00:00,,2026-07-01 16:00:00,resolved,repair,"
+        "P3,app,T2,C2,P2,1,true,0",
     ],
     "surveys/2026-07-01.csv": [
         SURVEY_HEADER,
@@ -148,6 +152,8 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
     run_dbt(incremental, "build")
     day_1_facts = q(incremental / "warehouse.duckdb",
                     "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id")
+    day_1_created = q(incremental / "warehouse.duckdb",
+                      "select ticket_id, _created_built_at from marts.fct_service_tickets order by ticket_id")
     write_files(incremental / "landing", DAY_2)
     load_all(incremental, "day-2")
     run_dbt(incremental, "build")
@@ -156,7 +162,7 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
     write_files(full / "landing", DAY_2)
     load_all(full, "all")
     run_dbt(full, "build", "--full-refresh")
-    return incremental, full, dict(day_1_facts)
+    return incremental, full, dict(day_1_facts), dict(day_1_created)
 
 
 def _business_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -188,7 +194,7 @@ def differences(incremental: Path, full: Path, table: str) -> tuple[int, int, in
 
 @pytest.mark.parametrize("table", [f"marts.{m}" for m in MARTS] + [f"intermediate.{m}" for m in INTERMEDIATE])
 def test_incremental_build_equals_full_refresh(warehouses, table):
-    incremental, full, _ = warehouses
+    incremental, full, *_ = warehouses
     only_incremental, only_full, count = differences(incremental, full, table)
     assert (only_incremental, only_full) == (0, 0), table
     assert count > 0 or table == "marts.appraisal_reward_list", table  # nobody reaches grade A here
@@ -216,12 +222,16 @@ def test_day_2_changes_are_in_the_facts(warehouses):
 
 
 def test_untouched_rows_keep_their_build(warehouses):
-    incremental, _, day_1_built = warehouses
+    incremental, _, day_1_built, day_1_created = warehouses
     db = incremental / "warehouse.duckdb"
     now = dict(q(db, "select ticket_id, _built_at from marts.fct_service_tickets"))
     rebuilt = sorted(t for t in now if day_1_built.get(t) != now[t])
-    # new records, the resolved one, and T1's tickets created from the move date on (K10 only)
-    assert rebuilt == ["K10", "K11", "K12"]
+    # new records, the resolved ones, and T1's tickets created from the move date on (K10 only)
+    assert rebuilt == ["K10", "K11", "K12", "K13"]
+    # what a ticket gives its created month (first response, technician, team) changed for the new records and
+    # K10 (T1's team moved), not for K13: resolving it does not make the marts recompute June for it
+    created = dict(q(db, "select ticket_id, _created_built_at from marts.fct_service_tickets"))
+    assert sorted(t for t in created if day_1_created.get(t) != created[t]) == ["K10", "K11", "K12"]
 
 
 def test_incremental_run_touched_only_the_expected_months(warehouses):
