@@ -3,7 +3,8 @@ Incremental builds (docs/incremental.md).
 
 Facts (fct_*) are `incremental` / `delete+insert` keyed on the record id. A nightly build re-derives
   * the records whose winning version was loaded after the fact's watermark (max(_loaded_at) in the fact)
-    minus var('incremental_overlap_hours') (default 24): new records, updates, late records of old months;
+    minus var('incremental_overlap_hours') (default 0, see docs/incremental.md): new records, updates, late
+    records of old months;
   * the records of technicians whose roster (SCD2) changed since then, from the first date the change
     can affect (the changed version's valid_from; all dates when it is the technician's first version);
   * the records whose business hours are still missing (the working calendar did not cover them yet).
@@ -44,8 +45,12 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
     cast('{{ value }}' as date)
 {%- endmacro %}
 
+{#- Default 0: the watermark is exact. Loads and builds never interleave (one writer: the warehouse lock and the
+    run queue's limit of one warehouse-writing run), every loaded row carries the instant of its load, and late
+    records of old months arrive with a new _loaded_at. An overlap only re-derives rows that cannot have changed;
+    set it (hours, fractions allowed) when files are loaded by hosts whose clocks may disagree. -#}
 {% macro incremental_overlap_hours() -%}
-    {{ return(var('incremental_overlap_hours', 24) | int) }}
+    {{ return(var('incremental_overlap_hours', 0) | float) }}
 {%- endmacro %}
 
 {#- First value of the first row of a query (none when the query returns nothing / null). -#}
