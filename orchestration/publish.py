@@ -27,14 +27,18 @@ PUBLICATION_KEY = AssetKey(["serving", "publication"])
 
 
 def serving_specs(manifest: dict) -> list[MartSpec]:
-    """Which marts are published, and how, from each model's `meta.serving` (versioned | snapshot | none)."""
+    """Which marts are published, and how, from each model's `meta.serving` (versioned | snapshot | none), with
+    the model's `unique_key` (a snapshot fact with one is applied row by row: only what was rebuilt)."""
     specs = []
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "model":
             continue
-        mode = (node.get("config", {}).get("meta") or {}).get("serving") or node.get("meta", {}).get("serving")
+        config = node.get("config", {})
+        mode = (config.get("meta") or {}).get("serving") or node.get("meta", {}).get("serving")
         if mode in ("versioned", "snapshot"):
-            specs.append(MartSpec(node["name"], mode, node.get("schema") or "marts"))
+            key = config.get("unique_key") if config.get("materialized") == "incremental" else None
+            keys = (key,) if isinstance(key, str) else tuple(key or ())
+            specs.append(MartSpec(node["name"], mode, node.get("schema") or "marts", keys))
     return sorted(specs, key=lambda s: s.name)
 
 
@@ -110,7 +114,11 @@ def build_publish_asset() -> AssetsDefinition:
                 "changed": result.changed,
                 "new_versions": MetadataValue.json([f"{p} v{v}" for p, v in result.new_versions]),
                 "restated_periods": MetadataValue.json(result.restatements),
-            "snapshots_replaced": MetadataValue.json(result.snapshots_replaced),
+                "snapshots_replaced": MetadataValue.json(result.snapshots_replaced),
+                "snapshot_modes": MetadataValue.json(result.snapshot_modes),
+                "compared_periods": MetadataValue.text("all")
+                if result.candidate_periods is None
+                else MetadataValue.json(result.candidate_periods),
                 "row_counts": MetadataValue.json(result.row_counts),
             }
         )

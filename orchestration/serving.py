@@ -12,6 +12,24 @@ A publish copies the current serving file to a temporary file next to it (or sta
 the new versions there, checkpoints, fsyncs and renames it over serving.duckdb. A reader holding the old file
 keeps reading the old inode; a failure at any point leaves serving.duckdb byte-for-byte as it was.
 Publishing content identical to the current version of a period creates no new version.
+
+A publish costs what changed, not what exists:
+  * versioned marts: only the candidate periods are hashed and compared, i.e. the months recomputed by any
+    versioned mart since the build-log watermark of the current publication (dbt's
+    intermediate.int_incremental_build_log) and the quarters and years containing them. Every period is
+    compared when there is no watermark (first publish, an older serving file), the log is missing or was
+    rewritten, a versioned mart never appears in it (not incremental), the set of versioned marts changed,
+    or the log has a full build since the watermark. The watermark is stored in the audit JSON of the
+    publication (key build_log_watermark), so it only advances with a successful swap. A mart edited outside
+    dbt is not seen: publish(..., compare_all=True) compares every period.
+  * snapshot marts with a _built_at column and a unique key (the incremental facts: a row's _built_at
+    changes exactly when the row does): a signature (row count, max(_built_at), sum of key hashes) decides
+    whether anything changed, and only the rows built after serving's max(_built_at) are applied
+    (delete+insert on the key); a full replace when rows went away, the columns changed, most rows are new
+    (a full refresh), or the signature does not match after the apply. Other snapshot tables (dimensions,
+    training marts: small) are compared by a full content hash and replaced when different.
+  * the file copy stays: measured ~0.5-1.2 s for 400 MB on this ext4 volume (no reflinks), against tens of
+    seconds of hashing before.
 """
 
 from __future__ import annotations
@@ -36,6 +54,7 @@ class MartSpec:
     name: str
     mode: str  # "versioned" (by period_label) or "snapshot"
     schema: str = "marts"
+    unique_key: tuple[str, ...] = ()  # the dbt model's unique_key (incremental snapshot apply), if any
 
 
 @dataclass
@@ -47,6 +66,12 @@ class PublicationResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     snapshots_replaced: list[str] = field(default_factory=list)
     changed: bool = False
+    # the periods whose content was hashed and compared (None: every period of the warehouse)
+    candidate_periods: list[str] | None = None
+    # snapshot table -> 'unchanged' | 'incremental' (rows applied by key) | 'full' (replaced)
+    snapshot_modes: dict[str, str] = field(default_factory=dict)
+    snapshot_rows_applied: dict[str, int] = field(default_factory=dict)
+    build_log_watermark: dict[str, object] | None = None
 
 
 def _fsync(path: Path) -> None:
@@ -136,11 +161,12 @@ def is_period_closed(label: str, today: dt.date, closing_day: int) -> bool:
 
 def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             audit: dict[str, object] | None = None, extra_tables: list[tuple[str, str]] = (),
-            closing_day: int = 5, today: dt.date | None = None) -> PublicationResult:
+            closing_day: int = 5, today: dt.date | None = None, compare_all: bool = False) -> PublicationResult:
     """Publish `marts` from the warehouse into a new serving file and swap it in atomically.
 
     A new version of a period that is already closed (its last month's closing day has passed) is a
-    restatement; a new version of an open period is a routine update of the running month."""
+    restatement; a new version of an open period is a routine update of the running month.
+    compare_all: hash and compare every period, whatever the build log says (marts edited outside dbt)."""
     tmp = serving.with_name(serving.name + ".publishing")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
@@ -162,26 +188,36 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
                 con.execute(f"create table s.history.{quote_ident(m.name)} as "
                             f"select *, cast(null as bigint) as _version from {src} limit 0")
-        changed_periods = _changed_periods(con, versioned)
+        candidates, watermark = _candidate_periods(con, versioned, _previous_watermark(con))
+        if compare_all:
+            candidates = None
+        result.candidate_periods, result.build_log_watermark = candidates, watermark
+        changed_periods = _changed_periods(con, versioned, candidates)
         new_versions: list[tuple[str, int]] = []
-        for period, content_hash in sorted(changed_periods.items()):
+        for period in sorted(changed_periods):
             prev = con.execute(
                 "select coalesce(max(version), 0) from s.main.publication_periods where period_label = ?", [period]
             ).fetchall()[0]
-            version = int(prev[0]) + 1 if prev else 1
-            new_versions.append((period, version))
+            new_versions.append((period, int(prev[0]) + 1 if prev else 1))
+        if new_versions:
+            # one pass over each mart for all new versions (not one per period)
+            con.execute("create or replace temp table new_versions (period_label varchar, version bigint)")
+            con.executemany("insert into new_versions values (?, ?)", [list(v) for v in new_versions])
             for m in versioned:
                 src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
-                hist = f"s.history.{quote_ident(m.name)}"
-                con.execute(f"insert into {hist} by name select *, ? as _version from {src} where {PERIOD_COLUMN} = ?",
-                            [version, period])
+                con.execute(
+                    f"insert into s.history.{quote_ident(m.name)} by name select src.*, nv.version as _version "
+                    f"from {src} as src join new_versions as nv on src.{PERIOD_COLUMN} = nv.period_label"
+                )
+            con.execute("drop table new_versions")
+        for period, version in new_versions:
             summary = _restatement_summary(con, publication_id, period, version) if version > 1 else None
             restated = version > 1 and is_period_closed(period, today or dt.date.today(), closing_day)
             if restated:
                 result.restatements.append(period)
             con.execute(
                 "insert into s.main.publication_periods values (?, ?, ?, ?, ?, ?, ?)",
-                [period, version, publication_id, content_hash, restated, now,
+                [period, version, publication_id, changed_periods[period], restated, now,
                  json.dumps(summary, ensure_ascii=False) if summary is not None else None],
             )
         for m in versioned:
@@ -195,34 +231,35 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             )
         snapshot_changed = False
         for m in [m for m in marts if m.mode == "snapshot"] + [MartSpec(t, "snapshot", s) for s, t in extra_tables]:
-            src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
-            dst = f"s.main.{quote_ident(m.name)}"
-            if _view_exists(con, "s", "main", m.name):  # a mart that used to be versioned
-                con.execute(f"drop view {dst}")
-            if _table_exists(con, "s", "main", m.name):
-                cols = _columns(con, src)
-                same = con.execute(
-                    f"select (select {_hash_expr(cols)} from {src}) is not distinct from "
-                    f"(select {_hash_expr(cols)} from {dst})"
-                ).fetchall()[0]
-                if same and same[0]:
-                    continue
-            snapshot_changed = True
-            result.snapshots_replaced.append(m.name)
-            con.execute(f"create or replace table {dst} as select * from {src}")
+            mode = _publish_snapshot(con, m, result)
+            result.snapshot_modes[m.name] = mode
+            if mode != "unchanged":
+                snapshot_changed = True
+                result.snapshots_replaced.append(m.name)
         for m in marts:
-            row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchall()[0]
+            if m.mode == "versioned":
+                # current rows = the warehouse's rows of every published period; counted on the history
+                # (one join, not the view's correlated subquery per row)
+                row = con.execute(
+                    f"select count(*) from s.history.{quote_ident(m.name)} as h join (select period_label, "
+                    f"max(version) as v from s.main.publication_periods group by period_label) as c "
+                    f"on h.{PERIOD_COLUMN} = c.period_label and h._version = c.v"
+                ).fetchall()[0]
+            else:
+                row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchall()[0]
             result.row_counts[m.name] = int(row[0]) if row else 0
         result.new_versions = new_versions
         result.changed = bool(new_versions) or snapshot_changed or not serving.exists()
         if result.changed:
             result.publication_id = publication_id
             _record_audit(con, publication_id)
+            recorded = dict(audit or {})
+            recorded[WATERMARK_KEY] = watermark
             con.execute(
                 "insert into s.main.publications values (?, ?, ?, ?, ?, ?, ?, ?)",
                 [publication_id, run_id, now, str((audit or {}).get("code_version", "")),
                  json.dumps([f"{p} v{v}" for p, v in new_versions]), json.dumps(result.restatements),
-                 json.dumps(result.row_counts), json.dumps(audit or {}, ensure_ascii=False, default=str)],
+                 json.dumps(result.row_counts), json.dumps(recorded, ensure_ascii=False, default=str)],
             )
         con.execute("checkpoint s")
         con.execute("detach s")
@@ -238,6 +275,64 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
     os.replace(tmp, serving)
     _fsync(serving.parent)
     return result
+
+
+# ---------------------------------------------------------------------------------- snapshot tables
+
+def _snapshot_signature(con: duckdb.DuckDBPyConnection, qualified: str, key: tuple[str, ...]) -> tuple:
+    """Row count, max(_built_at) and the sum of the key hashes: what an incremental fact changes."""
+    keys = ", ".join(quote_ident(k) for k in key)
+    row = con.execute(
+        f"select count(*), max(_built_at), sum(hash(row({keys})))::hugeint from {qualified}"
+    ).fetchall()[0]
+    return tuple(row)
+
+
+def _replace_table(con: duckdb.DuckDBPyConnection, src: str, dst: str) -> str:
+    con.execute(f"create or replace table {dst} as select * from {src}")
+    return "full"
+
+
+def _publish_snapshot(con: duckdb.DuckDBPyConnection, m: MartSpec, result: PublicationResult) -> str:
+    """Bring s.main.<m> up to the warehouse's table: 'unchanged', 'incremental' (the rows built since serving's
+    newest _built_at, delete+insert on the unique key) or 'full' (replaced)."""
+    src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
+    dst = f"s.main.{quote_ident(m.name)}"
+    if _view_exists(con, "s", "main", m.name):  # a mart that used to be versioned
+        con.execute(f"drop view {dst}")
+    if not _table_exists(con, "s", "main", m.name):
+        return _replace_table(con, src, dst)
+    cols = _columns(con, src)
+    if cols != _columns(con, dst):  # new or changed columns: the old rows cannot be kept
+        return _replace_table(con, src, dst)
+    names = {n for n, _ in cols}
+    if "_built_at" in names and m.unique_key and set(m.unique_key) <= names:
+        source_sig = _snapshot_signature(con, src, m.unique_key)
+        serving_sig = _snapshot_signature(con, dst, m.unique_key)
+        if source_sig[1] is not None and source_sig == serving_sig:
+            return "unchanged"
+        if serving_sig[1] is None or source_sig[0] < serving_sig[0]:  # rows went away: a full refresh
+            return _replace_table(con, src, dst)
+        newer = f"(select * from {src} where _built_at > (select max(_built_at) from {dst}))"
+        count = con.execute(f"select count(*) from {newer}").fetchall()[0][0]
+        if 2 * count > source_sig[0]:  # most rows rebuilt (a full refresh): a copy is cheaper
+            return _replace_table(con, src, dst)
+        con.execute(f"create or replace temp table snapshot_delta as select * from {newer}")
+        on = " and ".join(f"{dst}.{quote_ident(k)} = d.{quote_ident(k)}" for k in m.unique_key)
+        con.execute(f"delete from {dst} using (select distinct {', '.join(quote_ident(k) for k in m.unique_key)} "
+                    f"from snapshot_delta) as d where {on}")
+        con.execute(f"insert into {dst} select * from snapshot_delta")
+        con.execute("drop table snapshot_delta")
+        if _snapshot_signature(con, dst, m.unique_key) != source_sig:  # deletes or clock skew: start over
+            return _replace_table(con, src, dst)
+        result.snapshot_rows_applied[m.name] = int(count)
+        return "incremental"
+    same = con.execute(
+        f"select (select {_hash_expr(cols)} from {src}) is not distinct from (select {_hash_expr(cols)} from {dst})"
+    ).fetchall()[0]
+    if same and same[0]:
+        return "unchanged"
+    return _replace_table(con, src, dst)
 
 
 def _record_audit(con: duckdb.DuckDBPyConnection, publication_id: int) -> None:
@@ -269,20 +364,101 @@ def _record_audit(con: duckdb.DuckDBPyConnection, publication_id: int) -> None:
                     "select * from w.quality.validation_results")
 
 
-def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec]) -> dict[str, str]:
-    """period_label -> new content hash, for every period whose content differs from its current version."""
-    if not versioned:
+# ------------------------------------------------------------------------------- candidate periods
+
+WATERMARK_KEY = "build_log_watermark"
+BUILD_LOG_TABLE = "int_incremental_build_log"
+
+
+def _previous_watermark(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The build-log watermark the current publication recorded (None: none recorded, an older file)."""
+    row = con.execute("select audit from s.main.publications order by publication_id desc limit 1").fetchall()
+    if not row or not row[0][0]:
+        return None
+    try:
+        recorded = json.loads(row[0][0]).get(WATERMARK_KEY)
+    except (ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def _build_log(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The warehouse's dbt build log of the period marts, wherever dbt put it (None: an older warehouse)."""
+    rows = con.execute(
+        "select schema_name from duckdb_tables() where database_name = 'w' and table_name = ? order by 1",
+        [BUILD_LOG_TABLE],
+    ).fetchall()
+    return f"w.{quote_ident(rows[0][0])}.{quote_ident(BUILD_LOG_TABLE)}" if rows else None
+
+
+def period_labels_of_months(months: list[dt.date]) -> list[str]:
+    """The labels of the periods containing the months: 'YYYY-MM', 'YYYY-Qn' and 'YYYY' (period_last_month)."""
+    labels = set()
+    for m in months:
+        labels |= {f"{m.year:04d}-{m.month:02d}", f"{m.year:04d}-Q{(m.month - 1) // 3 + 1}", f"{m.year:04d}"}
+    return sorted(labels)
+
+
+def _candidate_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec],
+                       previous: dict | None) -> tuple[list[str] | None, dict | None]:
+    """(the period labels to compare, or None for all; the watermark this publish reaches).
+
+    The candidates are the periods containing a month recomputed by a versioned mart since the previous
+    publication's watermark. None whenever the log cannot tell: no log, no previous watermark, a different set
+    of versioned marts, a log rewritten since (fewer or more rows up to the old watermark), a versioned mart
+    that never logs (not incremental), or a full build since."""
+    log = _build_log(con)
+    if log is None:
+        return None, None
+    names = sorted(m.name for m in versioned)
+    row = con.execute(
+        f"select epoch_us(max(built_at)), count(*), cast(max(built_at) as varchar) from {log}"
+    ).fetchall()[0]
+    watermark = {"built_at_us": row[0], "log_rows": int(row[1]), "built_at": row[2], "versioned_marts": names}
+    if not previous or previous.get("versioned_marts") != names or not isinstance(previous.get("built_at_us"), int):
+        return None, watermark
+    since = int(previous["built_at_us"])
+    if not names:
+        return [], watermark
+    kept = con.execute(f"select count(*) from {log} where epoch_us(built_at) <= ?", [since]).fetchall()[0][0]
+    if kept != previous.get("log_rows"):  # the log was reset or rewritten: it cannot tell what changed
+        return None, watermark
+    marks = ", ".join("?" for _ in names)
+    tracked = con.execute(f"select count(distinct model_name) from {log} where model_name in ({marks})",
+                          names).fetchall()[0][0]
+    if tracked != len(names):
+        return None, watermark
+    full, months = con.execute(
+        f"select coalesce(bool_or(is_full_build), false), list(distinct month_start) filter (where month_start "
+        f"is not null) from {log} where epoch_us(built_at) > ? and model_name in ({marks})",
+        [since, *names],
+    ).fetchall()[0]
+    if full:
+        return None, watermark
+    return period_labels_of_months(list(months or [])), watermark
+
+
+def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec],
+                     candidates: list[str] | None = None) -> dict[str, str]:
+    """period_label -> new content hash, for every period (or every candidate period) whose content differs
+    from its current version. A label that is not a month, quarter or year is always a candidate."""
+    if not versioned or candidates == []:
         return {}
+    where = f"{PERIOD_COLUMN} is not null"
+    if candidates is not None:
+        labels = ", ".join(quote_literal(c) for c in candidates)
+        where += (f" and ({PERIOD_COLUMN} in ({labels}) or not regexp_full_match({PERIOD_COLUMN}, "
+                  f"'[0-9]{{4}}(-[0-9]{{2}}|-Q[1-4])?'))")
     parts = []
     for m in versioned:
         src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
         cols = _columns(con, src)
         parts.append(f"select {PERIOD_COLUMN} as p, {quote_literal(m.name)} as m, {_hash_expr(cols)} as h "
-                     f"from {src} group by {PERIOD_COLUMN}")
+                     f"from {src} where {where} group by {PERIOD_COLUMN}")
     rows = con.execute(
         "with per_mart as (" + " union all ".join(parts) + "), "
         "per_period as (select p, md5(string_agg(m || ':' || cast(h as varchar), ',' order by m)) as h "
-        "from per_mart where p is not null group by p), "
+        "from per_mart group by p), "
         "current as (select period_label, content_hash from s.main.publication_periods "
         "qualify row_number() over (partition by period_label order by version desc) = 1) "
         "select p, h from per_period left join current on current.period_label = per_period.p "

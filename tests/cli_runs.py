@@ -27,7 +27,7 @@ RUN_TIMEOUT = 900
 
 # columns that say when or by which run a row was written, not what it says
 RUN_SPECIFIC_COLUMNS = {"_loaded_at", "_run_id", "loaded_at", "run_id", "load_run_id", "check_run_id",
-                        "published_at", "validated_at", "audit", "_built_at", "built_at"}
+                        "published_at", "validated_at", "audit", "_built_at", "_created_built_at", "built_at"}
 # tables that log every attempt (a killed run's validations are history, not content)
 RUN_SPECIFIC_TABLES = {("quality", "validation_results"), ("main", "quality_validation_results"),
                        ("intermediate", "int_incremental_build_log")}
@@ -234,11 +234,15 @@ def publish_process(paths: DataDir, run_id: str) -> subprocess.Popen:
 
 
 def copy_with_changed_may(base: DataDir, root: Path) -> DataDir:
-    """A copy of the baseline warehouse and serving file where May's KPIs changed: a restatement to publish."""
+    """A copy of the baseline warehouse and serving file where May's KPIs changed: a restatement to publish.
+    Like a dbt build, the change is recorded in the build log (the publication compares only the periods of
+    the months rebuilt since the one it replaces)."""
     paths = DataDir(root).ensure()
     for name in ("warehouse.duckdb", "serving.duckdb"):
         shutil.copy2(base.root / name, paths.root / name)
     con = duckdb.connect(str(paths.warehouse))
     con.execute("update marts.kpi_technician_monthly set csat = csat / 2 where period_label = '2026-05'")
+    con.execute("insert into intermediate.int_incremental_build_log (model_name, built_at, is_full_build, month_start) "
+                "values ('kpi_technician_monthly', now(), false, date '2026-05-01')")
     con.close()
     return paths
