@@ -96,7 +96,7 @@ MARTS = [
 INTERMEDIATE = ["int_indicator_values", "int_appraisal_roster", "int_appraisal_indicator_scores",
                 "int_appraisal_composites", "int_appraisal_settings_by_period"]
 PERIOD_MODELS = ["kpi_technician_monthly", "kpi_team_annual", "int_indicator_values", "appraisal_scores",
-                 "appraisal_evidence"]
+                 "appraisal_score_breakdown"]
 
 
 def write_files(landing: Path, files: dict[str, list[str]]) -> None:

@@ -165,6 +165,23 @@ def test_serving_file_opens_read_only_with_marts_and_publications(pipeline):
     assert not any("陈一" in str(v) or "13800000001" in str(v) for row in names for v in row)
 
 
+def test_serving_evidence_view_equals_the_warehouse_evidence(pipeline):
+    """appraisal_evidence is a view in both files (orchestration/serving_evidence.py renders the dbt rules over
+    serving's own facts and current breakdown): the same rows, and T1's May handling time lists its tickets."""
+    paths = pipeline[0]
+    sql = "select * from {} order by evidence_id"
+    served = q(paths.serving, sql.format("appraisal_evidence"))
+    built = q(paths.warehouse, sql.format("marts.appraisal_evidence"))
+    assert served == built and len(served) > 0
+    views = {r[0] for r in q(paths.serving, "select view_name from duckdb_views() where not internal")}
+    assert "appraisal_evidence" in views
+    may = q(paths.serving, "select source_id from appraisal_evidence where technician_id = 'T1' "
+            "and period_label = '2026-05' and indicator_code = 'avg_handling_time' order by source_id")
+    resolved = q(paths.warehouse, "select ticket_id from marts.fct_service_tickets where technician_id = 'T1' "
+                 "and is_resolved and resolved_date between '2026-05-01' and '2026-05-31' order by ticket_id")
+    assert may == resolved and len(may) > 0
+
+
 def test_definitions_load_with_the_expected_asset_keys():
     from dagster import AssetKey
 

@@ -1,22 +1,20 @@
 {#-
     The facts behind the breakdown values: one row per technician, month, scored indicator and source record
     (ticket, survey, complaint, supervisor review) attributed to a day of the month (int_indicator_evidence).
-    Month grain only: the evidence of a quarter or a year is the evidence of its months, so a breakdown row of
-    any grain joins on (technician_id, indicator_code) and activity_date between its period_start and
-    period_end. Storing it again per quarter and year would triple the largest table of the warehouse (about
-    7 rows per ticket per grain) and make every nightly run rebuild the whole year's evidence.
+    Month grain: the evidence of a quarter or a year is the evidence of its months, so a breakdown row of any
+    grain joins on (technician_id, indicator_code) and activity_date between its period_start and period_end.
     The value of an indicator does not depend on the method, so evidence is not repeated per method.
+
+    A view, not a table: stored, it would be the largest table of the warehouse (about 8 rows per ticket, 80 M
+    rows at tier L), rebuilt and re-published for every touched month, for rows that are a function of the
+    facts. A query for one technician and period reads the facts it needs. serving.duckdb has the same view
+    over its own copy of the facts and the current breakdown (orchestration/serving_evidence.py).
 -#}
-{{ period_mart_config(['period_type', 'period_start'], 'month') }}
-{%- set starts = touched_period_starts('month') %}
+{{ config(materialized='view', meta={'serving': 'none'}) }}
 with
 
 indicator_evidence as (
     select * from {{ ref('int_indicator_evidence') }}
-    where {{ touched_filter('month', 'activity_date', starts) }}
-    {%- if starts %}
-        and activity_date >= {{ date_literal(starts[0]) }}
-    {%- endif %}
 ),
 
 breakdown_values as (
@@ -29,7 +27,6 @@ breakdown_values as (
         indicator_code
     from {{ ref('int_appraisal_indicator_scores') }}
     where period_type = 'month'
-        and {{ touched_filter('month', 'period_start', starts) }}
 ),
 
 evidence as (
