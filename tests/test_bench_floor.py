@@ -126,3 +126,43 @@ def test_floor_equals_pipeline_on_tier_s_demo(tmp_path: Path):
     assert con.execute("select count(*) from kpi_technician_monthly where avg_handling_time_business_hours "
                        "is not null and complaint_acceptance_time_business_hours is not null and nps is not null "
                        "and supervisor_review is not null").fetchone()[0] > 100
+
+
+def _phase(wall: float, rss_gib: float, stages: dict[str, float] | None = None) -> dict:
+    bench = bench_module()
+    out = {"wall_s": wall, "exit_code": 0, "peak_rss_bytes": int(rss_gib * 2**30)}
+    if stages is not None:
+        out["stages"] = {s: stages.get(s, 0.0) for s in bench.STAGES}
+        out["steps"], out["dbt_nodes"] = {}, {"test.x": 4.0, "model.y": 9.0}
+    return out
+
+
+def test_report_figures_medians_and_goals_by_hand():
+    """Two repeats: the medians, spreads, ratios and goal verdicts of the report, worked out by hand."""
+    bench = bench_module()
+    reps = [
+        {"full": _phase(130.0, 2.0, {"ingestion": 30, "dbt": 60, "checks": 10, "publication": 20}),
+         "floor": _phase(40.0, 0.5),
+         "nightly": _phase(13.0, 1.0, {"ingestion": 2, "dbt": 6, "checks": 1, "publication": 2})},
+        {"full": _phase(150.0, 3.0, {"ingestion": 30, "dbt": 70, "checks": 15, "publication": 20}),
+         "floor": _phase(60.0, 0.5),
+         "nightly": _phase(30.0, 4.5, {"ingestion": 2, "dbt": 20, "checks": 2, "publication": 3})},
+    ]
+    summary = bench.summarize(reps)
+    assert summary["full.total_s"] == {"median": 140.0, "min": 130.0, "max": 150.0}
+    # start-up & other = wall - stages: 130 - 120 = 10 and 150 - 135 = 15
+    assert summary["full.other_s"] == {"median": 12.5, "min": 10.0, "max": 15.0}
+    # full / floor: 130/40 = 3.25 and 150/60 = 2.5; (full - 30 s) / floor: 2.5 and 2.0
+    assert summary["ratio.full_over_floor"] == {"median": 2.875, "min": 2.5, "max": 3.25}
+    assert summary["goal.full_minus_30s_over_floor"] == {"median": 2.25, "min": 2.0, "max": 2.5}
+    # nightly / full: 0.1 and 0.2; checks share: 10/130 and 15/150
+    assert summary["ratio.nightly_over_full"]["median"] == pytest.approx(0.15)
+    assert summary["full.checks_share"]["median"] == pytest.approx((10 / 130 + 0.1) / 2)
+    assert summary["full.dbt_tests_s"]["median"] == 4.0
+    md = bench.markdown("L", summary, reps, {"when": "now", "landing_summary": "x", "load": "1/1",
+                                             "memory_limit": "3GB", "threads": 2})
+    assert "| (full − 30 s) / floor | 2.25 (2.00-2.50) | ≤ 2 | missed |" in md
+    assert "| nightly / full | 15.0% (10.0%-20.0%) | ≤ 15 % | met |" in md
+    assert "| checks / full | 8.8% (7.7%-10.0%) | ≤ 10 % | met |" in md
+    # peak RSS: the larger of full and nightly per statistic: median max(2.5, 2.75) = 2.75, max 4.5
+    assert "| peak RSS max(full, nightly) (GiB) | 2.75 (2.00-4.50) | ≤ 4 | met |" in md
