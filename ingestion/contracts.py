@@ -79,6 +79,12 @@ class Feed:
     depends_on: tuple[str, ...] = field(default=())
     # columns whose month a record counts for: new rows there make those months rebuild and republish
     period_columns: tuple[str, ...] = ()
+    # (period column, what the indicators attributed to that column's month read: columns, or SQL expressions over
+    # the raw columns written here in the code): a new version of a record touches the column's month (old and
+    # new) only if the column itself or one of these changed. A period column not listed here: any change
+    # touches its month. Mirrors dbt_project/macros/kpi.sql and the fct_* models (durations, flags and the
+    # technician's team at the event); the loader's months_touched compares them.
+    period_inputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -87,6 +93,14 @@ class Feed:
     @property
     def required_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
+
+    def period_input_columns(self, period_column: str) -> tuple[str, ...]:
+        """The period column and what its indicators read (columns or SQL expressions); every column when
+        not declared."""
+        for name, inputs in self.period_inputs:
+            if name == period_column:
+                return tuple(dict.fromkeys((name, *inputs)))
+        return self.column_names
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -183,6 +197,15 @@ tickets = Feed(
     description="Service tickets 工单; the same ticket_id with a newer updated_at is a newer version.",
     depends_on=("technicians",),
     period_columns=("created_at", "resolved_at"),
+    period_inputs=(
+        # first_response_time (by created date): response hours, technician and team at creation
+        ("created_at", ("first_response_at", "technician_id")),
+        # resolution indicators (by resolved date): is_resolved, handling hours (from created_at), SLA by
+        # priority, repairs, first-time fix, reopens; the team is the technician's at creation
+        # (resolved -> closed changes no indicator)
+        ("resolved_at", ("status in ('resolved', 'closed')", "created_at", "service_type", "priority",
+                         "first_time_fix", "onsite_visits", "reopened_count", "technician_id")),
+    ),
     columns=(
         Column("ticket_id", required=True),
         Column("created_at", "timestamp", required=True, not_in_future=True),
@@ -222,6 +245,11 @@ complaints = Feed(
     description="Complaints 投诉: received, accepted (受理), resolved.",
     depends_on=("technicians",),
     period_columns=("received_at",),
+    period_inputs=(
+        # acceptance hours, problem resolved (resolved_at or status, confirmed), complaint rate; team at receipt
+        ("received_at", ("accepted_at", "resolved_at", "status in ('resolved', 'closed')", "resolution_confirmed",
+                         "technician_id")),
+    ),
     columns=(
         Column("complaint_id", required=True),
         Column("received_at", "timestamp", required=True, not_in_future=True),
@@ -252,6 +280,9 @@ surveys = Feed(
     description="Satisfaction survey responses 满意度调查 (scores 1-5, NPS 0-10).",
     depends_on=("technicians",),
     period_columns=("responded_at",),
+    period_inputs=(
+        ("responded_at", ("overall_score", "attitude_score", "technical_score", "nps", "technician_id")),
+    ),
     columns=(
         Column("response_id", required=True),
         Column("ticket_id", required=True),
@@ -280,6 +311,7 @@ supervisor_reviews = Feed(
     description="Supervisor reviews 主管评价: the qualitative input, one score 1-5 per technician and month.",
     depends_on=("technicians",),
     period_columns=("period",),
+    period_inputs=(("period", ("score", "technician_id")),),
     columns=(
         Column("review_id", required=True),
         Column("technician_id", required=True),

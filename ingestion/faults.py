@@ -4,7 +4,8 @@ No-op unless SERVICESCORE_FAULT_PAUSE is set. With SERVICESCORE_FAULT_PAUSE=<glo
 whose name matches the glob prints `fault point <name> reached: pausing (pid N)` on stderr and sleeps, so
 that a test can SIGKILL the process at exactly that moment. Points:
 
-  load:<feed>/<file name>   ingestion.loader.load_file, after the file's rows are inserted, before COMMIT
+  load:<feed>/<file name>   ingestion.loader.load_batch, once per file of the batch, after the batch's rows are
+                            inserted, before COMMIT
 """
 
 from __future__ import annotations

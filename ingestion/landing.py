@@ -75,11 +75,10 @@ def list_files(landing: Path, feed: str, day_from: str | None = None,
 
 
 def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
+    """SHA-256 of the file's bytes, read in large blocks into one buffer (hashlib.file_digest; no Python loop
+    per block)."""
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def detect_encoding(path: Path) -> str:

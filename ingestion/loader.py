@@ -1,15 +1,18 @@
 """Load landing files into DuckDB schema `raw`, one table per feed, with DuckDB's own readers.
 
-For each new file (by content hash) of a feed, in ONE transaction:
+The new files (by content hash) of a feed are read in batches: all the files DuckDB reads the same way (all
+Parquet files with one schema, all CSV files with one header, all JSON lines files) by ONE statement
+(`read_parquet([...])` / `read_csv([...])` with the file name of every row), and each batch in ONE transaction:
   * every row that meets the feed contract goes into raw.<feed> (typed columns + load metadata);
   * every row that does not goes into raw.rejected_rows with the rule(s) it broke and the original record;
   * malformed lines (unterminated quote, wrong number of fields, invalid JSON) go there too;
-  * raw.load_log gets one row for the file (rows read, loaded, rejected).
+  * raw.load_log gets one row per file (rows read, loaded, rejected).
 So every landed row is either loaded or rejected, a file is loaded completely or not at all, and a file
 already loaded (same content hash) is skipped. A file that cannot be read at all (missing required column,
-undecodable bytes) raises FeedLoadError naming the file and the rule; files loaded before stay untouched.
+undecodable bytes) raises FeedLoadError naming the file and the rule, after the other files are loaded; if a
+batch's statement fails, its files are loaded one by one so that the error names the file.
 
-All row work is one SQL statement per file compiled from the contract; Python never loops over rows.
+All row work is SQL compiled from the contract; Python never loops over rows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,7 +247,7 @@ def _checks(feed: Feed, present: set[str]) -> list[tuple[str, str, str]]:
             f"{quote_literal(ref.column)} || ': unknown ' || {col} || ' (not in {ref.feed})'",
         ))
     key_cols = list(feed.key) + ([feed.version_column] if feed.version_column else [])
-    partition = ", ".join(quote_ident(k) for k in key_cols)
+    partition = ", ".join(["__file", *(quote_ident(k) for k in key_cols)])
     checks.append((
         "duplicate_key",
         f"row_number() over (partition by {partition} order by _ordinal) > 1",
@@ -253,8 +257,13 @@ def _checks(feed: Feed, present: set[str]) -> list[tuple[str, str, str]]:
     return checks
 
 
-def compile_feed_select(feed: Feed, source_sql: str, source_types: dict[str, str], jsonl: bool = False) -> str:
-    """One SELECT over the reader that types every column and lists the rules each row breaks."""
+def compile_feed_select(feed: Feed, source_sql: str, source_types: dict[str, str], record_columns: list[str],
+                        jsonl: bool = False) -> str:
+    """One SELECT over the reader that types every column and lists the rules each row breaks.
+
+    `source_sql` yields the columns as read plus `__file` (the file DuckDB read the row from) and `__row` (the
+    row's 1-based position in that file), for one file or for many files read by one reader.
+    `record_columns` are the columns as read, kept as the JSON `_record` of a rejected row."""
     typed_cols = ["s.__malformed as __malformed"] if jsonl else []
     for col in feed.columns:
         src = f"s.{quote_ident(col.name)}"
@@ -274,100 +283,132 @@ def compile_feed_select(feed: Feed, source_sql: str, source_types: dict[str, str
         checks.insert(0, ("malformed_line", "__malformed is not null", "'line is not a valid JSON object'"))
     problems = ", ".join(f"case when {cond} then {quote_literal(rule)} || '|' || ({msg}) end"
                          for rule, cond, msg in checks)
+    record = "{" + ", ".join(f"{quote_literal(c)}: s.{quote_ident(c)}" for c in record_columns) + "}"
+    out_cols = ", ".join(quote_ident(c) for c in feed.column_names)
+    # the JSON record is only made for rejected rows (to_json of every row is the costliest part of a load)
     return f"""
-with numbered as (
-    select s.*, row_number() over () as _ordinal, to_json(s) as _record from ({source_sql}) as s
-),
-typed as (
-    select _ordinal, _record, {', '.join(typed_cols)}
-    from numbered as s
+with typed as (
+    select s.__file, s.__row as _ordinal, {record} as _source, {', '.join(typed_cols)}
+    from ({source_sql}) as s
 ),
 checked as (
     select c.*, list_filter([{problems}], lambda x: x is not null) as _problems
     from typed as c
 )
-select * from checked
+select __file, _ordinal, _problems,
+    case when len(_problems) > 0 then cast(to_json(_source) as varchar) end as _record,
+    {out_cols}
+from checked
 """
 
 
-# --- readers --------------------------------------------------------------------------------------------
+# --- readers: one SELECT over all the files of a batch ---------------------------------------------------------
 
-def _csv_reader(path: Path, header: list[str], rejects: str) -> str:
+def _path_list(paths: Iterable[Path]) -> str:
+    return "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
+
+
+def _with_row_numbers(sql: str) -> str:
+    """Scan order is file order, then row order (DuckDB keeps insertion order): number rows within each file."""
+    return (f"select *, __g - min(__g) over (partition by __file) + 1 as __row "
+            f"from (select *, row_number() over () as __g from ({sql}))")
+
+
+def _csv_reader(paths: list[Path], header: list[str], rejects: str) -> str:
+    """One read_csv per file, in one UNION ALL: DuckDB 2.0's multi-file CSV scan (read_csv([...])) of three or more
+    files drops the store_rejects row of a line with an unterminated quote, and the line with it."""
     columns = "{" + ", ".join(f"{quote_literal(h)}: 'VARCHAR'" for h in header) + "}"
-    return (
-        f"select * from read_csv({quote_literal(str(path))}, header = true, auto_detect = false, "
-        f"delim = ',', quote = '\"', escape = '\"', columns = {columns}, ignore_errors = true, "
+    return " union all ".join(
+        f"select *, row_number() over () as __row from read_csv({quote_literal(str(path))}, header = true, "
+        f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {columns}, ignore_errors = true, "
         f"store_rejects = true, rejects_table = {quote_literal(rejects)}, "
-        f"rejects_scan = {quote_literal(rejects + '_scan')}, null_padding = false)"
+        f"rejects_scan = {quote_literal(rejects + '_scan')}, null_padding = false, filename = '__file')"
+        for path in paths
     )
 
 
-def _jsonl_reader(path: Path, feed: Feed) -> tuple[str, dict[str, str]]:
+def _jsonl_reader(paths: list[Path], feed: Feed) -> str:
     lines = (
-        f"select line, try_cast(line as json) as j from read_csv({quote_literal(str(path))}, header = false, "
-        f"auto_detect = false, delim = '\x1f', quote = '', escape = '', columns = {{'line': 'VARCHAR'}}) "
-        f"where trim(line) <> ''"
+        f"select __file, line, try_cast(line as json) as j from read_csv({_path_list(paths)}, header = false, "
+        f"auto_detect = false, delim = '\x1f', quote = '', escape = '', columns = {{'line': 'VARCHAR'}}, "
+        f"filename = '__file') where trim(line) <> ''"
     )
     cols = ", ".join(f"j ->> {quote_literal(c.name)} as {quote_ident(c.name)}" for c in feed.columns)
-    sql = f"select {cols}, case when j is null then line end as __malformed from ({lines})"
-    return sql, {c.name: "VARCHAR" for c in feed.columns}
+    return _with_row_numbers(f"select __file, {cols}, case when j is null then line end as __malformed "
+                             f"from ({lines})")
+
+
+def _parquet_reader(paths: list[Path], names: list[str]) -> str:
+    cols = ", ".join(f"{quote_ident(n)} as {quote_ident(n.strip().lower())}" for n in names)
+    return (f"select {cols}, __file, file_row_number + 1 as __row from read_parquet({_path_list(paths)}, "
+            f"filename = '__file', file_row_number = true)")
 
 
 @dataclass
-class PreparedSource:
-    sql: str
-    types: dict[str, str]
+class PendingFile:
+    """A new landing file that passed the file-level checks, ready to be read in a batch."""
+
+    lf: LandingFile
+    rel: str
+    digest: str
+    read_path: Path  # what DuckDB reads: the file, or its UTF-8 copy
     encoding: str
+    columns: list[str]  # as read (trimmed, lower-cased), in file order
+    types: dict[str, str]  # contract column -> type as read
     extra_columns: list[str]
-    rejects_table: str | None = None
-    jsonl: bool = False
+    group: tuple  # files with the same group are read by one statement
+    names: list[str] = field(default_factory=list)  # Parquet: column names as stored
+    frame: object = None  # xlsx: the DataFrame
 
 
-def prepare_source(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, work_dir: Path,
-                   digest: str) -> PreparedSource:
+def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, work_dir: Path, digest: str,
+                 rel: str, parquet_schema: dict[str, list[tuple]] | None = None) -> PendingFile:
     """Decide how DuckDB reads the file; raise FeedLoadError when it cannot be read at all."""
     known = set(feed.column_names)
+
+    def pending(path: Path, encoding: str, columns: list[str], types: dict[str, str], group: tuple,
+                **kw: object) -> PendingFile:
+        return PendingFile(lf, rel, digest, path, encoding, columns, {k: v for k, v in types.items() if k in known},
+                           [c for c in columns if c not in known], group, **kw)
+
     if lf.format == "csv":
         if lf.path.stat().st_size == 0:
-            header: list[str] = []
-            encoding = "empty"
-        else:
-            try:
-                encoding = detect_encoding(lf.path)
-            except LandingError as exc:
-                raise FeedLoadError(str(exc)) from exc
-            path = lf.path
-            if encoding == "gb18030":
-                path = transcode_to_utf8(lf.path, encoding, work_dir / f"{digest}.csv")
-            header = csv_header(path)
+            return pending(lf.path, "empty", [], {}, ("empty",))
+        try:
+            encoding = detect_encoding(lf.path)
+        except LandingError as exc:
+            raise FeedLoadError(str(exc)) from exc
+        path = lf.path
+        if encoding == "gb18030":
+            path = transcode_to_utf8(lf.path, encoding, work_dir / f"{digest}.csv")
+        header = csv_header(path)
         if not header:
-            return PreparedSource(
-                "select " + ", ".join(f"cast(null as varchar) as {quote_ident(c)}" for c in feed.column_names)
-                + " where false", {c: "VARCHAR" for c in feed.column_names}, encoding, [])
+            return pending(path, encoding, [], {}, ("empty",))
         if len(set(header)) != len(header):
             dupes = sorted({h for h in header if header.count(h) > 1})
             raise FeedLoadError(f"{lf.path}: duplicated column(s) {', '.join(dupes)} in the header "
                                 f"(rule: header_unique)")
         _require_columns(lf, feed, header)
-        rejects = f"rej_{digest[:16]}"
-        return PreparedSource(_csv_reader(path, header, rejects), {h: "VARCHAR" for h in header if h in known},
-                              encoding, [h for h in header if h not in known], rejects_table=rejects)
+        return pending(path, encoding, header, dict.fromkeys(header, "VARCHAR"), ("csv", tuple(header)))
     if lf.format == "jsonl":
-        sql, types = _jsonl_reader(lf.path, feed)
-        return PreparedSource(sql, types, "utf-8", [], jsonl=True)
+        return pending(lf.path, "utf-8", [*feed.column_names, "__malformed"],
+                       dict.fromkeys(feed.column_names, "VARCHAR"), ("jsonl",))
     if lf.format == "parquet":
+        schema = (parquet_schema or {}).get(str(lf.path))
         src = f"read_parquet({quote_literal(str(lf.path))})"
         try:
-            described = con.execute(f"describe select * from {src}").fetchall()
+            described = con.execute(f"describe select * from {src}").fetchall() if schema is None else None
         except duckdb.Error as exc:
             reason = str(exc).splitlines()[0]
             raise FeedLoadError(f"{lf.path}: cannot read the Parquet file ({reason}) "
                                 f"(rule: parquet_readable; the file was not loaded)") from exc
-        types = {str(n).strip().lower(): str(t) for n, t, *_ in described}
-        _require_columns(lf, feed, list(types))
-        cols = ", ".join(f"{quote_ident(n)} as {quote_ident(str(n).strip().lower())}" for n, *_ in described)
-        return PreparedSource(f"select {cols} from {src}", {k: v for k, v in types.items() if k in known},
-                              "parquet", [k for k in types if k not in known])
+        names = [str(n) for n, *_ in described] if described is not None else [n for n, *_ in schema]
+        columns = [n.strip().lower() for n in names]
+        _require_columns(lf, feed, columns)
+        # the types as DuckDB reads them are asked once per group (load_feed), from its first file
+        types = {c: str(t) for c, (_n, t, *_r) in zip(columns, described, strict=True)} if described else {}
+        group = ("parquet", tuple(schema) if schema is not None else tuple(map(tuple, described)))
+        return pending(lf.path, "parquet", columns, types or dict.fromkeys(columns, ""), group, names=names)
     if lf.format == "xlsx":
         import pandas as pd
 
@@ -378,11 +419,8 @@ def prepare_source(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, 
                                 f"(rule: xlsx_readable; the file was not loaded)") from exc
         frame.columns = [str(c).strip().lower() for c in frame.columns]
         _require_columns(lf, feed, list(frame.columns))
-        view = f"xlsx_{digest[:16]}"
-        con.register(view, frame)
-        return PreparedSource(f"select * from {quote_ident(view)}",
-                              {c: "VARCHAR" for c in frame.columns if c in known}, "xlsx",
-                              [c for c in frame.columns if c not in known])
+        columns = list(frame.columns)
+        return pending(lf.path, "xlsx", columns, dict.fromkeys(columns, "VARCHAR"), ("xlsx", digest), frame=frame)
     raise FeedLoadError(f"{lf.path}: unsupported format {lf.format}")
 
 
@@ -395,91 +433,224 @@ def _require_columns(lf: LandingFile, feed: Feed, header: list[str]) -> None:
         )
 
 
-# --- loading ---------------------------------------------------------------------------------------------
+def _parquet_schemas(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[str, list[tuple]]:
+    """path -> [(column name, physical type, logical type)] from the Parquet footers, in one query; {} when one of
+    the files cannot be read (each file is then described on its own, to name the bad one)."""
+    if not paths:
+        return {}
+    try:
+        rows = con.execute(
+            f"select file_name, name, type, converted_type, cast(logical_type as varchar), num_children "
+            f"from parquet_schema({_path_list(paths)})"
+        ).fetchall()
+    except duckdb.Error:
+        return {}
+    schemas: dict[str, list[tuple]] = {str(p): [] for p in paths}
+    roots: dict[str, int] = {}
+    for file_name, name, ptype, converted, logical, children in rows:  # footer entries, not data rows
+        if file_name not in roots:  # the first entry of a file is its root
+            roots[file_name] = children or 0
+            continue
+        if children:  # nested column: not a flat feed file, let DuckDB describe it
+            return {}
+        schemas[file_name].append((str(name), ptype, converted, logical))
+    if set(roots) != set(schemas) or any(len(schemas[f]) != n for f, n in roots.items()):
+        return {}  # not the footers expected: describe each file instead
+    return schemas
 
-def already_loaded(con: duckdb.DuckDBPyConnection, feed: str, digest: str) -> bool:
-    sql = "select count(*) from raw.load_log where feed = ? and file_hash = ?"
-    return bool(con.execute(sql, [feed, digest]).fetchall()[0][0])
+
+# --- loading ---------------------------------------------------------------------------------------------------
+
+FILES_DDL = """
+create or replace temp table _files (
+    __file varchar, source_file varchar, file_hash varchar, file_day date, encoding varchar,
+    extra_columns varchar, loaded_at timestamptz
+)
+"""
 
 
-def load_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, run_id: str,
-              work_dir: Path, landing_root: Path) -> FileLoad:
-    digest = file_hash(lf.path)
-    rel = str(lf.path.relative_to(landing_root.resolve()))
-    result = FileLoad(source_file=rel, file_hash=digest)
-    if already_loaded(con, feed.name, digest):
-        result.skipped = True
-        return result
-    prepared = prepare_source(con, lf, feed, work_dir, digest)
-    result.encoding, result.extra_columns = prepared.encoding, prepared.extra_columns
-    select_sql = compile_feed_select(feed, prepared.sql, prepared.types, jsonl=prepared.jsonl)
-    loaded_at = dt.datetime.now(dt.UTC)
-    meta = [rel, digest, loaded_at, run_id]
-    cols = ", ".join(quote_ident(c) for c in feed.column_names)
+def batch_source(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile],
+                 tag: str) -> tuple[str, dict[str, str], list[str], str | None, bool]:
+    """(source SQL, types as read, record columns, rejects table, jsonl) for files of one group."""
+    first = files[0]
+    kind = first.group[0]
+    paths = [f.read_path for f in files]
+    if kind == "csv":
+        rejects = f"rej_{tag}"
+        return _csv_reader(paths, first.columns, rejects), first.types, first.columns, rejects, False
+    if kind == "jsonl":
+        return _jsonl_reader(paths, feed), first.types, first.columns, None, True
+    if kind == "parquet":
+        sql = _parquet_reader(paths, first.names)
+        described = con.execute(f"describe {sql}").fetchall()
+        types = {str(n): str(t) for n, t, *_ in described if str(n) in first.types}
+        return sql, types, first.columns, None, False
+    if kind == "xlsx":
+        view = f"xlsx_{tag}"
+        con.register(view, first.frame)
+        sql = _with_row_numbers(f"select *, {quote_literal(str(first.read_path))} as __file from {quote_ident(view)}")
+        return sql, first.types, first.columns, None, False
+    raise ValueError(kind)
+
+
+def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile], run_id: str,
+               loaded_at: dict[str, dt.datetime]) -> list[FileLoad]:
+    """Load files of one group in ONE transaction and (but for empty files) ONE read: raw rows, rejected rows and
+    one load_log row per file. A file is loaded completely or not at all; so is the batch."""
+    tag = files[0].digest[:16]
+    empty = files[0].group == ("empty",)
+    rejects: str | None = None
     con.execute("begin transaction")
     try:
-        con.execute(f"create or replace temp table _batch as {select_sql}")
+        con.execute(FILES_DDL)
         con.execute(
-            f"insert into raw.{quote_ident(feed.name)} select {cols}, ?, ?, _ordinal, ?, ? from _batch "
-            f"where len(_problems) = 0",
-            meta,
+            "insert into _files select unnest(?), unnest(?), unnest(?), try_cast(unnest(?) as date), unnest(?), "
+            "unnest(?), unnest(?)",
+            [[str(f.read_path) for f in files], [f.rel for f in files], [f.digest for f in files],
+             [f.lf.day for f in files], [f.encoding for f in files], [",".join(f.extra_columns) for f in files],
+             [loaded_at[f.digest] for f in files]],
         )
-        con.execute(
-            "insert into raw.rejected_rows select ?, ?, ?, _ordinal, null, "
-            "split_part(_problems[1], '|', 1), "
-            "array_to_string(list_transform(_problems, lambda x: substr(x, strpos(x, '|') + 1)), '; '), "
-            "cast(_record as varchar), ?, ? from _batch where len(_problems) > 0",
-            [feed.name, rel, digest, loaded_at, run_id],
-        )
-        if prepared.rejects_table:
+        if empty:
+            con.execute("create or replace temp table _counts as select __file, 0::bigint as loaded, "
+                        "0::bigint as rejected from _files")
+        else:
+            source_sql, types, record_columns, rejects, jsonl = batch_source(con, feed, files, tag)
+            select_sql = compile_feed_select(feed, source_sql, types, record_columns, jsonl=jsonl)
+            cols = ", ".join(quote_ident(c) for c in feed.column_names)
+            con.execute(f"create or replace temp table _batch as {select_sql}")
             con.execute(
-                # DuckDB may report several errors for one line: one rejected row per line
-                f"insert into raw.rejected_rows select ?, ?, ?, line - 1, line, 'malformed_line', "
-                f"arg_max(error_type || ': ' || error_message, coalesce(column_idx, 0)), any_value(csv_line), ?, ? "
-                f"from {quote_ident(prepared.rejects_table)} group by line",
-                [feed.name, rel, digest, loaded_at, run_id],
+                f"insert into raw.{quote_ident(feed.name)} select {cols}, f.source_file, f.file_hash, b._ordinal, "
+                f"f.loaded_at, ? from _batch as b join _files as f using (__file) where len(b._problems) = 0 "
+                f"order by f.loaded_at, b._ordinal",
+                [run_id],
             )
-        counts = con.execute(
-            "select count(*) filter (where feed = ? and file_hash = ?) from raw.rejected_rows",
-            [feed.name, digest],
-        ).fetchall()[0]
-        loaded = con.execute("select count(*) from _batch where len(_problems) = 0").fetchall()[0]
-        result.rows_loaded = int(loaded[0]) if loaded else 0
-        result.rows_rejected = int(counts[0]) if counts else 0
-        result.rows_read = result.rows_loaded + result.rows_rejected
+            con.execute(
+                "insert into raw.rejected_rows select ?, f.source_file, f.file_hash, b._ordinal, null, "
+                "split_part(b._problems[1], '|', 1), "
+                "array_to_string(list_transform(b._problems, lambda x: substr(x, strpos(x, '|') + 1)), '; '), "
+                "b._record, f.loaded_at, ? from _batch as b join _files as f using (__file) "
+                "where len(b._problems) > 0 order by f.loaded_at, b._ordinal",
+                [feed.name, run_id],
+            )
+            malformed = "select __file, 0 as n from _files where false"
+            if rejects:
+                # DuckDB may report several errors for one line: one rejected row per line
+                con.execute(
+                    f"create or replace temp table _malformed as select f.__file, f.source_file, f.file_hash, "
+                    f"f.loaded_at, r.line, arg_max(r.error_type || ': ' || r.error_message, "
+                    f"coalesce(r.column_idx, 0)) as reason, any_value(r.csv_line) as csv_line "
+                    f"from {quote_ident(rejects)} as r join {quote_ident(rejects + '_scan')} as s "
+                    f"using (scan_id, file_id) join _files as f on f.__file = s.file_path "
+                    f"group by all"
+                )
+                con.execute(
+                    "insert into raw.rejected_rows select ?, source_file, file_hash, line - 1, line, "
+                    "'malformed_line', reason, csv_line, loaded_at, ? from _malformed order by loaded_at, line",
+                    [feed.name, run_id],
+                )
+                malformed = "select __file, count(*) as n from _malformed group by __file"
+            con.execute(
+                f"create or replace temp table _counts as "
+                f"with b as (select __file, count(*) filter (where len(_problems) = 0) as loaded, "
+                f"count(*) filter (where len(_problems) > 0) as rejected from _batch group by __file), "
+                f"m as ({malformed}) "
+                f"select f.__file, coalesce(b.loaded, 0) as loaded, coalesce(b.rejected, 0) + coalesce(m.n, 0) "
+                f"as rejected from _files as f left join b using (__file) left join m using (__file)"
+            )
         con.execute(
-            "insert into raw.load_log values (?, ?, ?, try_cast(? as date), ?, ?, ?, ?, ?, ?, ?)",
-            [feed.name, rel, digest, lf.day, result.encoding, result.rows_read, result.rows_loaded,
-             result.rows_rejected, ",".join(result.extra_columns), loaded_at, run_id],
+            "insert into raw.load_log select ?, f.source_file, f.file_hash, f.file_day, f.encoding, "
+            "c.loaded + c.rejected, c.loaded, c.rejected, f.extra_columns, f.loaded_at, ? "
+            "from _files as f join _counts as c using (__file) order by f.loaded_at",
+            [feed.name, run_id],
         )
-        con.execute("drop table _batch")
-        fault_point(f"load:{rel}")  # tests kill the process here: the file's rows are written, not committed
+        counts = dict(con.execute("select __file, [loaded, rejected] from _counts").fetchall())
+        for t in ("_batch", "_counts", "_malformed", "_files"):
+            con.execute(f"drop table if exists {t}")
+        for f in files:
+            # tests kill the process here: the batch's rows are written, not committed (SERVICESCORE_FAULT_PAUSE)
+            fault_point(f"load:{f.rel}")
         con.execute("commit")
-    except Exception:
+    except BaseException:
         con.execute("rollback")
         raise
     finally:
-        if prepared.rejects_table:
-            for t in (prepared.rejects_table, prepared.rejects_table + "_scan"):
+        if rejects:
+            for t in (rejects, rejects + "_scan"):
                 con.execute(f"drop table if exists {quote_ident(t)}")
-    return result
+        if files[0].group[0] == "xlsx":
+            con.unregister(f"xlsx_{tag}")
+    results = []
+    for f in files:
+        loaded, rejected = counts[str(f.read_path)]
+        results.append(FileLoad(f.rel, f.digest, rows_read=int(loaded) + int(rejected), rows_loaded=int(loaded),
+                                rows_rejected=int(rejected), encoding=f.encoding, extra_columns=f.extra_columns))
+    return results
+
+
+def _error_message(lf: LandingFile, exc: Exception) -> str:
+    return str(exc) if isinstance(exc, FeedLoadError) else f"{lf.path}: {exc}"
 
 
 def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_dir: Path,
               day_from: str | None = None, day_to: str | None = None,
               timezone: str = DEFAULT_TIMEZONE) -> FeedLoadResult:
-    """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed."""
+    """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed.
+
+    Files are hashed (a hash already in raw.load_log is skipped), checked one by one (encoding, header, required
+    columns, readable Parquet footer), then grouped by how DuckDB reads them (all Parquet files with the same
+    schema, all CSV files with the same header, all JSON lines files) and each group is loaded by one statement
+    in one transaction. If a group's statement fails, its files are loaded one by one so that the error names
+    the file and the other files still load."""
     files, ignored = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
     feed = FEEDS[feed_name]
     result = FeedLoadResult(feed=feed_name, ignored=ignored)
+    started = dt.datetime.now(dt.UTC)
+    root = landing.resolve()
+    loads: dict[str, FileLoad] = {}  # by relative name, reported in file order
     with connect(warehouse, timezone) as con:
         ensure_raw_schema(con)
-        for lf in files:
+        loaded_hashes = {r[0] for r in con.execute("select distinct file_hash from raw.load_log where feed = ?",
+                                                   [feed.name]).fetchall()}
+        new: list[tuple[LandingFile, str, str]] = []
+        # hashlib releases the GIL on large blocks: hash the files on two threads
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            digests = list(pool.map(file_hash, [lf.path for lf in files]))
+        for lf, digest in zip(files, digests, strict=True):
+            rel = str(lf.path.relative_to(root))
+            if digest in loaded_hashes:
+                loads[rel] = FileLoad(source_file=rel, file_hash=digest, skipped=True)
+                continue
+            loaded_hashes.add(digest)  # the same content twice in one run: the later copy is skipped
+            new.append((lf, digest, rel))
+        # the later file (in name order) gets the later _loaded_at, as when files were loaded one at a time:
+        # staging ranks versions of a record by _loaded_at, then _row_number
+        stamps = {digest: started + dt.timedelta(microseconds=i) for i, (_lf, digest, _rel) in enumerate(new)}
+        schemas = _parquet_schemas(con, [lf.path for lf, _d, _r in new if lf.format == "parquet"])
+        groups: dict[tuple, list[PendingFile]] = {}
+        for lf, digest, rel in new:
             try:
-                result.files.append(load_file(con, lf, feed, run_id, work_dir, landing))
+                pf = prepare_file(con, lf, feed, work_dir, digest, rel, schemas)
             except (FeedLoadError, duckdb.Error) as exc:
-                msg = str(exc) if isinstance(exc, FeedLoadError) else f"{lf.path}: {exc}"
-                result.errors.append(msg)
+                result.errors.append(_error_message(lf, exc))
+                continue
+            groups.setdefault(pf.group, []).append(pf)
+        for group in groups.values():
+            for batch in _chunks(group):
+                try:
+                    done = load_batch(con, feed, batch, run_id, stamps)
+                except (FeedLoadError, duckdb.Error) as exc:
+                    if len(batch) == 1:
+                        result.errors.append(_error_message(batch[0].lf, exc))
+                        continue
+                    done = []
+                    for pf in batch:  # find the file that fails; load the others
+                        try:
+                            done += load_batch(con, feed, [pf], run_id, stamps)
+                        except (FeedLoadError, duckdb.Error) as file_exc:
+                            result.errors.append(_error_message(pf.lf, file_exc))
+                loads.update((fl.source_file, fl) for fl in done)
+        order = {str(lf.path.relative_to(root)): i for i, lf in enumerate(files)}
+        result.files = sorted(loads.values(), key=lambda fl: order[fl.source_file])
         result.months_touched = months_touched(con, feed, [f.file_hash for f in result.files if not f.skipped],
                                                timezone)
     if result.errors:
@@ -488,15 +659,91 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
     return result
 
 
+MAX_BATCH_BYTES = 512 << 20  # input bytes per statement: bounds the memory of one batch (tier L: 10 M tickets)
+
+
+def _chunks(files: list[PendingFile]) -> Iterator[list[PendingFile]]:
+    batch: list[PendingFile] = []
+    size = 0
+    for pf in files:
+        n = pf.lf.path.stat().st_size
+        if batch and size + n > MAX_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(pf)
+        size += n
+    if batch:
+        yield batch
+
+
+# --- months touched --------------------------------------------------------------------------------------------
+
+def _month_of(feed: Feed, alias: str, name: str, timezone: str, field: str) -> str:
+    col = f"{alias}.{field}"
+    expr = f"{col} at time zone {quote_literal(timezone)}" if feed.column(name).type == "timestamp" else col
+    return f"cast(date_trunc('month', {expr}) as date)"
+
+
+def months_touched_sql(feed: Feed, timezone: str) -> str:
+    """The months (local time) whose KPI values the newly loaded rows (`_file_hash` in $hashes) can change, as one
+    query over raw.<feed>.
+
+    For each record (key) with a new row, compare its newest version now with its newest version before the load
+    (the versions ordered as staging orders them: macros/versions.sql newest_version_rank). Nothing, if the newest
+    version is still an old one (a stale update). Otherwise, for each period column: a new record counts for the
+    month of the column; a changed record counts for the column's new and old month when the column, or one of
+    the columns or expressions the indicators attributed to it read (Feed.period_inputs), differs between the two
+    versions. One hash aggregate per key (arg_max), no sort."""
+    keys = [quote_ident(k) for k in feed.key]
+    table = f"raw.{quote_ident(feed.name)}"
+    inputs: dict[str, str] = {}  # column or expression -> its field name in the version structs
+    for period in feed.period_columns:
+        for item in (period, *feed.period_input_columns(period)):
+            inputs.setdefault(item, f"__in_{len(inputs)}")
+    fields = ", ".join(f"{name} := {f't.{quote_ident(item)}' if item in feed.column_names else f'({item})'}"
+                       for item, name in inputs.items())
+    if feed.version_column:
+        if feed.column(feed.version_column).type != "timestamp":
+            raise ValueError(f"feed {feed.name}: version column {feed.version_column} must be a timestamp")
+        v = f"t.{quote_ident(feed.version_column)}"
+        order = f"struct_pack(a := {v} is not null, b := coalesce({v}, '-infinity'::timestamptz), " \
+                f"c := t._loaded_at, d := t._row_number)"
+    else:
+        order = "struct_pack(c := t._loaded_at, d := t._row_number)"
+    branches = []
+    for period in feed.period_columns:
+        changed = " or ".join(f"p.n.{inputs[i]} is distinct from p.o.{inputs[i]}"
+                              for i in dict.fromkeys((period, *feed.period_input_columns(period))))
+        p = inputs[period]
+        branches.append(f"select {_month_of(feed, 'p.n', period, timezone, p)} as m from per_key as p "
+                        f"where p.n.{p} is not null and (p.o is null or {changed})")
+        branches.append(f"select {_month_of(feed, 'p.o', period, timezone, p)} as m from per_key as p "
+                        f"where p.o.{p} is not null and ({changed})")
+    return f"""
+with new_files as (
+    select unnest($hashes) as _file_hash
+),
+new_keys as (
+    select {', '.join(keys)} from {table} where _file_hash in (select _file_hash from new_files)
+),
+versions as (
+    select {', '.join(f't.{k}' for k in keys)}, struct_pack({fields}) as _v, {order} as _order,
+        t._file_hash in (select _file_hash from new_files) as _is_new
+    from {table} as t semi join new_keys as k on {' and '.join(f't.{k} = k.{k}' for k in keys)}
+),
+per_key as (
+    select arg_max(_v, _order) as n, arg_max(_is_new, _order) as n_is_new,
+        arg_max(_v, _order) filter (where not _is_new) as o
+    from versions group by {', '.join(keys)}
+    having n_is_new
+)
+select distinct m from ({' union all '.join(branches)}) where m is not null order by m
+"""
+
+
 def months_touched(con: duckdb.DuckDBPyConnection, feed: Feed, hashes: list[str], timezone: str) -> list[str]:
-    """Months (YYYY-MM-01, local time) that the rows of these files count for: what must be rebuilt."""
+    """Months (YYYY-MM-01, local time) whose KPIs the rows of these files change: what must be rebuilt."""
     if not hashes or not feed.period_columns:
         return []
-    parts = []
-    for name in feed.period_columns:
-        col = quote_ident(name)
-        expr = (f"{col} at time zone {quote_literal(timezone)}" if feed.column(name).type == "timestamp" else col)
-        parts.append(f"select distinct cast(date_trunc('month', {expr}) as date) as m "
-                     f"from raw.{quote_ident(feed.name)} where _file_hash in (select unnest(?)) and {col} is not null")
-    rows = con.execute(" union ".join(parts) + " order by 1", [hashes] * len(parts)).fetchall()
+    rows = con.execute(months_touched_sql(feed, timezone), {"hashes": hashes}).fetchall()
     return [r[0].isoformat() for r in rows]

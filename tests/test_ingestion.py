@@ -225,3 +225,128 @@ def test_file_names_outside_the_landing_folder_are_refused(data_dir: DataDir, tm
         load(data_dir, "technicians")
     with pytest.raises(LandingError, match="unknown feed"):
         load_feed(data_dir.warehouse, data_dir.landing, "../etc", "r", data_dir.work)
+
+
+# --- months touched: the months whose KPIs a load can change (what the publish sensor rebuilds) ---------------
+
+def load_tickets(data: DataDir, day: str, *rows: str) -> list[str]:
+    write(data.feed_dir("tickets") / f"{day}.csv", "\n".join([TICKET_HEADER, *rows]) + "\n")
+    result = load(data, "tickets")
+    assert result.rows_rejected == 0 and result.rows_loaded == len(rows)
+    return result.months_touched
+
+
+OPEN_MARCH = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="", resolved_at="",
+                    updated_at="2026-03-10 09:00:00", status="open")
+RESOLVED_APRIL = ticket(ticket_id="C1", created_at="2026-03-28 09:00:00", first_response_at="2026-03-28 10:00:00",
+                        resolved_at="2026-04-02 12:00:00", updated_at="2026-04-02 12:00:00")
+
+
+@pytest.fixture
+def old_tickets(roster: DataDir) -> DataDir:
+    assert load_tickets(roster, "2026-04-02", OPEN_MARCH, RESOLVED_APRIL) == ["2026-03-01", "2026-04-01"]
+    return roster
+
+
+def test_resolving_an_old_ticket_touches_the_resolved_month_only(old_tickets: DataDir):
+    resolved = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="",
+                      resolved_at="2026-06-01 10:00:00", updated_at="2026-06-01 10:00:00", status="resolved")
+    assert load_tickets(old_tickets, "2026-06-01", resolved) == ["2026-06-01"]
+
+
+def test_a_first_response_touches_the_created_month(old_tickets: DataDir):
+    responded = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="2026-03-10 10:00:00",
+                       resolved_at="", updated_at="2026-06-01 10:00:00", status="in_progress")
+    assert load_tickets(old_tickets, "2026-06-01", responded) == ["2026-03-01"]
+
+
+def test_a_new_ticket_touches_its_created_and_resolved_months(old_tickets: DataDir):
+    new = ticket(ticket_id="N1", created_at="2026-05-30 09:00:00", first_response_at="2026-05-30 10:00:00",
+                 resolved_at="2026-06-02 10:00:00", updated_at="2026-06-02 10:00:00")
+    assert load_tickets(old_tickets, "2026-06-02", new) == ["2026-05-01", "2026-06-01"]
+
+
+def test_a_ticket_moved_to_another_resolved_month_touches_both(old_tickets: DataDir):
+    moved = RESOLVED_APRIL.replace("2026-04-02 12:00:00", "2026-05-03 12:00:00")
+    assert load_tickets(old_tickets, "2026-05-03", moved) == ["2026-04-01", "2026-05-01"]
+
+
+def test_changes_no_indicator_reads_and_stale_versions_touch_nothing(old_tickets: DataDir):
+    new_customer = RESOLVED_APRIL.replace(",C1,", ",C9,").replace("2026-04-02 12:00:00,resolved",
+                                                                  "2026-04-05 12:00:00,resolved")
+    assert load_tickets(old_tickets, "2026-04-05", new_customer) == []
+    stale = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="2026-03-10 09:30:00",
+                   resolved_at="", updated_at="2026-03-09 09:00:00", status="open")  # older than the loaded one
+    assert load_tickets(old_tickets, "2026-04-06", stale) == []
+
+
+def test_reassigning_a_ticket_touches_both_of_its_months(old_tickets: DataDir):
+    """The technician counts for first_response_time (created month) and the resolution indicators."""
+    reassigned = RESOLVED_APRIL.replace(",T001,", ",T002,").replace("2026-04-02 12:00:00,resolved",
+                                                                    "2026-04-03 12:00:00,resolved")
+    assert load_tickets(old_tickets, "2026-04-03", reassigned) == ["2026-03-01", "2026-04-01"]
+
+
+def test_period_inputs_are_valid_sql_over_the_raw_columns(data_dir: DataDir):
+    from ingestion.loader import connect, ensure_raw_schema, months_touched
+
+    with connect(data_dir.warehouse) as con:
+        ensure_raw_schema(con)
+        for feed in FEEDS.values():
+            assert {name for name, _ in feed.period_inputs} <= set(feed.period_columns), feed.name
+            assert months_touched(con, feed, ["no such hash"], "Asia/Shanghai") == []  # binds every expression
+
+
+def test_closing_a_resolved_ticket_touches_nothing(old_tickets: DataDir):
+    closed = RESOLVED_APRIL.replace("2026-04-02 12:00:00,,2026-04-02 12:00:00,resolved",
+                                    "2026-04-02 12:00:00,2026-04-03 12:00:00,2026-04-03 12:00:00,closed")
+    assert closed != RESOLVED_APRIL
+    assert load_tickets(old_tickets, "2026-04-03", closed) == []
+
+
+def test_a_batch_of_files_keeps_file_order_and_counts_per_file(roster: DataDir):
+    """Files of one format load in one statement; a later file still wins a tie on updated_at (later _loaded_at)."""
+    first = ticket(ticket_id="K1", channel="phone")
+    second = ticket(ticket_id="K1", channel="web")
+    for day, rows in (("2026-05-01", [first, ticket(ticket_id="K2")]), ("2026-05-02", [second]),
+                      ("2026-05-03", [ticket(ticket_id="K3"), ticket(ticket_id="K3"), ticket(ticket_id="K4")])):
+        write(roster.feed_dir("tickets") / f"{day}.csv", "\n".join([TICKET_HEADER, *rows]) + "\n")
+    result = load(roster, "tickets")
+    assert [(f.source_file, f.rows_loaded, f.rows_rejected) for f in result.files] == [
+        ("tickets/2026-05-01.csv", 2, 0), ("tickets/2026-05-02.csv", 1, 0), ("tickets/2026-05-03.csv", 2, 1)]
+    newest = query(roster, "select channel from raw.tickets where ticket_id = 'K1' "
+                           "order by updated_at desc, _loaded_at desc, _row_number desc limit 1")
+    assert newest == [("web",)]
+    assert query(roster, "select source_file, row_number, rule from raw.rejected_rows") == [
+        ("tickets/2026-05-03.csv", 2, "duplicate_key")]
+    assert query(roster, "select _source_file, _row_number from raw.tickets where ticket_id = 'K4'") == [
+        ("tickets/2026-05-03.csv", 3)]
+
+
+def test_survey_months_follow_the_scores_not_the_comment(roster: DataDir):
+    """Surveys have no version column: the later load wins, and only the columns the indicators read count."""
+    header = ",".join(FEEDS["surveys"].column_names)
+
+    def load_surveys(day: str, *rows: str) -> list[str]:
+        write(roster.feed_dir("surveys") / f"{day}.csv", "\n".join([header, *rows]) + "\n")
+        result = load(roster, "surveys")
+        assert (result.rows_loaded, result.rows_rejected) == (len(rows), 0)
+        return result.months_touched
+
+    row = "S1,K1,T001,C1,2026-03-01 12:00:00,2026-03-02 10:00:00,5,5,4,4,10,{comment}"
+    assert load_surveys("2026-03-02", row.format(comment="good")) == ["2026-03-01"]
+    assert load_surveys("2026-06-01", row.format(comment="edited")) == []
+    assert load_surveys("2026-06-02", row.replace(",5,5,", ",3,5,").format(comment="x")) == ["2026-03-01"]
+
+
+def test_an_unterminated_quote_in_a_batch_of_csv_files_is_a_rejected_line(roster: DataDir):
+    """DuckDB 2.0's multi-file read_csv([...]) of 3+ files loses such a line; the loader reads each CSV on its own
+    inside the batch statement, so the line is still a rejected row naming its file and line."""
+    for day, rows in (("2026-05-01", [ticket(ticket_id="Q1")]),
+                      ("2026-05-02", [ticket(ticket_id="Q2"), ticket(ticket_id="Q3")[:40] + ',"never closed']),
+                      ("2026-05-03", [ticket(ticket_id="Q4")]), ("2026-05-04", [ticket(ticket_id="Q5")])):
+        write(roster.feed_dir("tickets") / f"{day}.csv", "\n".join([TICKET_HEADER, *rows]) + "\n")
+    result = load(roster, "tickets")
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 4, 1)
+    assert query(roster, "select source_file, line_number, rule from raw.rejected_rows") == [
+        ("tickets/2026-05-02.csv", 3, "malformed_line")]
