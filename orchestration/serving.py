@@ -4,6 +4,9 @@ Layout of serving.duckdb (written with an old storage version so DuckDB 1.x base
   history.<mart>          every published version of every period of a versioned mart (column _version)
   main.<mart>             a view: the current (newest) version of each period
   main.<snapshot mart>    a table replaced on every publish (dimensions, facts, non-period marts)
+  main.appraisal_evidence a view: the facts behind each current monthly breakdown value, over main.fct_* and
+                          main.appraisal_score_breakdown (orchestration/serving_evidence.py; serving files
+                          written before it keep their history.appraisal_evidence copies)
   main.publications       one row per publish that changed something
   main.publication_periods  one row per (period, version): content hash, restatement flag, what changed
   main.publication_changes  for a restatement: each technician whose score or grade changed, and by how much
@@ -44,6 +47,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.loader import quote_ident, quote_literal
+from orchestration.serving_evidence import create_evidence_view
 
 SERVING_STORAGE_VERSION = "v1.0.0"
 PERIOD_COLUMN = "period_label"
@@ -236,6 +240,8 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             if mode != "unchanged":
                 snapshot_changed = True
                 result.snapshots_replaced.append(m.name)
+        # the facts behind the breakdown: a view over serving's facts and current breakdown, not a copy
+        snapshot_changed = create_evidence_view(con, "s") or snapshot_changed
         for m in marts:
             if m.mode == "versioned":
                 # current rows = the warehouse's rows of every published period; counted on the history

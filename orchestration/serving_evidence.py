@@ -10,6 +10,7 @@ unqualified, so they resolve inside serving.duckdb whatever name a BI tool attac
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -73,21 +74,26 @@ def required_relations() -> set[str]:
 
 
 def create_evidence_view(con: Any, catalog: str) -> bool:
-    """Create or replace `<catalog>.main.appraisal_evidence` when serving has everything it reads.
-    Returns whether the view exists afterwards."""
-    present = {
-        row[0]
-        for row in con.execute(
-            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'main' "
-            "union select view_name from duckdb_views() where database_name = ? and schema_name = 'main'",
-            [catalog, catalog],
-        ).fetchall()
-    }
-    if not required_relations() <= present:
+    """Create or replace `<catalog>.main.appraisal_evidence` when serving has everything it reads (a table of
+    that name, published by earlier versions, is dropped; their history.appraisal_evidence stays).
+    The view's comment is the SHA-256 of its rendered SQL (DuckDB re-serializes a stored view's SQL, so the
+    text cannot be compared). Returns whether the serving file changed: the view is new or its rules changed."""
+    def names(kind: str, extra: str = "null") -> dict[str, Any]:
+        column = "table_name" if kind == "table" else "view_name"
+        return {row[0]: row[1] for row in con.execute(
+            f"select {column}, {extra} from duckdb_{kind}s() where database_name = ? and schema_name = 'main'",
+            [catalog]).fetchall()}
+
+    tables, views = names("table"), names("view", "comment")
+    if not required_relations() <= set(tables) | set(views):
         return False
-    if VIEW in {row[0] for row in con.execute(
-            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'main'",
-            [catalog]).fetchall()}:
-        con.execute(f"drop table {quote_ident(catalog)}.main.{quote_ident(VIEW)}")  # published as a table before
-    con.execute(f"create or replace view {quote_ident(catalog)}.main.{quote_ident(VIEW)} as {evidence_view_sql()}")
+    sql = evidence_view_sql()
+    fingerprint = hashlib.sha256(sql.encode()).hexdigest()
+    if VIEW not in tables and views.get(VIEW) == fingerprint:
+        return False
+    if VIEW in tables:
+        con.execute(f"drop table {quote_ident(catalog)}.main.{quote_ident(VIEW)}")
+    target = f"{quote_ident(catalog)}.main.{quote_ident(VIEW)}"
+    con.execute(f"create or replace view {target} as {sql}")
+    con.execute(f"comment on view {target} is {quote_literal(fingerprint)}")
     return True
