@@ -40,6 +40,7 @@ from great_expectations.data_context.types.base import DataContextConfig, Progre
 
 from expectations.duckdb_connection import validation_connection_factory
 from expectations.suites import Check, Suite
+from ingestion.paths import duckdb_settings
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def store_results(warehouse: Path, *results: SuiteResult) -> None:
         for result in results
         for d in result.details
     ]
-    with duckdb.connect(str(warehouse)) as con:
+    with duckdb.connect(str(warehouse), config=duckdb_settings()) as con:
         con.execute(RESULTS_DDL)
         if rows:
             con.begin()

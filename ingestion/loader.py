@@ -37,6 +37,7 @@ from ingestion.landing import (
     list_files,
     transcode_to_utf8,
 )
+from ingestion.paths import duckdb_settings
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 FUTURE_TOLERANCE = "interval 1 day"
@@ -131,11 +132,13 @@ def quote_literal(value: str) -> str:
 
 
 @contextlib.contextmanager
-def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived writer connection; DuckDB allows one writer process, so never keep it open."""
+def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE, memory_limit: str | None = None,
+            threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived writer connection; DuckDB allows one writer process, so never keep it open.
+    Memory and threads: ingestion.paths.duckdb_settings (the pipeline's limits)."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(warehouse))
+        con = duckdb.connect(str(warehouse), config=duckdb_settings(memory_limit, threads))
     except duckdb.IOException as exc:
         raise WarehouseLockedError(
             f"{warehouse}: the warehouse is locked by another process (another run is writing it): {exc}"
@@ -593,7 +596,8 @@ def _error_message(lf: LandingFile, exc: Exception) -> str:
 
 def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_dir: Path,
               day_from: str | None = None, day_to: str | None = None,
-              timezone: str = DEFAULT_TIMEZONE) -> FeedLoadResult:
+              timezone: str = DEFAULT_TIMEZONE, memory_limit: str | None = None,
+              threads: int | None = None) -> FeedLoadResult:
     """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed.
 
     Files are hashed (a hash already in raw.load_log is skipped), checked one by one (encoding, header, required
@@ -607,7 +611,7 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
     started = dt.datetime.now(dt.UTC)
     root = landing.resolve()
     loads: dict[str, FileLoad] = {}  # by relative name, reported in file order
-    with connect(warehouse, timezone) as con:
+    with connect(warehouse, timezone, memory_limit, threads) as con:
         ensure_raw_schema(con)
         loaded_hashes = {r[0] for r in con.execute("select distinct file_hash from raw.load_log where feed = ?",
                                                    [feed.name]).fetchall()}

@@ -74,6 +74,8 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
                 day_from=days.start,
                 day_to=days.end,
                 timezone=warehouse.timezone,
+                memory_limit=warehouse.memory_limit,
+                threads=warehouse.threads,
             )
         except WarehouseLockedError:
             raise  # retried with back-off by INGESTION_RETRY
@@ -102,7 +104,7 @@ def work_calendar(warehouse: WarehouseResource) -> MaterializeResult:
     from ingestion.work_calendar import write_work_calendar
 
     today = dt.date.today()
-    with connect(warehouse.paths().warehouse, warehouse.timezone) as con:
+    with connect(warehouse.paths().warehouse, warehouse.timezone, warehouse.memory_limit, warehouse.threads) as con:
         con.execute("create schema if not exists raw")
         # from the first day a feed partition can have, so that an old export (2016) gets business hours
         first_day = dt.date.fromisoformat(PARTITIONS_START)

@@ -99,7 +99,8 @@ def build_publish_asset() -> AssetsDefinition:
             "month_partitions": [context.partition_key_range.start, context.partition_key_range.end],
         }
         result = publish(
-            paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit, closing_day=warehouse.closing_day
+            paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit, closing_day=warehouse.closing_day,
+            memory_limit=warehouse.memory_limit, threads=warehouse.threads,
         )
         context.log.info(
             f"publication {result.publication_id}: {len(result.new_versions)} period version(s), "

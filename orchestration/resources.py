@@ -5,7 +5,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ingestion.paths import DataDir
+from ingestion.paths import DEFAULT_MEMORY_LIMIT, DEFAULT_THREADS, DataDir
 
 
 class WarehouseResource(ConfigurableResource):
@@ -17,8 +17,8 @@ class WarehouseResource(ConfigurableResource):
         description="the data folder (all state lives here); unset: $SERVICESCORE_DATA_DIR, else data/ in the repo",
     )
     timezone: str = Field(default="Asia/Shanghai", description="zone of naive timestamps and of days/months")
-    memory_limit: str = Field(default="3GB", description="DuckDB memory_limit for every connection")
-    threads: int = Field(default=2, description="DuckDB threads")
+    memory_limit: str = Field(default=DEFAULT_MEMORY_LIMIT, description="DuckDB memory_limit for every connection")
+    threads: int = Field(default=DEFAULT_THREADS, description="DuckDB threads")
     closing_day: int = Field(
         default=5,
         description="day of the following month on which a month closes: later changes to it are restatements",

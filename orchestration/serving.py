@@ -47,6 +47,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.loader import quote_ident, quote_literal
+from ingestion.paths import duckdb_settings
 from orchestration.serving_evidence import create_evidence_view
 
 SERVING_STORAGE_VERSION = "v1.0.0"
@@ -165,7 +166,8 @@ def is_period_closed(label: str, today: dt.date, closing_day: int) -> bool:
 
 def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             audit: dict[str, object] | None = None, extra_tables: list[tuple[str, str]] = (),
-            closing_day: int = 5, today: dt.date | None = None, compare_all: bool = False) -> PublicationResult:
+            closing_day: int = 5, today: dt.date | None = None, compare_all: bool = False,
+            memory_limit: str | None = None, threads: int | None = None) -> PublicationResult:
     """Publish `marts` from the warehouse into a new serving file and swap it in atomically.
 
     A new version of a period that is already closed (its last month's closing day has passed) is a
@@ -178,7 +180,7 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
         shutil.copyfile(serving, tmp)
     result = PublicationResult(publication_id=None, serving_path=serving)
     now = dt.datetime.now(dt.UTC)
-    con = duckdb.connect()
+    con = duckdb.connect(config=duckdb_settings(memory_limit, threads))
     try:
         con.execute(f"attach {quote_literal(str(warehouse))} as w (read_only)")
         con.execute(f"attach {quote_literal(str(tmp))} as s (storage_version {quote_literal(SERVING_STORAGE_VERSION)})")
