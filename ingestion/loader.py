@@ -663,7 +663,10 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
     return result
 
 
-MAX_BATCH_BYTES = 512 << 20  # input bytes per statement: bounds the memory of one batch (tier L: 10 M tickets)
+# input bytes per statement: bounds the memory of one batch. Measured on tier L tickets (365 Parquet files,
+# 13 M rows, memory_limit 3GB, 2 threads): 512 MiB batches 111.8 s and 2.99 GiB peak (DuckDB spills),
+# 128 MiB batches 87.9 s and 2.76 GiB (load_feed alone, one run each, 2026-11-26).
+MAX_BATCH_BYTES = 128 << 20
 
 
 def _chunks(files: list[PendingFile]) -> Iterator[list[PendingFile]]:
