@@ -121,25 +121,13 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
     version, same team and durations: e.g. inside the overlap window) keeps its earlier _built_at, so the
     period marts do not recompute its months again. -#}
 {% macro fact_built_at(previous_alias, new_alias, key, compared_columns) -%}
-    {%- if is_incremental() -%}
-    case
-        when {{ previous_alias }}.{{ key }} is not null
-            and {{ previous_alias }}._loaded_at = {{ new_alias }}._loaded_at
-            {%- for column in compared_columns %}
-            and {{ previous_alias }}.{{ column }} is not distinct from {{ new_alias }}.{{ column }}
-            {%- endfor %}
-            then {{ previous_alias }}._built_at
-        else {{ build_timestamp() }}
-    end
-    {%- else -%}
-    {{ build_timestamp() }}
-    {%- endif -%}
+    {{ fact_columns_built_at(previous_alias, new_alias, key, ['_loaded_at'] + compared_columns, '_built_at') }}
 {%- endmacro %}
 
-{#- A second watermark for the indicators of one period date only: the run that last changed any of
-    `compared_columns` (which must include the period date). A row whose newest version changed other
-    columns keeps it, so the period marts do not recompute that date's month (e.g. a ticket created in May and
-    resolved today: its first-response values, attributed to May, did not change). -#}
+{#- The run that last changed any of `compared_columns` of a fact row. `column`: _built_at (fact_built_at), or a
+    second watermark for the indicators of one period date only (its columns include the period date): a row
+    whose newest version changed other columns keeps it, so the period marts do not recompute that date's month
+    (a ticket created in May and resolved today: its first-response values, attributed to May, did not change). -#}
 {% macro fact_columns_built_at(previous_alias, new_alias, key, compared_columns, column) -%}
     {%- if is_incremental() -%}
     case
