@@ -57,6 +57,8 @@ from typing import Any
 import duckdb
 import duckdb_engine
 
+from ingestion.paths import duckdb_settings
+
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
@@ -103,11 +105,7 @@ def validation_connection_factory(
 ) -> Callable[[], Any]:
     """A SQLAlchemy ``creator``: read-only DuckDB connections whose cursors are isolated (see module doc)."""
 
-    config: dict[str, Any] = {}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    if threads:
-        config["threads"] = threads
+    config = duckdb_settings(memory_limit, threads)  # the pipeline's limits, as every warehouse connection
 
     def creator() -> _IsolatedCursorConnection:
         connection = duckdb.connect(str(warehouse), read_only=True, config=config)
