@@ -390,13 +390,17 @@ def _seconds(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False) if arr.null_count == 0 else pc.fill_null(arr, -1).to_numpy()
 
 
+BACKLOG_DAYS = 28  # generate_day resolves open tickets created at most this many days before the new day
+
+
 def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) -> GenerationSummary:
     """Write one more day of event files after the generated window, read back from the landing folder.
 
-    tickets/<day>: the day's new tickets (state at the end of the day), a few older open tickets now
-    resolved, and one late ticket created and closed 35-60 days earlier; surveys/<day>: responses for
-    tickets resolved that day plus one late response for the late ticket; complaints/<day>: complaints
-    received that day about recent tickets. Deterministic for the same landing content, day, tier and seed.
+    tickets/<day>: the day's new tickets (state at the end of the day), a few open tickets of the last
+    BACKLOG_DAYS days now resolved, and one late ticket created and closed 35-60 days earlier;
+    surveys/<day>: responses for tickets resolved that day plus one late response for the late ticket;
+    complaints/<day>: complaints received that day about recent tickets.
+    Deterministic for the same landing content, day, tier and seed.
     """
     t_begin = time.perf_counter()
     t = TIERS[tier]
@@ -467,10 +471,14 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
                          purchases.column("customer_id").combine_chunks().take(pa.array(purchase)),
                          purchases.column("product_id").combine_chunks().take(pa.array(purchase)))
 
-    # a few older open tickets resolved today
+    # a few of the last four weeks' open tickets resolved today (the backlog a service desk works off; tickets
+    # left open for months are abandoned, not resolved in bulk on one day). The late ticket above still
+    # reaches back 35-60 days, so a nightly run touches the current and the two previous months.
+    midnight = datetime.combine(day, datetime.min.time())
     open_ids = con.sql(
-        "select ticket_id from latest where status in ('open', 'in_progress') and created_ts < ? order by ticket_id",
-        params=[datetime.combine(day, datetime.min.time())]).to_arrow_table().column("ticket_id")
+        "select ticket_id from latest where status in ('open', 'in_progress') and created_ts < ? "
+        "and created_ts >= ? order by ticket_id",
+        params=[midnight, midnight - timedelta(days=BACKLOG_DAYS)]).to_arrow_table().column("ticket_id")
     k = min(len(open_ids), max(3, len(open_ids) // 20))
     chosen = open_ids.take(np.sort(rng.choice(len(open_ids), size=k, replace=False))) if k else open_ids.slice(0, 0)
     con.register("chosen", pa.table({"ticket_id": chosen}))

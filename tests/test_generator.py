@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -14,6 +14,7 @@ import pytest
 
 from ingestion.contracts import FEEDS
 from ingestion.generator import (
+    BACKLOG_DAYS,
     BAD_TIMESTAMP,
     UNKNOWN_TECHNICIAN,
     GenerationSummary,
@@ -311,6 +312,12 @@ def test_generate_day_adds_new_updated_and_late_records(tmp_path: Path) -> None:
     """).fetchall()[0]
     assert new == d.records["tickets"] - 1 and new > 50
     assert updated == d.records["ticket_updates"] >= 3
+    # the resolved ones come from the last four weeks' backlog, not from months ago
+    assert con.sql("""
+        select min(created_at) from t
+        where filename like '%2026-06-01.csv' and status = 'resolved'
+            and ticket_id in (select ticket_id from t where filename not like '%2026-06-01.csv')
+    """).fetchall()[0][0] >= str(s.end - timedelta(days=BACKLOG_DAYS))
     assert late == 1
     assert max_before < min(r[0] for r in con.sql(
         "select ticket_id from t where filename like '%2026-06-01.csv' and created_at >= '2026-06-01'").fetchall())
