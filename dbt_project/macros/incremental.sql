@@ -117,6 +117,26 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
     )
 {%- endmacro %}
 
+{#- Record ids an incremental build of a fact must look at: a superset of the ids fact_rows_to_refresh keeps,
+    cheap to compute, so that the staging SELECT (macros/staging_events.sql) ranks only their versions.
+    ids with a raw version loaded after `since`; ids of existing fact rows (`this`, aliased `staged` so that
+    `team_date` reads the same column) whose technician's roster changed on or before their team date; and
+    existing rows matching `gap_condition`. A record not in `this` yet has all its versions loaded after
+    `since`, so the first branch covers it. -#}
+{% macro fact_keys_to_refresh(feed, key, team_date, since, gap_condition=none) -%}
+    select {{ clean_text(key) }} from {{ source('raw', feed) }} where _loaded_at > {{ since }}
+    union all
+    select staged.{{ key }}
+    from {{ this }} as staged
+    inner join ({{ roster_changes_since(since) }}) as roster_changes
+        on roster_changes.technician_id = staged.technician_id
+        and {{ team_date }} >= roster_changes.changed_from
+    {%- if gap_condition %}
+    union all
+    select {{ key }} from {{ this }} where {{ gap_condition }}
+    {%- endif %}
+{%- endmacro %}
+
 {#- _built_at of a fact row: the run that changed it. A row re-derived without change (same winning
     version, same team and durations: e.g. inside the overlap window) keeps its earlier _built_at, so the
     period marts do not recompute its months again. -#}

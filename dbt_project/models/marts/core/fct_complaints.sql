@@ -9,11 +9,14 @@
     on_schema_change='fail',
 ) }}
 {%- set since = fact_refresh_since() %}
+{%- set acceptance_gap = 'accepted_at is not null and acceptance_business_hours is null' %}
 with complaints as (
-    select * from {{ ref('stg_complaints__complaints') }} as staged
     {%- if since %}
-    where {{ fact_rows_to_refresh('complaint_id', 'cast(staged.received_at as date)', since,
-        'accepted_at is not null and acceptance_business_hours is null') }}
+    {%- set keys = fact_keys_to_refresh('complaints', 'complaint_id', 'cast(staged.received_at as date)', since, acceptance_gap) %}
+    select * from ({{ stg_complaints__complaints_select(keys) }}) as staged
+    where {{ fact_rows_to_refresh('complaint_id', 'cast(staged.received_at as date)', since, acceptance_gap) }}
+    {%- else %}
+    select * from {{ ref('stg_complaints__complaints') }} as staged
     {%- endif %}
 ),
 

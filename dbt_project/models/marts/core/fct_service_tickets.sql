@@ -15,9 +15,12 @@
     or (is_resolved and handling_business_hours is null)
 {%- endset %}
 with tickets as (
-    select * from {{ ref('stg_tickets__tickets') }} as staged
     {%- if since %}
+    {%- set keys = fact_keys_to_refresh('tickets', 'ticket_id', 'cast(staged.created_at as date)', since, business_hours_gap) %}
+    select * from ({{ stg_tickets__tickets_select(keys) }}) as staged
     where {{ fact_rows_to_refresh('ticket_id', 'cast(staged.created_at as date)', since, business_hours_gap) }}
+    {%- else %}
+    select * from {{ ref('stg_tickets__tickets') }} as staged
     {%- endif %}
 ),
 

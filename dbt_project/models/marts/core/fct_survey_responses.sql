@@ -10,9 +10,12 @@
 ) }}
 {%- set since = fact_refresh_since() %}
 with responses as (
-    select * from {{ ref('stg_surveys__responses') }} as staged
     {%- if since %}
+    {%- set keys = fact_keys_to_refresh('surveys', 'response_id', 'cast(staged.responded_at as date)', since) %}
+    select * from ({{ stg_surveys__responses_select(keys) }}) as staged
     where {{ fact_rows_to_refresh('response_id', 'cast(staged.responded_at as date)', since) }}
+    {%- else %}
+    select * from {{ ref('stg_surveys__responses') }} as staged
     {%- endif %}
 ),
 
