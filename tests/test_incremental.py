@@ -118,9 +118,10 @@ def load_all(root: Path, run_id: str) -> None:
         con.close()
 
 
-def run_dbt(root: Path, *args: str) -> subprocess.CompletedProcess:
+def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root), "SERVICESCORE_PII_SALT": "servicescore",
-           "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs")}
+           "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs"),
+           **(extra_env or {})}
     result = subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
         env=env, capture_output=True, text=True, timeout=600,
@@ -273,5 +274,17 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
                             where model_name = 'appraisal_scores')
     """)
     assert last == [(["2025-12-01"],)]
+    # the orchestration passes the window by environment (no --vars: they would cost dbt its partial parse)
+    from orchestration.transform import dbt_window_env
+
+    run_dbt(incremental, "build", "--select", "+appraisal_scores",
+            extra_env=dbt_window_env({"period_from": "2026-01-01", "period_to": "2026-02-01"}))
+    last = q(db, """
+        select list(cast(month_start as varchar)) from intermediate.int_incremental_build_log
+        where model_name = 'appraisal_scores'
+            and built_at = (select max(built_at) from intermediate.int_incremental_build_log
+                            where model_name = 'appraisal_scores')
+    """)
+    assert last == [(["2026-01-01"],)]
     only_incremental, only_full, _ = differences(incremental, warehouses[1], "marts.appraisal_scores")
     assert (only_incremental, only_full) == (0, 0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.paths import DataDir
+from ingestion.paths import DBT_PROJECT_DIR, DataDir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
 
@@ -292,6 +292,14 @@ def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     late.write_text(header + "\nR7,K2,T1,C1,2026-05-12 21:00:00,2026-05-31 10:00:00,5,5,5,5,9,补评\n")
     text, ok = summarize(run_pipeline(paths, months=("2026-05-01", "2026-07-01")))
     assert ok, text
+    # dbt kept the partial parse of this data folder's previous build (same profile; the month window goes by
+    # environment, not --vars): no full parse of the project
+    from orchestration.transform import PARTIAL_PARSE
+
+    assert (paths.root / "dbt" / PARTIAL_PARSE).is_file()
+    newest = max((DBT_PROJECT_DIR / "target").glob("servicescore_dbt-*/dbt.log"), key=lambda f: f.stat().st_mtime)
+    log = "".join(f.read_text() for f in newest.parent.glob("dbt.log*"))  # dbt rotates its log
+    assert "Running with dbt" in log and "Unable to do partial parsing" not in log
     versions = dict(q(paths.serving, "select period_label, max(version) from publication_periods group by 1"))
     assert versions["2026-05"] == 2 and versions["2026-06"] == 1
     assert q(

@@ -8,7 +8,8 @@ Facts (fct_*) are `incremental` / `delete+insert` keyed on the record id. A nigh
   * the records of technicians whose roster (SCD2) changed since then, from the first date the change
     can affect (the changed version's valid_from; all dates when it is the technician's first version);
   * the records whose business hours are still missing (the working calendar did not cover them yet).
-  Newest version per key still comes from the staging models (all raw versions are ranked), and every
+  The newest version per key comes from the staging SELECT (macros/staging_events.sql) restricted to the
+  record ids to re-derive (fact_keys_to_refresh), so only their raw versions are ranked; every
   fact row carries _loaded_at (watermark), _built_at (the dbt run that wrote it) and _replaced_<date>
   columns (the period date of the version it replaced, so the old period is recomputed too).
 
@@ -282,8 +283,10 @@ intermediate.int_incremental_build_log (the model's watermark, and the audit of 
     {%- endif -%}
 
     {#- the run's month window -#}
-    {%- set period_from = var('period_from', none) -%}
-    {%- set period_to = var('period_to', none) -%}
+    {#- --vars (dbt on the command line), or the environment the orchestration sets (no re-parse, see
+        orchestration/transform.py dbt_build_args) -#}
+    {%- set period_from = var('period_from', none) or env_var('SERVICESCORE_DBT_PERIOD_FROM', '') -%}
+    {%- set period_to = var('period_to', none) or env_var('SERVICESCORE_DBT_PERIOD_TO', '') -%}
     {%- if period_from and period_to -%}
         {%- set month = namespace(value=month_add(to_date(period_from), 0)) -%}
         {%- set end = to_date(period_to) -%}
