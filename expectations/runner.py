@@ -19,17 +19,34 @@ result it lists), not only the last session's.
 Why one session per Dagster step, not one per suite (benchmark issue 8): a GE context, its data source and
 the rendering of the site index cost ~1-3 s each time whatever the size of the table, more than a suite's own
 queries; measured on the tier S warehouse, the 21 suites took 45 s one by one and 11-13 s in two sessions.
+
+Incremental validation of append-only tables (suites with an `increment_column`: the raw feeds, `_loaded_at`)
+-----------------------------------------------------------------------------------------------------------
+The `rows` rules of such a suite (expectations.suites: a rule that holds for a table when it holds for every
+row or load) validate only the rows after the suite's *watermark*; its `table` rules (volume, freshness,
+uniqueness, the newest load) always run on the whole table. Every stored result row says what it covered:
+`scope` ('rows' or 'table'), `loaded_after` (exclusive, null = from the first row) and `loaded_through`
+(inclusive) bounds of the increment column, `rows_validated`, `rows_through` (rows up to `loaded_through`
+then) and `rules_version` (a hash of the suite's rows rules). The watermark is the `loaded_through` of the
+latest validation of the suite whose rows rules *all passed* (warnings included) with the same
+`rules_version`; so rows whose validation failed, raised or never ran stay in scope until a validation of
+them passes, and a new or changed rows rule sees the whole table once. The watermark is used only if the
+table still has exactly `rows_through` rows up to it (otherwise rows were added behind it, deleted or
+reloaded: the whole table is validated) and no row lacks a load time. A table without the column, with no
+earlier passing validation, or a full run from empty: everything is validated, as before. A scope with no
+new rows records its rows rules as passed on 0 rows without a GE query.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +84,22 @@ create table if not exists {RESULTS_TABLE} (
     sample json,
     observed_value json,
     exception varchar,
-    validated_at timestamptz not null
+    validated_at timestamptz not null,
+    scope varchar,
+    loaded_after timestamptz,
+    loaded_through timestamptz,
+    rows_validated bigint,
+    rows_through bigint,
+    rules_version varchar
 );
 """
+# columns added after the first release: a warehouse from before gets them (null in its earlier rows)
+RESULTS_SCOPE_COLUMNS = (("scope", "varchar"), ("loaded_after", "timestamptz"), ("loaded_through", "timestamptz"),
+                         ("rows_validated", "bigint"), ("rows_through", "bigint"), ("rules_version", "varchar"))
+RESULTS_COLUMNS = ("run_id", "suite", "table", "expectation", "column", "description", "severity", "success",
+                   "unexpected_count", "unexpected_percent", "sample", "observed_value", "exception", "validated_at",
+                   *(name for name, _ in RESULTS_SCOPE_COLUMNS))
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,46 @@ class ExpectationDetail:
     partial_unexpected_list: list[Any] = field(default_factory=list)
     observed_value: Any = None
     exception: str | None = None
+    scope: str = "table"  # "rows": validated on the scope's rows only; "table": on the whole table
+
+
+@dataclass(frozen=True)
+class ValidationScope:
+    """What an incremental suite validated: its rows rules on the rows whose `column` is in
+    (`loaded_after`, `loaded_through`] (`loaded_after` None: every row), its table rules on the whole table."""
+
+    table: str
+    column: str
+    loaded_after: datetime | None
+    loaded_through: datetime | None  # None: the table has no rows
+    rows: int  # rows the rows rules validated
+    rows_through: int  # rows with column <= loaded_through (the table when validated)
+    table_rows: int
+    rules_version: str
+    reason: str
+
+    @property
+    def incremental(self) -> bool:
+        return self.loaded_after is not None
+
+    def where(self) -> str:
+        """The SQL condition selecting the scope's rows (literals only: bounds come from the warehouse)."""
+        column = _quote(self.column)
+        if self.loaded_through is None:
+            return "false"
+        condition = f"{column} <= timestamptz '{self.loaded_through.isoformat()}'"
+        if self.loaded_after is not None:
+            condition = f"{column} > timestamptz '{self.loaded_after.isoformat()}' and {condition}"
+        return condition
+
+    def describe(self) -> str:
+        if not self.incremental:
+            rows = f"all {self.rows} rows" + (f" ({self.column} up to {self.loaded_through.isoformat()})"
+                                              if self.loaded_through else "")
+        else:
+            rows = (f"{self.rows} rows with {self.column} in ({self.loaded_after.isoformat()}, "
+                    f"{self.loaded_through.isoformat() if self.loaded_through else '-'}]")
+        return f"row rules on {rows}; table rules on the whole table ({self.table_rows} rows); {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +169,7 @@ class SuiteResult:
     details: tuple[ExpectationDetail, ...]
     data_docs_index: Path | None = None
     table_missing: bool = False
+    scope: ValidationScope | None = None  # incremental suites: what the rows rules covered
 
     @property
     def failed(self) -> tuple[ExpectationDetail, ...]:
@@ -195,14 +266,15 @@ def _detail(check: Check, ge_result: Any) -> ExpectationDetail:
 
 
 def _summarise(suite: Suite, run_id: str, validated_at: datetime, details: list[ExpectationDetail],
-               docs_index: Path | None, table_missing: bool = False) -> SuiteResult:
+               docs_index: Path | None, table_missing: bool = False,
+               scope: ValidationScope | None = None) -> SuiteResult:
     failed_errors = sum(1 for d in details if not d.success and d.severity == "error")
     failed_warnings = sum(1 for d in details if not d.success and d.severity == "warning")
     return SuiteResult(
         suite=suite.name, table=suite.table, run_id=run_id, validated_at=validated_at,
         success_for_errors=failed_errors == 0, expectations_run=len(details),
         failed_errors=failed_errors, failed_warnings=failed_warnings, details=tuple(details),
-        data_docs_index=docs_index, table_missing=table_missing,
+        data_docs_index=docs_index, table_missing=table_missing, scope=scope,
     )
 
 
@@ -210,26 +282,128 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
+def _scope_columns(result: SuiteResult, d: ExpectationDetail) -> tuple:
+    """scope, loaded_after, loaded_through, rows_validated, rows_through, rules_version of one result row."""
+    scope = result.scope
+    if scope is None:
+        return ("table", None, None, None, None, None)
+    if d.scope == "rows":
+        return ("rows", scope.loaded_after, scope.loaded_through, scope.rows, scope.rows_through,
+                scope.rules_version)
+    return ("table", None, scope.loaded_through, scope.table_rows, scope.rows_through, None)
+
+
+def ensure_results_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RESULTS_DDL)
+    for name, dtype in RESULTS_SCOPE_COLUMNS:
+        con.execute(f"alter table {RESULTS_TABLE} add column if not exists {name} {dtype}")
+
+
 def store_results(warehouse: Path, *results: SuiteResult) -> None:
     """Append one row per expectation of every result to quality.validation_results (one short read-write
-    connection, one transaction)."""
+    connection, one transaction). The scope columns are what moves an incremental suite's watermark: they are
+    written in the same transaction as the results, so a watermark never runs ahead of its results."""
     rows = [
         (
             result.run_id, result.suite, result.table, d.expectation_type, d.column, d.description, d.severity,
             d.success, d.unexpected_count, d.unexpected_percent, _json(d.partial_unexpected_list),
-            _json(d.observed_value), d.exception, result.validated_at,
+            _json(d.observed_value), d.exception, result.validated_at, *_scope_columns(result, d),
         )
         for result in results
         for d in result.details
     ]
+    columns = ", ".join(f'"{c}"' for c in RESULTS_COLUMNS)
     with duckdb.connect(str(warehouse), config=duckdb_settings()) as con:
-        con.execute(RESULTS_DDL)
+        ensure_results_table(con)
         if rows:
             con.begin()
             con.executemany(
-                f"insert into {RESULTS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                f"insert into {RESULTS_TABLE} ({columns}) values ({', '.join('?' * len(RESULTS_COLUMNS))})", rows
             )
             con.commit()
+
+
+# ---------------------------------------------------------------------------------------------- scope
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _from_us(micros: int | None) -> datetime | None:
+    return None if micros is None else EPOCH + timedelta(microseconds=int(micros))
+
+
+def rules_version(suite: Suite) -> str:
+    """A hash of the suite's rows rules and increment column: a watermark holds only for the rules it was
+    validated with (a new or changed rows rule validates the whole table once)."""
+    rules = [
+        [check.severity, json.loads(json.dumps(check.expectation.configuration.to_json_dict(), default=str))]
+        for check in suite.checks if check.scope == "rows"
+    ]
+    payload = json.dumps([suite.table, suite.increment_column, rules], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    schema, name = table.split(".")
+    return {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+        [schema, name]).fetchall()}
+
+
+def _watermark(con: duckdb.DuckDBPyConnection, suite: Suite, version: str) -> tuple[int, int, str] | None:
+    """(loaded_through in epoch microseconds, rows_through, run id) of the latest validation of `suite`'s
+    rows rules (this `version`) in which every one of them passed; None if there is none."""
+    if "rules_version" not in _columns(con, RESULTS_TABLE):
+        return None
+    n_rules = sum(1 for c in suite.checks if c.scope == "rows")
+    return con.execute(
+        f"""
+        select epoch_us(loaded_through), any_value(rows_through), run_id
+        from {RESULTS_TABLE}
+        where suite = ? and scope = 'rows' and rules_version = ? and loaded_through is not null
+        group by run_id, validated_at, loaded_through
+        having bool_and(success) and count(*) = ?
+        order by loaded_through desc, validated_at desc
+        limit 1
+        """,
+        [suite.name, version, n_rules],
+    ).fetchone()
+
+
+def validation_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> ValidationScope | None:
+    """The scope of an incremental suite's rows rules (None: not incremental, or the table / column is
+    missing, in which case the whole table is validated as for any suite)."""
+    column = suite.increment_column
+    if column is None or column not in _columns(con, suite.table):
+        return None
+    version = rules_version(suite)
+    c = _quote(column)
+    through_us, total, without = con.execute(
+        f"select epoch_us(max({c})), count(*), count(*) - count({c}) from {suite.table}").fetchone()
+    through = _from_us(through_us)
+    whole = {"table": suite.table, "column": column, "loaded_after": None, "loaded_through": through,
+             "rows": total, "rows_through": total - without, "table_rows": total, "rules_version": version}
+    if without:
+        return ValidationScope(**whole, reason=f"{without} rows have no {column}: every row validated")
+    mark = _watermark(con, suite, version)
+    if mark is None:
+        return ValidationScope(**whole, reason="no earlier validation of these rules passed: every row validated")
+    mark_us, mark_rows, mark_run = mark
+    loaded_after = _from_us(mark_us)
+    (now_rows,) = con.execute(f"select count(*) from {suite.table} where {c} <= cast(? as timestamptz)",
+                              [loaded_after.isoformat()]).fetchone()
+    if now_rows != mark_rows:
+        return ValidationScope(**whole, reason=(
+            f"{now_rows} rows up to the watermark of run {mark_run}, {mark_rows} then: rows were added, deleted "
+            "or reloaded behind it, every row validated"))
+    return ValidationScope(
+        table=suite.table, column=column, loaded_after=loaded_after,
+        loaded_through=through if through is not None and through > loaded_after else loaded_after,
+        rows=total - now_rows, rows_through=total, table_rows=total, rules_version=version,
+        reason=f"rows loaded after the last passing validation (run {mark_run})",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -270,6 +444,7 @@ class ValidationSession:
         self._batch_definitions: dict[str, Any] = {}
         self._ge_suite_names: set[str] = set()
         self._docs_identifiers: list[Any] = []
+        self._scope_con: duckdb.DuckDBPyConnection | None = None
         self._finished = False
 
     # -- GE objects, built once per session
@@ -303,6 +478,32 @@ class ValidationSession:
             self._batch_definitions[suite.table] = asset.add_batch_definition_whole_table("whole table")
         return self._batch_definitions[suite.table]
 
+    def _rows_batch_definition(self, suite: Suite, scope: ValidationScope) -> Any:
+        """The batch of the scope's rows: a query asset over the table (DuckDB prunes row groups by the
+        load-time bounds, so the rows rules read the new loads, not the table)."""
+        asset = self._datasource(suite.schema_name).add_query_asset(
+            name=f"{suite.name} rows in scope",
+            query=f"select * from {suite.table} where {scope.where()}",
+        )
+        return asset.add_batch_definition_whole_table("rows in scope")
+
+    def _scope(self, suite: Suite) -> ValidationScope | None:
+        """The rows an incremental suite's rows rules validate (one read-only connection per session, with the
+        same settings as GE's, closed with the session)."""
+        if suite.increment_column is None:
+            return None
+        try:
+            if self._scope_con is None:
+                self._scope_con = duckdb.connect(
+                    str(self.warehouse), read_only=True, config=duckdb_settings(self.memory_limit, self.threads))
+            scope = validation_scope(self._scope_con, suite)
+        except duckdb.Error as exc:  # validating more than needed is always sound: the whole table
+            log.warning("suite %s: no incremental scope (%s); every row is validated", suite.name, exc)
+            return None
+        if scope is not None:
+            log.info("suite %s: %s", suite.name, scope.describe())
+        return scope
+
     # -- validation
 
     def validate(self, suite: Suite) -> SuiteResult:
@@ -315,6 +516,7 @@ class ValidationSession:
         validated_at = datetime.now(UTC)
         details: list[ExpectationDetail | None] = [None] * len(suite.checks)
         table_missing = False
+        scope = self._scope(suite)
         try:
             batch_definition = self._batch_definition(suite)
         except Exception as exc:  # GE raises TestConnectionError when the table does not exist
@@ -326,23 +528,47 @@ class ValidationSession:
                 for c in suite.checks
             ]
         else:
-            sql_rules = [i for i, c in enumerate(suite.checks)
-                         if isinstance(c.expectation, gxe.UnexpectedRowsExpectation)]
-            column_rules = [i for i in range(len(suite.checks)) if i not in set(sql_rules)]
+            scoped = scope is not None and scope.incremental
+            row_rules = {i for i, c in enumerate(suite.checks) if scoped and c.scope == "rows"}
+            kinds = {i: "rows" if scope is not None and c.scope == "rows" else "table"
+                     for i, c in enumerate(suite.checks)}
+            if row_rules and scope is not None and scope.rows == 0:
+                # nothing loaded since the watermark: no row can break a rows rule
+                for i in row_rules:
+                    c = suite.checks[i]
+                    details[i] = ExpectationDetail(c.expectation_type, c.column, c.severity, c.description, True,
+                                                   unexpected_count=0, scope="rows")
+                row_rules = set()
+            sql_rules = {i for i, c in enumerate(suite.checks)
+                         if isinstance(c.expectation, gxe.UnexpectedRowsExpectation)}
+            todo = [i for i in range(len(suite.checks)) if details[i] is None]
+            summary = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+            complete = {"result_format": "COMPLETE"}
             passes = (
-                (suite.name, column_rules, {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}),
-                (f"{suite.name}.sql_rules", sql_rules, {"result_format": "COMPLETE"}),
+                (suite.name, batch_definition,
+                 [i for i in todo if i not in row_rules and i not in sql_rules], summary),
+                (f"{suite.name}.sql_rules", batch_definition,
+                 [i for i in todo if i not in row_rules and i in sql_rules], complete),
+                (f"{suite.name}.rows_in_scope", None, [i for i in todo if i in row_rules and i not in sql_rules],
+                 summary),
+                (f"{suite.name}.rows_in_scope.sql_rules", None, [i for i in todo if i in row_rules and i in sql_rules],
+                 complete),
             )
-            for ge_suite_name, indexes, result_format in passes:
+            rows_batch = None
+            for ge_suite_name, batch, indexes, result_format in passes:
                 if not indexes:
                     continue
+                if batch is None:
+                    if rows_batch is None:
+                        rows_batch = self._rows_batch_definition(suite, scope)
+                    batch = rows_batch
                 ge_suite = self.context.suites.add(gx.ExpectationSuite(
                     name=ge_suite_name,
                     expectations=[_ge_copy(suite.checks[i], i) for i in indexes],
                     meta={"table": suite.table, "run_id": self.run_id},
                 ))
                 validation = self.context.validation_definitions.add(
-                    gx.ValidationDefinition(name=ge_suite_name, data=batch_definition, suite=ge_suite)
+                    gx.ValidationDefinition(name=ge_suite_name, data=batch, suite=ge_suite)
                 )
                 # no actions: Data Docs are built once for the whole session in finish()
                 checkpoint = self.context.checkpoints.add(gx.Checkpoint(
@@ -355,14 +581,14 @@ class ValidationSession:
                     self._docs_identifiers += [identifier, identifier.expectation_suite_identifier]
                     for ge_result in suite_result.results:
                         index = int(ge_result.expectation_config.meta["check_index"])
-                        details[index] = _detail(suite.checks[index], ge_result)
+                        details[index] = replace(_detail(suite.checks[index], ge_result), scope=kinds[index])
 
         missing = [suite.checks[i].description for i, d in enumerate(details) if d is None]
         if missing:
             raise RuntimeError(f"suite {suite.name}: GE returned no result for {missing}")
         docs_index = self.data_docs_dir / "index.html" if self.data_docs_dir and not table_missing else None
         result = _summarise(suite, self.run_id, validated_at, [d for d in details if d is not None], docs_index,
-                            table_missing)
+                            table_missing, None if table_missing else scope)
         self.results.append(result)
         return result
 
@@ -374,6 +600,9 @@ class ValidationSession:
             _dispose(datasource)
         self._datasources.clear()
         self._batch_definitions.clear()
+        if self._scope_con is not None:
+            self._scope_con.close()
+            self._scope_con = None
 
     def finish(self, store: bool = True) -> list[SuiteResult]:
         """Close, store all results in one write, build Data Docs once (this session's pages + the index)."""

@@ -10,6 +10,15 @@ DuckDB; nothing is pulled into Python. SQL here is written in this module, never
 
 Raw suites are derived from the feed contracts (ingestion.contracts): required columns not null, enum
 values, numeric ranges, one raw row per source row, plus volume / freshness / reference-share rules.
+
+Scope of a rule (`Check.scope`): a `rows` rule judges each row on its own (not null, in a set, in a range,
+the share of unknown references among the rows), so on an append-only table it holds for the whole table
+once it held for every load; a `table` rule's meaning depends on the whole table (volume of the newest load
+against the earlier ones, freshness, uniqueness, anything across rows). A suite with an `increment_column`
+(the raw suites: `_loaded_at`) lets expectations.runner validate its `rows` rules on the rows loaded since
+the last validation of them that passed, and always runs its `table` rules on the whole table; see the
+runner's module doc. Helpers default to the honest scope; `sql_rule` defaults to `table` (safe).
+
 Add a suite: build it with the helpers below and append it to `SUITES` (see `training_mart_suites`).
 """
 
@@ -24,6 +33,7 @@ import great_expectations.expectations as gxe
 from ingestion.contracts import FEEDS, Feed
 
 Severity = Literal["error", "warning"]
+Scope = Literal["rows", "table"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +41,14 @@ class Check:
     expectation: gxe.Expectation
     severity: Severity
     description: str
+    # "rows": holds row by row (may be validated on new rows only); "table": needs the whole table
+    scope: Scope = "table"
 
     def __post_init__(self) -> None:
         if self.severity not in ("error", "warning"):
             raise ValueError(f"severity must be 'error' or 'warning', not {self.severity!r}")
+        if self.scope not in ("rows", "table"):
+            raise ValueError(f"scope must be 'rows' or 'table', not {self.scope!r}")
 
     @property
     def expectation_type(self) -> str:
@@ -54,6 +68,8 @@ class Suite:
     name: str
     table: str  # 'schema.table'
     checks: tuple[Check, ...] = field(default_factory=tuple)
+    # an append-only table's load-time column: `rows` rules then validate only rows after the watermark
+    increment_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.table.count(".") != 1:
@@ -77,7 +93,7 @@ class Suite:
 
 def not_null(column: str, severity: Severity = "error", description: str | None = None) -> Check:
     return Check(gxe.ExpectColumnValuesToNotBeNull(column=column), severity,
-                 description or f"{column} is never empty")
+                 description or f"{column} is never empty", scope="rows")
 
 
 def between(column: str, min_value: float | None, max_value: float | None, severity: Severity = "error",
@@ -92,14 +108,14 @@ def between(column: str, min_value: float | None, max_value: float | None, sever
         else:
             description = f"{column} within {min_value:g}..{max_value:g}"
     return Check(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=min_value, max_value=max_value),
-                 severity, description)
+                 severity, description, scope="rows")
 
 
 def in_set(column: str, values: Iterable[object], severity: Severity = "error",
            description: str | None = None) -> Check:
     values = list(values)
     return Check(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values), severity,
-                 description or f"{column} is one of {', '.join(map(str, values))}")
+                 description or f"{column} is one of {', '.join(map(str, values))}", scope="rows")
 
 
 def unique(columns: Sequence[str], severity: Severity = "error", description: str | None = None) -> Check:
@@ -111,19 +127,23 @@ def unique(columns: Sequence[str], severity: Severity = "error", description: st
     return Check(expectation, severity, description or f"one row per ({', '.join(columns)})")
 
 
-def sql_rule(query: str, description: str, severity: Severity = "error") -> Check:
+def sql_rule(query: str, description: str, severity: Severity = "error", scope: Scope = "table") -> Check:
     """A rule as SQL: `query` selects the rows that break it (from `{batch}` and, if needed, other tables).
 
     GE substitutes `{batch}` with an aliased subquery: never alias it again (`{batch} as b` is a syntax
     error); name it in a CTE (`with batch_rows as (select * from {batch})`) when a correlation is needed.
+    `scope="rows"` only for a rule that holds for a table when it holds for each part of it (see the module doc).
     """
     return Check(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description),
-                 severity, description)
+                 severity, description, scope)
 
 
 def reference_share(column: str, ref_table: str, ref_column: str, max_share: float,
                     severity: Severity = "warning") -> Check:
-    """Share of non-empty `column` values not found in `ref_table.ref_column` is at most `max_share`."""
+    """Share of non-empty `column` values not found in `ref_table.ref_column` is at most `max_share`.
+
+    A `rows` rule: on an incremental suite it is the share among the rows validated (the new loads), so a bad
+    load is not diluted by the history; rows validated before are not re-judged when a reference arrives."""
     query = f"""
 with batch_rows as (
     select {column} from {{batch}}
@@ -146,7 +166,8 @@ from checked
 where rows_with_value > 0
     and cast(unknown_rows as double) / rows_with_value > {max_share}
 """
-    return sql_rule(query, f"share of {column} not in {ref_table} is at most {max_share:.1%}", severity)
+    return sql_rule(query, f"share of {column} not in {ref_table} is at most {max_share:.1%}", severity,
+                    scope="rows")
 
 
 def load_volume(min_ratio: float = 0.5, max_ratio: float = 2.0, window: int = 7, min_earlier_loads: int = 2,
@@ -308,7 +329,9 @@ def raw_suite(feed: Feed) -> Suite:
     if feed.name in RAW_FRESHNESS:
         column, hours = RAW_FRESHNESS[feed.name]
         checks.append(freshness(column, hours))
-    return Suite(name=f"raw_{feed.name}", table=f"raw.{feed.name}", checks=tuple(checks))
+    # raw tables are append-only and every row carries its load time: rows rules follow the new loads
+    return Suite(name=f"raw_{feed.name}", table=f"raw.{feed.name}", checks=tuple(checks),
+                 increment_column="_loaded_at")
 
 
 # ---------------------------------------------------------------------------------------------- KPI marts

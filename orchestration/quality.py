@@ -13,6 +13,10 @@ blocking check Dagster fails the step after it has reported every result, which 
 (publish); warnings only give passed=False, severity=WARN, which Dagster reports and does not block on. Mart
 suites are blocking; raw-feed suites are not (yet). A suite whose validation raises does not stop the other
 suites of the step: their results are reported, then the step fails naming it (as its own step failed before).
+
+Scope: the raw suites are incremental (expectations.runner): their row rules validate the rows loaded since
+the last validation of them that passed, their table rules the whole table. The check metadata says which
+(`scope`, `rows_validated`, `loaded_after` / `loaded_through`), as do the stored result rows.
 """
 
 # no `from __future__ import annotations` here: Dagster checks the `context` annotation at definition
@@ -112,6 +116,14 @@ def check_result(result: SuiteResult, key: AssetCheckKey | None = None) -> Asset
     }
     if result.table_missing:
         metadata["table_missing"] = MetadataValue.bool(True)
+    scope = result.scope
+    if scope is not None:
+        metadata["scope"] = MetadataValue.text(scope.describe())
+        metadata["rows_validated"] = MetadataValue.int(scope.rows)
+        metadata["table_rows"] = MetadataValue.int(scope.table_rows)
+        metadata["loaded_after"] = MetadataValue.text(scope.loaded_after.isoformat() if scope.loaded_after else "")
+        metadata["loaded_through"] = MetadataValue.text(
+            scope.loaded_through.isoformat() if scope.loaded_through else "")
     if result.data_docs_index is not None:
         metadata["data_docs"] = MetadataValue.path(str(result.data_docs_index))
         metadata["data_docs_url"] = MetadataValue.url(result.data_docs_index.resolve().as_uri())

@@ -489,3 +489,114 @@ def test_a_suite_that_raises_does_not_stop_the_others(warehouse: Path, docs: Pat
     # and the session left no handle on the warehouse
     code = f"import duckdb; c = duckdb.connect({str(warehouse)!r}); c.execute('create table raw.x (i int)'); c.close()"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ------------------------------------------------------------------------------------------ incremental raw suites
+
+
+def _feed_table(warehouse: Path) -> None:
+    sql(warehouse, "create schema if not exists raw",
+        "create table raw.tickets (ticket_id varchar, score bigint, _file_hash varchar, _row_number bigint, "
+        "_loaded_at timestamptz)")
+
+
+def _feed_load(warehouse: Path, file_hash: str, rows: int, loaded_at: str, bad_scores: int = 0) -> None:
+    """One load of `rows` rows; the first `bad_scores` of them have score 7."""
+    sql(warehouse, f"""
+        insert into raw.tickets
+        select '{file_hash}-' || range, case when range < {bad_scores} then 7 else 3 end, '{file_hash}', range,
+            timestamptz '{loaded_at}'
+        from range({rows})""")
+
+
+INCREMENTAL = Suite("tickets_feed", "raw.tickets", (
+    not_null("ticket_id"),
+    between("score", 1, 5),
+    load_volume(min_ratio=0.5, max_ratio=2.0, window=3, min_earlier_loads=1),
+), increment_column="_loaded_at")
+
+
+def _stored_scopes(warehouse: Path, run_id: str) -> dict[str, tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(f"""
+            select description, scope, loaded_after is null, rows_validated, rows_through, success
+            from {RESULTS_TABLE} where run_id = ?""", [run_id]).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_incremental_suite_validates_new_rows_and_keeps_failed_loads_in_scope(warehouse: Path, docs: Path) -> None:
+    """Rows rules of a raw suite see only the rows loaded since their last passing validation; table rules the
+    whole table; a load whose validation failed stays in scope (and fails again) until a validation passes."""
+    _feed_table(warehouse)
+    _feed_load(warehouse, "h1", 100, "2026-05-01 01:00:00+00")
+    first = run_suite(warehouse, INCREMENTAL, "run-1", docs)
+    assert first.failed == ()
+    assert (first.scope.incremental, first.scope.rows, first.scope.table_rows) == (False, 100, 100)
+
+    # (1) the next run validates the 20 new rows only; (2) their bad row fails the range rule
+    _feed_load(warehouse, "h2", 20, "2026-05-02 01:00:00+00", bad_scores=1)
+    second = run_suite(warehouse, INCREMENTAL, "run-2", docs)
+    assert second.scope.incremental and (second.scope.rows, second.scope.table_rows) == (20, 120)
+    score = detail(second, "score within")
+    assert (score.success, score.unexpected_count, score.partial_unexpected_list) == (False, 1, [7])
+    assert score.unexpected_percent == pytest.approx(100 / 20)  # 1 of the 20 new rows, not 1 of 120
+    assert detail(second, "ticket_id is never empty").unexpected_percent == 0.0
+    # the table rule sees the whole table: the earlier load h1 (100 rows) against the newest (20)
+    (volume,) = detail(second, "newest load has").partial_unexpected_list
+    assert (volume["newest_file_hash"], volume["trailing_avg_rows"], volume["earlier_loads"]) == ("h2", 100.0, 1)
+    stored = _stored_scopes(warehouse, "run-2")
+    assert stored["score within 1..5"] == ("rows", False, 20, 120, False)
+    assert stored["ticket_id is never empty"] == ("rows", False, 20, 120, True)
+    assert stored[INCREMENTAL.checks[2].description] == ("table", True, 120, 120, False)
+
+    # (3) the failed load stays in scope: the next run validates h2 again with the new h3 and still fails
+    _feed_load(warehouse, "h3", 10, "2026-05-03 01:00:00+00")
+    third = run_suite(warehouse, INCREMENTAL, "run-3", docs)
+    assert (third.scope.loaded_after, third.scope.rows) == (second.scope.loaded_after, 30)
+    assert (detail(third, "score within").success, detail(third, "score within").unexpected_count) == (False, 1)
+
+    # the bad row removed: the same scope passes and the watermark moves past h3
+    sql(warehouse, "delete from raw.tickets where score = 7")
+    fixed = run_suite(warehouse, INCREMENTAL, "run-4", docs)
+    assert (fixed.scope.rows, detail(fixed, "score within").success) == (29, True)
+    _feed_load(warehouse, "h4", 5, "2026-05-04 01:00:00+00")
+    fourth = run_suite(warehouse, INCREMENTAL, "run-5", docs)
+    assert fourth.scope.loaded_after == fixed.scope.loaded_through and fourth.scope.rows == 5
+    # nothing new: rows rules pass on 0 rows, table rules still run on the whole table
+    idle = run_suite(warehouse, INCREMENTAL, "run-6", docs)
+    assert idle.scope.rows == 0 and idle.scope.table_rows == 134
+    assert _stored_scopes(warehouse, "run-6")["score within 1..5"] == ("rows", False, 0, 134, True)
+
+
+def test_incremental_suite_falls_back_to_the_whole_table(warehouse: Path, docs: Path) -> None:
+    _feed_table(warehouse)
+    _feed_load(warehouse, "h1", 50, "2026-05-01 01:00:00+00")
+    run_suite(warehouse, INCREMENTAL, "run-1", docs)
+
+    # a validation that is not stored does not move the watermark
+    _feed_load(warehouse, "h2", 50, "2026-05-02 01:00:00+00")
+    assert run_suite(warehouse, INCREMENTAL, "unstored", docs, store=False).scope.rows == 50
+    assert run_suite(warehouse, INCREMENTAL, "run-2", docs).scope.rows == 50
+
+    # a bad row loaded behind the watermark (an earlier load time): the whole table is validated again
+    _feed_load(warehouse, "late", 1, "2026-04-30 01:00:00+00", bad_scores=1)
+    late = run_suite(warehouse, INCREMENTAL, "run-3", docs)
+    assert not late.scope.incremental and late.scope.rows == 101
+    assert "behind it" in late.scope.reason
+    assert detail(late, "score within").unexpected_count == 1
+
+    # a rows rule added to the suite has never seen the old rows: the whole table once
+    sql(warehouse, "delete from raw.tickets where _file_hash = 'late'")
+    run_suite(warehouse, INCREMENTAL, "run-4", docs)
+    assert run_suite(warehouse, INCREMENTAL, "run-5", docs).scope.rows == 0
+    more = Suite(INCREMENTAL.name, INCREMENTAL.table, (*INCREMENTAL.checks, between("_row_number", 0, None)),
+                 increment_column="_loaded_at")
+    assert run_suite(warehouse, more, "run-6", docs).scope.rows == 100
+
+
+def test_raw_suites_are_incremental_with_table_rules_on_the_whole_table() -> None:
+    for suite in RAW_SUITES:
+        assert suite.increment_column == "_loaded_at"
+        scopes = {c.description: c.scope for c in suite.checks}
+        assert all(scope == "table" for d, scope in scopes.items() if d.startswith("newest ")), suite.name
+        assert all(scope == "rows" for d, scope in scopes.items() if d.endswith("is never empty")), suite.name

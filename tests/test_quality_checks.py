@@ -226,3 +226,39 @@ def test_a_failing_check_in_the_shared_step_stops_the_publication(
     assert not published_exists(data_dir.warehouse)
     assert stored_suites(data_dir.warehouse, result.run_id) == {"team_scores", "team_bonus"}
     assert AssetCheckKey(AssetKey(["team_bonus"]), "gx_team_bonus") in two_mart_graph(4, 1).asset_check_keys
+
+
+# ------------------------------------------------------------------------------- incremental raw suites
+
+FEED = Suite("raw_feed", "raw.feed", (between("score", 1, 5),), increment_column="_loaded_at")
+
+
+def feed_graph(day: int, score: int):
+    @asset(key=AssetKey(["raw", "feed"]))
+    def feed(warehouse: WarehouseResource) -> MaterializeResult:
+        with duckdb.connect(str(warehouse.paths().warehouse)) as con:
+            con.execute("create schema if not exists raw")
+            con.execute("create table if not exists raw.feed (score bigint, _loaded_at timestamptz)")
+            con.execute(f"insert into raw.feed select {score}, timestamptz '2026-05-0{day} 01:00:00+00' "
+                        f"from range({10 * day})")
+        return MaterializeResult()
+
+    return [feed, build_suite_check(FEED, blocking=False)]
+
+
+def test_raw_check_metadata_says_which_rows_were_validated(data_dir: DataDir) -> None:
+    resources = {"warehouse": WarehouseResource(data_dir=str(data_dir.root))}
+    first = materialize(feed_graph(1, 3), resources=resources)
+    (evaluation,) = first.get_asset_check_evaluations()
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    assert evaluation.passed and (meta["rows_validated"], meta["table_rows"], meta["loaded_after"]) == (10, 10, "")
+
+    second = materialize(feed_graph(2, 7), resources=resources)  # 20 new rows, all out of range
+    (evaluation,) = second.get_asset_check_evaluations()
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR and not evaluation.blocking
+    assert (meta["rows_validated"], meta["table_rows"]) == (20, 30)
+    assert meta["loaded_after"].startswith("2026-05-01T01:00:00")
+    assert meta["loaded_through"].startswith("2026-05-02T01:00:00")
+    assert "20 rows with _loaded_at in" in meta["scope"]
+    assert meta["unexpected_counts"] == {"score within 1..5": 20}
