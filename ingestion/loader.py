@@ -12,7 +12,9 @@ already loaded (same content hash) is skipped. A file that cannot be read at all
 undecodable bytes) raises FeedLoadError naming the file and the rule, after the other files are loaded; if a
 batch's statement fails, its files are loaded one by one so that the error names the file.
 
-All row work is SQL compiled from the contract; Python never loops over rows.
+All row work is SQL compiled from the contract; Python never loops over rows. A row is checked by one boolean
+(all rules at once) on its way from the reader into raw; only the rows that break a rule are read again to
+list the rules and keep the record.
 """
 
 from __future__ import annotations
@@ -213,18 +215,21 @@ def _parse_typed(col: Column, src: str, source_type: str) -> str:
     return f"try_cast({src} as {col.raw_type})"
 
 
-def _checks(feed: Feed, present: set[str]) -> list[tuple[str, str, str]]:
-    """(rule, SQL condition that is true when the row breaks it, SQL message expression)."""
+def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(rule, SQL condition that is true when the row breaks it, SQL message expression).
+
+    `text[col]`: the column's value as text (for messages); `missing[col]`: true when the file gives no value
+    (cheap: it does not build the text of a typed value)."""
     checks: list[tuple[str, str, str]] = []
     for col in feed.columns:
         c = quote_ident(col.name)
-        t = quote_ident(f"__t_{col.name}")
+        t, absent = text[col.name], missing[col.name]
         name = quote_literal(col.name)
         if col.required:
-            checks.append((f"required:{col.name}", f"{t} is null",
+            checks.append((f"required:{col.name}", absent,
                            f"{name} || ': required value is missing'"))
         if col.type != "string" and col.type != "enum":
-            checks.append((f"type:{col.name}", f"{t} is not null and {c} is null",
+            checks.append((f"type:{col.name}", f"not ({absent}) and {c} is null",
                            f"{name} || ': cannot read ''' || {t} || ''' as {col.type}'"))
         if col.type == "enum" and col.values:
             checks.append((f"enum:{col.name}", f"{c} is not null and {c} not in {_sql_list(col.values)}",
@@ -249,60 +254,93 @@ def _checks(feed: Feed, present: set[str]) -> list[tuple[str, str, str]]:
             f"where r.{quote_ident(ref.feed_column)} = c.{col})",
             f"{quote_literal(ref.column)} || ': unknown ' || {col} || ' (not in {ref.feed})'",
         ))
-    key_cols = list(feed.key) + ([feed.version_column] if feed.version_column else [])
-    partition = ", ".join(["__file", *(quote_ident(k) for k in key_cols)])
+    # a later row (in file order) with the key of an earlier row of its file: the earliest such row of each key
+    # is in _dups (dups_sql), nearly always empty
     checks.append((
         "duplicate_key",
-        f"row_number() over (partition by {partition} order by _ordinal) > 1",
+        "c._ordinal > d.__dup_first",
         "'same key " + ("and " + feed.version_column + " " if feed.version_column else "")
         + "as an earlier row of this file'",
     ))
     return checks
 
 
-def compile_feed_select(feed: Feed, source_sql: str, source_types: dict[str, str], record_columns: list[str],
-                        jsonl: bool = False) -> str:
-    """One SELECT over the reader that types every column and lists the rules each row breaks.
+def _dup_key_columns(feed: Feed) -> list[str]:
+    return list(feed.key) + ([feed.version_column] if feed.version_column else [])
+
+
+@dataclass(frozen=True)
+class CompiledFeed:
+    """The contract of a feed compiled to SQL over one source (see compile_feed)."""
+
+    dups_sql: str  # SELECT: the earliest row of each key that occurs more than once in a file (for temp _dups)
+    checked_sql: str  # SELECT: __file, _ordinal, the typed columns, _ok (true when the row breaks no rule)
+    rejected_sql: str  # SELECT: __file, _ordinal, _problems ('rule|message' list), _record of rows breaking a rule
+
+
+def compile_feed(feed: Feed, source_sql: str, source_types: dict[str, str], record_columns: list[str],
+                 jsonl: bool = False) -> CompiledFeed:
+    """The contract as SQL over one reader: what finds duplicated keys, what types every column and tells whether
+    the row meets the contract, and what lists the rules a rejected row breaks.
 
     `source_sql` yields the columns as read plus `__file` (the file DuckDB read the row from) and `__row` (the
     row's 1-based position in that file), for one file or for many files read by one reader.
-    `record_columns` are the columns as read, kept as the JSON `_record` of a rejected row."""
+    `record_columns` are the columns as read, kept as the JSON `_record` of a rejected row.
+
+    Every row gets one cheap boolean (_ok, the AND of all rules over the typed columns); the list of the rules a
+    row breaks, with its messages and its JSON record, is built only for the rows that break one (rejected_sql
+    filters on _ok first). Columns that the reader already typed (Parquet) are not turned into text but for
+    those messages."""
     typed_cols = ["s.__malformed as __malformed"] if jsonl else []
+    text: dict[str, str] = {}
+    missing: dict[str, str] = {}
     for col in feed.columns:
         src = f"s.{quote_ident(col.name)}"
         stype = source_types.get(col.name)
+        t_col = quote_ident("__t_" + col.name)
         if stype is None:
-            text, parsed = "cast(null as varchar)", f"cast(null as {col.raw_type})"
+            text[col.name], missing[col.name] = "cast(null as varchar)", "true"
+            parsed = f"cast(null as {col.raw_type})"
         elif stype.upper() == "VARCHAR":
-            text = f"nullif(trim({src}), '')"
-            parsed = f"cast({_parse_text(col, text)} as {col.raw_type})"
+            expr = f"nullif(trim({src}), '')"
+            typed_cols.append(f"{expr} as {t_col}")
+            text[col.name], missing[col.name] = t_col, f"{t_col} is null"
+            parsed = f"cast({_parse_text(col, expr)} as {col.raw_type})"
         else:
-            text = f"cast({src} as varchar)"
+            typed_cols.append(f"{src} as {t_col}")
+            text[col.name], missing[col.name] = f"cast({t_col} as varchar)", f"{t_col} is null"
             parsed = _parse_typed(col, src, stype)
-        typed_cols.append(f"{text} as {quote_ident('__t_' + col.name)}")
         typed_cols.append(f"{parsed} as {quote_ident(col.name)}")
-    checks = _checks(feed, set(source_types))
+    checks = _checks(feed, text, missing)
     if jsonl:
         checks.insert(0, ("malformed_line", "__malformed is not null", "'line is not a valid JSON object'"))
+    # one expression (not split into conjuncts): DuckDB evaluates it over the typed columns computed once, above
+    # the join with _dups, instead of pushing each conjunct down into the reader with the casts inlined
+    ok = "coalesce(" + " and ".join(f"not coalesce({cond}, false)" for _rule, cond, _msg in checks) + ", false)"
     problems = ", ".join(f"case when {cond} then {quote_literal(rule)} || '|' || ({msg}) end"
                          for rule, cond, msg in checks)
     record = "{" + ", ".join(f"{quote_literal(c)}: s.{quote_ident(c)}" for c in record_columns) + "}"
-    out_cols = ", ".join(quote_ident(c) for c in feed.column_names)
+    out_cols = ", ".join(f"c.{quote_ident(c)}" for c in feed.column_names)
+    key_cols = [quote_ident(k) for k in _dup_key_columns(feed)]
+    typed = (f"select s.__file, s.__row as _ordinal, {record} as _source, {', '.join(typed_cols)} "
+             f"from ({source_sql}) as s")
+    dups = ("select __file as __dup_file, "
+            + "".join(f"{k} as {quote_ident(f'__dup_k{i}')}, " for i, k in enumerate(key_cols))
+            + f"min(_ordinal) as __dup_first from ({typed}) group by all having count(*) > 1")
+    joined = (f"from ({typed}) as c left join _dups as d on c.__file = d.__dup_file"
+              + "".join(f" and c.{k} is not distinct from d.{quote_ident(f'__dup_k{i}')}"
+                        for i, k in enumerate(key_cols)))
+    checked = f"select c.__file, c._ordinal, {out_cols}, {ok} as _ok {joined}"
     # the JSON record is only made for rejected rows (to_json of every row is the costliest part of a load)
-    return f"""
-with typed as (
-    select s.__file, s.__row as _ordinal, {record} as _source, {', '.join(typed_cols)}
-    from ({source_sql}) as s
-),
-checked as (
-    select c.*, list_filter([{problems}], lambda x: x is not null) as _problems
-    from typed as c
+    rejected = f"""
+with bad as (
+    select c.__file, c._ordinal, c._source, list_filter([{problems}], lambda x: x is not null) as _problems
+    {joined}
+    where not {ok}
 )
-select __file, _ordinal, _problems,
-    case when len(_problems) > 0 then cast(to_json(_source) as varchar) end as _record,
-    {out_cols}
-from checked
+select __file, _ordinal, _problems, cast(to_json(_source) as varchar) as _record from bad
 """
+    return CompiledFeed(dups, checked, rejected)
 
 
 # --- readers: one SELECT over all the files of a batch ---------------------------------------------------------
@@ -518,21 +556,41 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
                         "0::bigint as rejected from _files")
         else:
             source_sql, types, record_columns, rejects, jsonl = batch_source(con, feed, files, tag)
-            select_sql = compile_feed_select(feed, source_sql, types, record_columns, jsonl=jsonl)
-            cols = ", ".join(quote_ident(c) for c in feed.column_names)
-            con.execute(f"create or replace temp table _batch as {select_sql}")
-            con.execute(
-                f"insert into raw.{quote_ident(feed.name)} select {cols}, f.source_file, f.file_hash, b._ordinal, "
-                f"f.loaded_at, ? from _batch as b join _files as f using (__file) where len(b._problems) = 0 "
-                f"order by f.loaded_at, b._ordinal",
+            if files[0].group[0] != "parquet":
+                # CSV (one read_csv per file, with its rejects table), JSON lines and Excel are read ONCE, in
+                # file order (the readers number rows with window functions, which do not keep it); Parquet is
+                # read where it is used (projection pushdown: the duplicate search reads the key columns only)
+                con.execute(f"create or replace temp table _src as select s.* from ({source_sql}) as s "
+                            f"join _files as f using (__file) order by f.loaded_at, s.__row")
+                source_sql = "select * from _src"
+            compiled = compile_feed(feed, source_sql, types, record_columns, jsonl=jsonl)
+            cols = ", ".join(f"v.{quote_ident(c)}" for c in feed.column_names)
+            con.execute(f"create or replace temp table _rows as select __file, count(*) as n from ({source_sql}) "
+                        f"group by __file")
+            con.execute(f"create or replace temp table _dups as {compiled.dups_sql}")
+            # the rows that meet the contract stream from the reader into raw, in file order (no join here
+            # reorders its probe side, and the source is read in file order)
+            inserted = con.execute(
+                f"insert into raw.{quote_ident(feed.name)} select {cols}, f.source_file, f.file_hash, v._ordinal, "
+                f"f.loaded_at, ? from ({compiled.checked_sql}) as v join _files as f using (__file) where v._ok",
                 [run_id],
-            )
+            ).fetchone()[0]
+            total = con.execute("select coalesce(sum(n), 0) from _rows").fetchone()[0]
+            if inserted == total:  # nothing rejected: no need to read the batch again
+                con.execute("create or replace temp table _rejected as select __file, 0::bigint as _ordinal, "
+                            "[]::varchar[] as _problems, ''::varchar as _record from _files where false")
+            else:
+                con.execute(f"create or replace temp table _rejected as {compiled.rejected_sql}")
+                rejected = con.execute("select count(*) from _rejected").fetchone()[0]
+                if inserted + rejected != total:  # every row is loaded or rejected, never both, never neither
+                    raise FeedLoadError(f"feed {feed.name}: {total} rows read but {inserted} loaded and {rejected} "
+                                        f"rejected ({', '.join(f.rel for f in files)}; the files were not loaded)")
             con.execute(
                 "insert into raw.rejected_rows select ?, f.source_file, f.file_hash, b._ordinal, null, "
                 "split_part(b._problems[1], '|', 1), "
                 "array_to_string(list_transform(b._problems, lambda x: substr(x, strpos(x, '|') + 1)), '; '), "
-                "b._record, f.loaded_at, ? from _batch as b join _files as f using (__file) "
-                "where len(b._problems) > 0 order by f.loaded_at, b._ordinal",
+                "b._record, f.loaded_at, ? from _rejected as b join _files as f using (__file) "
+                "order by f.loaded_at, b._ordinal",
                 [feed.name, run_id],
             )
             malformed = "select __file, 0 as n from _files where false"
@@ -554,11 +612,11 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
                 malformed = "select __file, count(*) as n from _malformed group by __file"
             con.execute(
                 f"create or replace temp table _counts as "
-                f"with b as (select __file, count(*) filter (where len(_problems) = 0) as loaded, "
-                f"count(*) filter (where len(_problems) > 0) as rejected from _batch group by __file), "
+                f"with r as (select __file, count(*) as n from _rejected group by __file), "
                 f"m as ({malformed}) "
-                f"select f.__file, coalesce(b.loaded, 0) as loaded, coalesce(b.rejected, 0) + coalesce(m.n, 0) "
-                f"as rejected from _files as f left join b using (__file) left join m using (__file)"
+                f"select f.__file, coalesce(n.n, 0) - coalesce(r.n, 0) as loaded, coalesce(r.n, 0) + coalesce(m.n, 0) "
+                f"as rejected from _files as f left join _rows as n using (__file) left join r using (__file) "
+                f"left join m using (__file)"
             )
         con.execute(
             "insert into raw.load_log select ?, f.source_file, f.file_hash, f.file_day, f.encoding, "
@@ -567,7 +625,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
             [feed.name, run_id],
         )
         counts = dict(con.execute("select __file, [loaded, rejected] from _counts").fetchall())
-        for t in ("_batch", "_counts", "_malformed", "_files"):
+        for t in ("_src", "_dups", "_rows", "_rejected", "_counts", "_malformed", "_files"):
             con.execute(f"drop table if exists {t}")
         for f in files:
             # tests kill the process here: the batch's rows are written, not committed (SERVICESCORE_FAULT_PAUSE)
@@ -665,7 +723,8 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
 
 # input bytes per statement: bounds the memory of one batch. Measured on tier L tickets (365 Parquet files,
 # 13 M rows, memory_limit 3GB, 2 threads): 512 MiB batches 111.8 s and 2.99 GiB peak (DuckDB spills),
-# 128 MiB batches 87.9 s and 2.76 GiB (load_feed alone, one run each, 2026-11-26).
+# 128 MiB batches 87.9 s and 2.76 GiB (load_feed alone, one run each, 2026-11-26). Since valid rows stream
+# into raw and only rejected rows get their problem list: 33.4 s and 2.05 GiB at 128 MiB (2026-11-27).
 MAX_BATCH_BYTES = 128 << 20
 
 
@@ -691,7 +750,7 @@ def _month_of(feed: Feed, alias: str, name: str, timezone: str, field: str) -> s
     return f"cast(date_trunc('month', {expr}) as date)"
 
 
-def months_touched_sql(feed: Feed, timezone: str) -> str:
+def months_touched_sql(feed: Feed, timezone: str, reloads: bool = True) -> str:
     """The months (local time) whose KPI values the newly loaded rows (`_file_hash` in $hashes) can change, as one
     query over raw.<feed>.
 
@@ -700,28 +759,40 @@ def months_touched_sql(feed: Feed, timezone: str) -> str:
     version is still an old one (a stale update). Otherwise, for each period column: a new record counts for the
     month of the column; a changed record counts for the column's new and old month when the column, or one of
     the columns or expressions the indicators attributed to it read (Feed.period_inputs), differs between the two
-    versions. One hash aggregate per key (arg_max), no sort."""
+    versions. One hash aggregate per key (arg_max), no sort.
+
+    Records loaded for the first time (most of them; all of them in a first load) need only their newest version's
+    period columns: they are aggregated apart, with a small state, from the records that had rows before, whose
+    old and new versions are compared on every input. `reloads=False`: the table has no rows but the new ones
+    (a first load), so no record has an old version."""
     keys = [quote_ident(k) for k in feed.key]
     table = f"raw.{quote_ident(feed.name)}"
     inputs: dict[str, str] = {}  # column or expression -> its field name in the version structs
     for period in feed.period_columns:
         for item in (period, *feed.period_input_columns(period)):
             inputs.setdefault(item, f"__in_{len(inputs)}")
-    fields = ", ".join(f"{name} := {f't.{quote_ident(item)}' if item in feed.column_names else f'({item})'}"
-                       for item, name in inputs.items())
+
+    def fields(items: Iterable[str]) -> str:
+        return ", ".join(f"{inputs[i]} := {f't.{quote_ident(i)}' if i in feed.column_names else f'({i})'}"
+                         for i in items)
+
     if feed.version_column:
         if feed.column(feed.version_column).type != "timestamp":
             raise ValueError(f"feed {feed.name}: version column {feed.version_column} must be a timestamp")
         v = f"t.{quote_ident(feed.version_column)}"
-        order = f"struct_pack(a := {v} is not null, b := coalesce({v}, '-infinity'::timestamptz), " \
-                f"c := t._loaded_at, d := t._row_number)"
+        order_by = [f"{v} is not null", f"coalesce({v}, '-infinity'::timestamptz)", "t._loaded_at", "t._row_number"]
     else:
-        order = "struct_pack(c := t._loaded_at, d := t._row_number)"
+        order_by = ["t._loaded_at", "t._row_number"]
+    # the version order as one memcmp-comparable blob: arg_max over it is several times faster than over a struct
+    order = "create_sort_key(" + ", ".join(f"{e}, 'ASC NULLS LAST'" for e in order_by) + ")"
+    on = " and ".join(f"t.{k} = k.{k}" for k in keys)
     branches = []
     for period in feed.period_columns:
         changed = " or ".join(f"p.n.{inputs[i]} is distinct from p.o.{inputs[i]}"
                               for i in dict.fromkeys((period, *feed.period_input_columns(period))))
         p = inputs[period]
+        branches.append(f"select {_month_of(feed, 'a.n', period, timezone, p)} as m from first_loads as a "
+                        f"where a.n.{p} is not null")
         branches.append(f"select {_month_of(feed, 'p.n', period, timezone, p)} as m from per_key as p "
                         f"where p.n.{p} is not null and (p.o is null or {changed})")
         branches.append(f"select {_month_of(feed, 'p.o', period, timezone, p)} as m from per_key as p "
@@ -733,10 +804,20 @@ with new_files as (
 new_keys as (
     select {', '.join(keys)} from {table} where _file_hash in (select _file_hash from new_files)
 ),
+reloaded_keys as (
+    select distinct {', '.join(f't.{k}' for k in keys)} from {table} as t semi join new_keys as k on {on}
+    where t._file_hash not in (select _file_hash from new_files){'' if reloads else ' and false'}
+),
+first_loads as (
+    select arg_max(struct_pack({fields(feed.period_columns)}), {order}) as n
+    from {table} as t anti join reloaded_keys as k on {on}
+    where t._file_hash in (select _file_hash from new_files) and {' and '.join(f't.{k} is not null' for k in keys)}
+    group by {', '.join(f't.{k}' for k in keys)}
+),
 versions as (
-    select {', '.join(f't.{k}' for k in keys)}, struct_pack({fields}) as _v, {order} as _order,
+    select {', '.join(f't.{k}' for k in keys)}, struct_pack({fields(inputs)}) as _v, {order} as _order,
         t._file_hash in (select _file_hash from new_files) as _is_new
-    from {table} as t semi join new_keys as k on {' and '.join(f't.{k} = k.{k}' for k in keys)}
+    from {table} as t semi join reloaded_keys as k on {on}
 ),
 per_key as (
     select arg_max(_v, _order) as n, arg_max(_is_new, _order) as n_is_new,
@@ -752,5 +833,8 @@ def months_touched(con: duckdb.DuckDBPyConnection, feed: Feed, hashes: list[str]
     """Months (YYYY-MM-01, local time) whose KPIs the rows of these files change: what must be rebuilt."""
     if not hashes or not feed.period_columns:
         return []
-    rows = con.execute(months_touched_sql(feed, timezone), {"hashes": hashes}).fetchall()
+    # a first load (no other rows in the table): no record has an old version to compare with
+    reloads = con.execute(f"select exists (select 1 from raw.{quote_ident(feed.name)} "
+                          f"where _file_hash not in (select unnest($hashes)))", {"hashes": hashes}).fetchone()[0]
+    rows = con.execute(months_touched_sql(feed, timezone, reloads), {"hashes": hashes}).fetchall()
     return [r[0].isoformat() for r in rows]

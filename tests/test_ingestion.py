@@ -350,3 +350,33 @@ def test_an_unterminated_quote_in_a_batch_of_csv_files_is_a_rejected_line(roster
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 4, 1)
     assert query(roster, "select source_file, line_number, rule from raw.rejected_rows") == [
         ("tickets/2026-05-02.csv", 3, "malformed_line")]
+
+
+def test_typed_parquet_rows_breaking_the_contract_are_rejected_with_their_rule(roster: DataDir):
+    """A Parquet file whose types already match the contract: 3 good rows load, a repeated key and a count above
+    its maximum are rejected with their rule, row number and reason; load_log counts 5 read, 3 loaded, 2 rejected."""
+    path = roster.feed_dir("tickets") / "2026-05-04.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [("G1", 1), ("G2", 1), ("G1", 2), ("R1", 101), ("G3", 3)]  # (ticket_id, onsite_visits)
+    values = ", ".join(f"('{t}', {n})" for t, n in rows)
+    con = duckdb.connect()
+    con.execute(f"""copy (
+        select ticket_id, timestamp '2026-05-01 09:00:00' as created_at, timestamp '2026-05-01 09:30:00'
+            as first_response_at, timestamp '2026-05-01 12:00:00' as resolved_at, null::timestamp as closed_at,
+            timestamp '2026-05-01 12:00:00' as updated_at, 'resolved' as status, 'repair' as service_type,
+            'P2' as priority, 'phone' as channel, 'T001' as technician_id, 'C1' as customer_id, 'P1' as product_id,
+            onsite_visits::bigint as onsite_visits, true as first_time_fix, 0::bigint as reopened_count
+        from (values {values}) as v(ticket_id, onsite_visits)
+    ) to '{path}' (format parquet)""")
+    con.close()
+    result = load(roster, "tickets")
+    assert [(f.rows_read, f.rows_loaded, f.rows_rejected) for f in result.files] == [(5, 3, 2)]
+    assert query(roster, "select ticket_id, onsite_visits, _row_number from raw.tickets order by _row_number") == [
+        ("G1", 1, 1), ("G2", 1, 2), ("G3", 3, 5)]
+    assert query(roster, "select row_number, rule, reason from raw.rejected_rows order by row_number") == [
+        (3, "duplicate_key", "same key and updated_at as an earlier row of this file"),
+        (4, "range:onsite_visits", "onsite_visits: 101 is above the maximum 100")]
+    record = json.loads(query(roster, "select record from raw.rejected_rows where row_number = 4")[0][0])
+    assert (record["ticket_id"], record["onsite_visits"]) == ("R1", 101)
+    assert query(roster, "select rows_read, rows_loaded, rows_rejected from raw.load_log where feed = 'tickets'") == [
+        (5, 3, 2)]
