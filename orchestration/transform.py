@@ -5,7 +5,8 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,21 @@ def dbt_window_env(dbt_vars: Mapping[str, str]) -> dict[str, str]:
     return {PERIOD_ENV[0]: dbt_vars.get("period_from", ""), PERIOD_ENV[1]: dbt_vars.get("period_to", "")}
 
 
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then put back what was there."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 
@@ -144,12 +160,13 @@ def build_dbt_assets() -> AssetsDefinition:
             f"dbt build, month window {dbt_vars or 'none: what the new data touched'}"
             + (" with --full-refresh" if config.full_refresh else "")
         )
-        # dbt runs as a subprocess and reads the warehouse location, limits and month window from its environment
-        os.environ.update({**warehouse.dbt_env(), **dbt_window_env(dbt_vars)})
+        # dbt runs as a subprocess and reads the warehouse location and limits from its environment
+        os.environ.update(warehouse.dbt_env())
         target = DBT_PROJECT_DIR / dbt_target_path(context.op_execution_context.op.name, context.run.run_id)
         saved = warehouse.paths().root / "dbt" / PARTIAL_PARSE
         reuse_partial_parse(saved, target)
-        yield from dbt.cli(dbt_build_args(config.full_refresh), context=context, target_path=target).stream()
+        with environment(dbt_window_env(dbt_vars)):  # this run's window only, not the next dbt's of the process
+            yield from dbt.cli(dbt_build_args(config.full_refresh), context=context, target_path=target).stream()
         keep_partial_parse(target, saved)
 
     return servicescore_dbt

@@ -29,6 +29,7 @@ from ingestion.contracts import FEEDS
 from ingestion.loader import load_feed
 from ingestion.paths import DBT_PROJECT_DIR, REPO_ROOT
 from ingestion.work_calendar import write_work_calendar
+from orchestration.transform import dbt_window_env
 
 DBT = REPO_ROOT / ".venv" / "bin" / "dbt"
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
@@ -121,7 +122,7 @@ def load_all(root: Path, run_id: str) -> None:
 def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root), "SERVICESCORE_PII_SALT": "servicescore",
            "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs"),
-           **(extra_env or {})}
+           **dbt_window_env({}), **(extra_env or {})}
     result = subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
         env=env, capture_output=True, text=True, timeout=600,
@@ -275,8 +276,6 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
     """)
     assert last == [(["2025-12-01"],)]
     # the orchestration passes the window by environment (no --vars: they would cost dbt its partial parse)
-    from orchestration.transform import dbt_window_env
-
     run_dbt(incremental, "build", "--select", "+appraisal_scores",
             extra_env=dbt_window_env({"period_from": "2026-01-01", "period_to": "2026-02-01"}))
     last = q(db, """

@@ -7,6 +7,7 @@ one ticket with an unknown technician (KX) and one survey with overall_score 9 (
 May 2026 has no public holiday after the 5th; durations below are in hours.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -294,9 +295,10 @@ def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     assert ok, text
     # dbt kept the partial parse of this data folder's previous build (same profile; the month window goes by
     # environment, not --vars): no full parse of the project
-    from orchestration.transform import PARTIAL_PARSE
+    from orchestration.transform import PARTIAL_PARSE, PERIOD_ENV
 
     assert (paths.root / "dbt" / PARTIAL_PARSE).is_file()
+    assert not set(PERIOD_ENV) & set(os.environ)  # the run's window does not leak into the next dbt of the process
     newest = max((DBT_PROJECT_DIR / "target").glob("servicescore_dbt-*/dbt.log"), key=lambda f: f.stat().st_mtime)
     log = "".join(f.read_text() for f in newest.parent.glob("dbt.log*"))  # dbt rotates its log
     assert "Running with dbt" in log and "Unable to do partial parsing" not in log
