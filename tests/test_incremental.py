@@ -131,6 +131,16 @@ def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> 
     return result
 
 
+def last_build_months(db: Path, model: str) -> list[str | None]:
+    """The months (ISO text; [None] for a build that recomputed none or all) of the model's latest build."""
+    return q(db, f"""
+        select list(cast(month_start as varchar)) from intermediate.int_incremental_build_log
+        where model_name = '{model}'
+            and built_at = (select max(built_at) from intermediate.int_incremental_build_log
+                            where model_name = '{model}')
+    """)[0][0]
+
+
 def fixture_landing(landing: Path) -> None:
     shutil.copytree(FIXTURE, landing, dirs_exist_ok=True)
     write_files(landing, DAY_1_EXTRA)
@@ -259,31 +269,16 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
     # same keeps its _built_at, so no month is recomputed
     run_dbt(incremental, "build", "--select", "+appraisal_scores", "--vars", '{"incremental_overlap_hours": 48}')
     assert q(db, "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id") == before
-    last = q(db, """
-        select list(month_start) from intermediate.int_incremental_build_log
-        where model_name = 'kpi_technician_monthly'
-            and built_at = (select max(built_at) from intermediate.int_incremental_build_log
-                            where model_name = 'kpi_technician_monthly')
-    """)
-    assert last == [([None],)]
+    last = last_build_months(db, 'kpi_technician_monthly')
+    assert last == [None]  # a build with nothing to recompute logs no month
     run_dbt(incremental, "build", "--select", "+appraisal_scores",
             "--vars", '{"period_from": "2025-12-01", "period_to": "2026-01-01"}')
-    last = q(db, """
-        select list(cast(month_start as varchar)) from intermediate.int_incremental_build_log
-        where model_name = 'appraisal_scores'
-            and built_at = (select max(built_at) from intermediate.int_incremental_build_log
-                            where model_name = 'appraisal_scores')
-    """)
-    assert last == [(["2025-12-01"],)]
+    last = last_build_months(db, 'appraisal_scores')
+    assert last == ["2025-12-01"]
     # the orchestration passes the window by environment (no --vars: they would cost dbt its partial parse)
     run_dbt(incremental, "build", "--select", "+appraisal_scores",
             extra_env=dbt_window_env({"period_from": "2026-01-01", "period_to": "2026-02-01"}))
-    last = q(db, """
-        select list(cast(month_start as varchar)) from intermediate.int_incremental_build_log
-        where model_name = 'appraisal_scores'
-            and built_at = (select max(built_at) from intermediate.int_incremental_build_log
-                            where model_name = 'appraisal_scores')
-    """)
-    assert last == [(["2026-01-01"],)]
+    last = last_build_months(db, 'appraisal_scores')
+    assert last == ["2026-01-01"]
     only_incremental, only_full, _ = differences(incremental, warehouses[1], "marts.appraisal_scores")
     assert (only_incremental, only_full) == (0, 0)
