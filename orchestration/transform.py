@@ -160,12 +160,12 @@ def build_dbt_assets() -> AssetsDefinition:
             f"dbt build, month window {dbt_vars or 'none: what the new data touched'}"
             + (" with --full-refresh" if config.full_refresh else "")
         )
-        # dbt runs as a subprocess and reads the warehouse location and limits from its environment
-        os.environ.update(warehouse.dbt_env())
         target = DBT_PROJECT_DIR / dbt_target_path(context.op_execution_context.op.name, context.run.run_id)
         saved = warehouse.paths().root / "dbt" / PARTIAL_PARSE
         reuse_partial_parse(saved, target)
-        with environment(dbt_window_env(dbt_vars)):  # this run's window only, not the next dbt's of the process
+        # dbt runs as a subprocess and reads the warehouse location, limits and month window from its environment:
+        # set for this build only, so nothing of this run reaches the next dbt the process starts
+        with environment({**warehouse.dbt_env(), **dbt_window_env(dbt_vars)}):
             yield from dbt.cli(dbt_build_args(config.full_refresh), context=context, target_path=target).stream()
         keep_partial_parse(target, saved)
 
