@@ -13,11 +13,16 @@ values, numeric ranges, one raw row per source row, plus volume / freshness / re
 
 Scope of a rule (`Check.scope`): a `rows` rule judges each row on its own (not null, in a set, in a range,
 the share of unknown references among the rows), so on an append-only table it holds for the whole table
-once it held for every load; a `table` rule's meaning depends on the whole table (volume of the newest load
-against the earlier ones, freshness, uniqueness, anything across rows). A suite with an `increment_column`
-(the raw suites: `_loaded_at`) lets expectations.runner validate its `rows` rules on the rows loaded since
-the last validation of them that passed, and always runs its `table` rules on the whole table; see the
-runner's module doc. Helpers default to the honest scope; `sql_rule` defaults to `table` (safe).
+once it held for every load; a `periods` rule judges each period of a period mart on its own (uniqueness of
+a key that includes the period, a quota per team and period), so it holds for the mart once it held for each
+period; a `table` rule's meaning depends on the whole table (volume of the newest load against the earlier
+ones, freshness, uniqueness of a key without the period, comparisons across periods, other tables whose
+changes the suite does not follow). expectations.runner validates the `rows` rules of a suite with an
+`increment_column` (the raw suites: `_loaded_at`) on the rows loaded since the last validation of them that
+passed, and the `rows` and `periods` rules of a suite with a `period_grain` (the KPI and appraisal period
+marts, rebuilt by period: dbt's build log says which) on the periods rebuilt since then; `table` rules (and
+`periods` rules of any other suite) always run on the whole table; see the runner's module doc. Helpers
+default to the honest scope; `unique` and `sql_rule` default to `table` (safe).
 
 Add a suite: build it with the helpers below and append it to `SUITES` (see `training_mart_suites`).
 """
@@ -33,7 +38,10 @@ import great_expectations.expectations as gxe
 from ingestion.contracts import FEEDS, Feed
 
 Severity = Literal["error", "warning"]
-Scope = Literal["rows", "table"]
+Scope = Literal["rows", "periods", "table"]
+# how a period mart's rows name their period: one grain (column period_start), or period_type + period_start
+PeriodGrain = Literal["month", "quarter", "year", "period_type"]
+PERIOD_GRAINS = ("month", "quarter", "year", "period_type")
 
 
 @dataclass(frozen=True)
@@ -41,14 +49,15 @@ class Check:
     expectation: gxe.Expectation
     severity: Severity
     description: str
-    # "rows": holds row by row (may be validated on new rows only); "table": needs the whole table
+    # "rows": holds row by row (may be validated on new rows only); "periods": holds period by period (may be
+    # validated on the rebuilt periods of a period mart only); "table": needs the whole table
     scope: Scope = "table"
 
     def __post_init__(self) -> None:
         if self.severity not in ("error", "warning"):
             raise ValueError(f"severity must be 'error' or 'warning', not {self.severity!r}")
-        if self.scope not in ("rows", "table"):
-            raise ValueError(f"scope must be 'rows' or 'table', not {self.scope!r}")
+        if self.scope not in ("rows", "periods", "table"):
+            raise ValueError(f"scope must be 'rows', 'periods' or 'table', not {self.scope!r}")
 
     @property
     def expectation_type(self) -> str:
@@ -70,10 +79,28 @@ class Suite:
     checks: tuple[Check, ...] = field(default_factory=tuple)
     # an append-only table's load-time column: `rows` rules then validate only rows after the watermark
     increment_column: str | None = None
+    # a period mart rebuilt by period (delete+insert; dbt's build log lists the months each build recomputed):
+    # `rows` and `periods` rules then validate only the periods rebuilt since the watermark
+    period_grain: PeriodGrain | None = None
 
     def __post_init__(self) -> None:
         if self.table.count(".") != 1:
             raise ValueError(f"suite {self.name}: table must be 'schema.table', not {self.table!r}")
+        if self.period_grain is not None and self.period_grain not in PERIOD_GRAINS:
+            raise ValueError(f"suite {self.name}: period_grain must be one of {PERIOD_GRAINS}, "
+                             f"not {self.period_grain!r}")
+        if self.period_grain is not None and self.increment_column is not None:
+            raise ValueError(f"suite {self.name}: an increment column or a period grain, not both")
+
+    @property
+    def incremental(self) -> bool:
+        """Whether some rules may be validated on part of the table (see `scoped`)."""
+        return self.increment_column is not None or self.period_grain is not None
+
+    def scoped(self, check: Check) -> bool:
+        """Whether `check` is validated on the suite's increment (the new loads or the rebuilt periods) when
+        the suite has one: `rows` rules always; `periods` rules only on a period mart."""
+        return check.scope == "rows" or (check.scope == "periods" and self.period_grain is not None)
 
     @property
     def schema_name(self) -> str:
@@ -118,13 +145,16 @@ def in_set(column: str, values: Iterable[object], severity: Severity = "error",
                  description or f"{column} is one of {', '.join(map(str, values))}", scope="rows")
 
 
-def unique(columns: Sequence[str], severity: Severity = "error", description: str | None = None) -> Check:
+def unique(columns: Sequence[str], severity: Severity = "error", description: str | None = None,
+           scope: Scope = "table") -> Check:
+    """One row per value of `columns`. `scope="periods"` only when the columns include the period (a period
+    mart's period_start, and period_type if it has one): two rows of different periods never collide."""
     columns = list(columns)
     if len(columns) == 1:
         expectation: gxe.Expectation = gxe.ExpectColumnValuesToBeUnique(column=columns[0])
     else:
         expectation = gxe.ExpectCompoundColumnsToBeUnique(column_list=columns)
-    return Check(expectation, severity, description or f"one row per ({', '.join(columns)})")
+    return Check(expectation, severity, description or f"one row per ({', '.join(columns)})", scope)
 
 
 def sql_rule(query: str, description: str, severity: Severity = "error", scope: Scope = "table") -> Check:
@@ -132,7 +162,9 @@ def sql_rule(query: str, description: str, severity: Severity = "error", scope: 
 
     GE substitutes `{batch}` with an aliased subquery: never alias it again (`{batch} as b` is a syntax
     error); name it in a CTE (`with batch_rows as (select * from {batch})`) when a correlation is needed.
-    `scope="rows"` only for a rule that holds for a table when it holds for each part of it (see the module doc).
+    `scope="rows"` only for a rule that holds for a table when it holds for each part of it, `scope="periods"`
+    for one that holds when it holds for each period of a period mart (see the module doc); both only when the
+    query reads nothing but `{batch}` (another table can change without the validated rows changing).
     """
     return Check(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description),
                  severity, description, scope)
@@ -364,12 +396,15 @@ def null_iff_zero_count(key_columns: Sequence[str], codes: Sequence[str]) -> Che
     where ({value_column} is null) <> (coalesce({code}_n, 0) = 0)""")
     query = "\n    union all\n".join(branches)
     return sql_rule(f"select * from (\n{query}\n) as broken",
-                    "each indicator value is null exactly when its count is 0")
+                    "each indicator value is null exactly when its count is 0", scope="rows")
 
 
-def kpi_suite(model: str, key_columns: Sequence[str], schema: str = "marts") -> Suite:
+def kpi_suite(model: str, key_columns: Sequence[str], schema: str = "marts",
+              period_grain: PeriodGrain = "month") -> Suite:
+    """A KPI period mart (incremental by period, macros/kpi.sql): its row rules and the uniqueness of its key
+    (which includes period_start) are validated on the periods rebuilt since the last passing validation."""
     checks: list[Check] = [not_null(k) for k in key_columns]
-    checks.append(unique(key_columns))
+    checks.append(unique(key_columns, scope="periods" if "period_start" in key_columns else "table"))
     for code in KPI_RATE_INDICATORS:
         checks.append(between(code, 0, 1, description=f"{code} is a rate within 0..1"))
     for code in KPI_RATING_INDICATORS:
@@ -382,7 +417,7 @@ def kpi_suite(model: str, key_columns: Sequence[str], schema: str = "marts") -> 
     for code in KPI_INDICATORS:
         checks.append(between(f"{code}_n", 0, None, description=f"{code}_n is a count >= 0"))
     checks.append(null_iff_zero_count(key_columns, KPI_INDICATORS))
-    return Suite(name=model, table=f"{schema}.{model}", checks=tuple(checks))
+    return Suite(name=model, table=f"{schema}.{model}", checks=tuple(checks), period_grain=period_grain)
 
 
 # ---------------------------------------------------------------------------------------------- appraisal
@@ -393,7 +428,8 @@ APPRAISAL_KEY = ("technician_id", "period_type", "period_start", "method")
 
 def grade_not_better_than_band(bands_table: str = "reference.grade_bands") -> Check:
     """A forced distribution may move a grade down, never up: grade X needs a score >= X's lower bound
-    (min_score of X in the grade_bands seed)."""
+    (min_score of X in the grade_bands seed). A `table` rule: it reads the seed, which can be edited without
+    the mart being rebuilt (docs/incremental.md), and a whole validation then judges every period again."""
     query = f"""
 with batch_rows as (
     select * from {{batch}}
@@ -415,7 +451,8 @@ where batch_rows.composite_score is null
 
 def forced_distribution_respected() -> Check:
     """At most floor(forced_a_max_share x graded technicians) A per team, period and method; the final grade
-    differs from the band grade only where the forced distribution moved an A down to B."""
+    differs from the band grade only where the forced distribution moved an A down to B. A `periods` rule:
+    each group lies in one period."""
     query = """
 with batch_rows as (
     select * from {batch}
@@ -465,10 +502,12 @@ from batch_rows
 where grade is distinct from band_grade
     and not (coalesce(is_forced_down, false) and band_grade = 'A' and grade = 'B')
 """
-    return sql_rule(query, "the forced distribution is respected (A quota per team; only A -> B moves)")
+    return sql_rule(query, "the forced distribution is respected (A quota per team; only A -> B moves)",
+                    scope="periods")
 
 
 def score_drift(max_shift_points: float, severity: Severity = "warning") -> Check:
+    """A `table` rule: it compares each period with the one before it."""
     query = f"""
 with period_means as (
     select
@@ -512,7 +551,8 @@ where previous_mean is not null
 def appraisal_scores_suite(schema: str = "marts", drift_points: float = 10.0) -> Suite:
     checks = [
         *(not_null(k) for k in APPRAISAL_KEY),
-        unique(APPRAISAL_KEY, description="exactly one row per technician, period type, period and method"),
+        unique(APPRAISAL_KEY, description="exactly one row per technician, period type, period and method",
+               scope="periods"),
         in_set("period_type", ("month", "quarter", "year")),
         between("composite_score", 0, 100, description="composite_score within 0..100"),
         in_set("grade", GRADES),
@@ -527,10 +567,11 @@ select {", ".join(APPRAISAL_KEY)}, status, composite_score, grade
 from {{batch}}
 where status = 'graded'
     and (grade is null or composite_score is null)
-""", "a graded row has a grade and a composite score"),
+""", "a graded row has a grade and a composite score", scope="rows"),
         score_drift(drift_points),
     ]
-    return Suite(name="appraisal_scores", table=f"{schema}.appraisal_scores", checks=tuple(checks))
+    return Suite(name="appraisal_scores", table=f"{schema}.appraisal_scores", checks=tuple(checks),
+                 period_grain="period_type")
 
 
 def appraisal_breakdown_suite(schema: str = "marts", tolerance: float = 1e-6) -> Suite:
@@ -538,9 +579,11 @@ def appraisal_breakdown_suite(schema: str = "marts", tolerance: float = 1e-6) ->
     join = " and ".join(f"sums.{k} = scores.{k}" for k in APPRAISAL_KEY)
     checks = [
         *(not_null(k) for k in (*APPRAISAL_KEY, "indicator_code")),
-        unique((*APPRAISAL_KEY, "indicator_code")),
+        unique((*APPRAISAL_KEY, "indicator_code"), scope="periods"),
         between("score", 0, 100, description="indicator score within 0..100"),
         between("weight_used", 0, None, description="weight_used >= 0"),
+        # a `table` rule: it reads every row of appraisal_scores, whose rebuilt periods this suite does not
+        # follow (its build log rows are appraisal_score_breakdown's only)
         sql_rule(f"""
 with sums as (
     select
@@ -565,16 +608,16 @@ select {keys}, indicator_code, sample_size, min_sample
 from {{batch}}
 where is_rated
     and (sample_size is null or sample_size < min_sample)
-""", "no rated indicator has fewer observations than its minimum sample"),
+""", "no rated indicator has fewer observations than its minimum sample", scope="rows"),
         sql_rule(f"""
 select {keys}, indicator_code, score, contribution
 from {{batch}}
 where not is_rated
     and coalesce(contribution, 0) <> 0
-""", "a not-rated indicator contributes nothing"),
+""", "a not-rated indicator contributes nothing", scope="rows"),
     ]
     return Suite(name="appraisal_score_breakdown", table=f"{schema}.appraisal_score_breakdown",
-                 checks=tuple(checks))
+                 checks=tuple(checks), period_grain="period_type")
 
 
 def training_mart_suites() -> list[Suite]:

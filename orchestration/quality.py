@@ -14,9 +14,12 @@ blocking check Dagster fails the step after it has reported every result, which 
 suites are blocking; raw-feed suites are not (yet). A suite whose validation raises does not stop the other
 suites of the step: their results are reported, then the step fails naming it (as its own step failed before).
 
-Scope: the raw suites are incremental (expectations.runner): their row rules validate the rows loaded since
-the last validation of them that passed, their table rules the whole table. The check metadata says which
-(`scope`, `rows_validated`, `loaded_after` / `loaded_through`), as do the stored result rows.
+Scope (expectations.runner): the raw suites are incremental: their row rules validate the rows loaded since
+the last validation of them that passed, their table rules the whole table. So are the KPI and appraisal
+mart suites: their row and per-period rules validate the periods rebuilt (dbt's build log) since the last
+validation of them that passed, their table rules the whole table; the training marts (full tables rebuilt
+every run) are validated whole. The check metadata says which (`scope`, `rows_validated`, `table_rows`,
+`loaded_after` / `loaded_through`, `scope_condition`), as do the stored result rows.
 """
 
 # no `from __future__ import annotations` here: Dagster checks the `context` annotation at definition
@@ -124,6 +127,7 @@ def check_result(result: SuiteResult, key: AssetCheckKey | None = None) -> Asset
         metadata["loaded_after"] = MetadataValue.text(scope.loaded_after.isoformat() if scope.loaded_after else "")
         metadata["loaded_through"] = MetadataValue.text(
             scope.loaded_through.isoformat() if scope.loaded_through else "")
+        metadata["scope_condition"] = MetadataValue.text(scope.where() if scope.incremental else "")
     if result.data_docs_index is not None:
         metadata["data_docs"] = MetadataValue.path(str(result.data_docs_index))
         metadata["data_docs_url"] = MetadataValue.url(result.data_docs_index.resolve().as_uri())

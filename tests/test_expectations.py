@@ -16,6 +16,7 @@ from expectations.runner import RESULTS_TABLE, SuiteResult, run_suite
 from expectations.suites import (
     KPI_DURATION_INDICATORS,
     KPI_INDICATORS,
+    MART_SUITES,
     RAW_SUITES,
     SUITES,
     Suite,
@@ -600,3 +601,222 @@ def test_raw_suites_are_incremental_with_table_rules_on_the_whole_table() -> Non
         scopes = {c.description: c.scope for c in suite.checks}
         assert all(scope == "table" for d, scope in scopes.items() if d.startswith("newest ")), suite.name
         assert all(scope == "rows" for d, scope in scopes.items() if d.endswith("is never empty")), suite.name
+
+
+# ------------------------------------------------------------------------------------------ incremental period marts
+
+MART_MONTHS = ("2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", "2026-06-01")
+TECHNICIANS = ("t1", "t2", "t3")
+
+
+def _mart_tables(warehouse: Path) -> None:
+    """A period mart with a period_type (as appraisal_scores) and dbt's build log of the period marts."""
+    sql(warehouse, "create schema if not exists marts", "create schema if not exists intermediate",
+        "create table marts.scores (technician_id varchar, period_type varchar, period_start date, score double)",
+        "create table intermediate.int_incremental_build_log (model_name varchar, built_at timestamptz, "
+        "is_full_build boolean, month_start date)")
+
+
+def _period_starts(month: str) -> dict[str, str]:
+    year, mon = int(month[:4]), int(month[5:7])
+    return {"month": month, "quarter": f"{year:04d}-{(mon - 1) // 3 * 3 + 1:02d}-01", "year": f"{year:04d}-01-01"}
+
+
+def _build_mart(warehouse: Path, built_at: str, months: tuple[str, ...] | None, bad: dict | None = None,
+                extra_rows: tuple[tuple, ...] = (), reset_log: bool = False) -> None:
+    """What a dbt build of a period mart does (macros/incremental.sql): delete the periods containing `months`
+    (every period when None: a full build), insert their recomputed rows (score 50 for every technician;
+    `bad` maps (period_type, period_start) -> {technician: score}), append to the build log. `reset_log`: the
+    log is emptied first, as `dbt build --full-refresh` does."""
+    bad = bad or {}
+    periods = {(kind, start) for m in (months or MART_MONTHS) for kind, start in _period_starts(m).items()}
+    statements = ["delete from intermediate.int_incremental_build_log"] if reset_log else []
+    if months is None:
+        statements.append("delete from marts.scores")
+    else:
+        statements += [f"delete from marts.scores where period_type = '{kind}' and period_start = '{start}'"
+                       for kind, start in sorted(periods)]
+    rows = [(t, kind, start, bad.get((kind, start), {}).get(t, 50.0))
+            for kind, start in sorted(periods) for t in TECHNICIANS] + list(extra_rows)
+    statements.append("insert into marts.scores values " + ", ".join(
+        f"('{t}', '{kind}', date '{start}', {score})" for t, kind, start, score in rows))
+    log_rows = ["(true, null)"] if months is None else [f"(false, date '{m}')" for m in months]
+    statements.append("insert into intermediate.int_incremental_build_log select 'scores', "
+                      f"timestamptz '{built_at}', * from (values {', '.join(log_rows)})")
+    sql(warehouse, *statements)
+
+
+PERIOD_MART = Suite("scores", "marts.scores", (
+    not_null("technician_id"),
+    between("score", 0, 100),
+    unique(("technician_id", "period_type", "period_start"), scope="periods"),
+    sql_rule("select count(*) as months from {batch} where period_type = 'month' having count(*) < 3",
+             "at least three monthly rows"),
+), period_grain="period_type")
+
+
+def _stored_mart_scopes(warehouse: Path, run_id: str) -> dict[str, tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(f"""
+            select description, scope, loaded_after is null, rows_validated, rows_through, scope_condition, success
+            from {RESULTS_TABLE} where run_id = ?""", [run_id]).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_period_mart_suite_validates_the_rebuilt_periods_and_keeps_failed_ones_in_scope(
+        warehouse: Path, docs: Path) -> None:
+    """Row and period rules of a period mart see only the periods rebuilt since their last passing validation
+    (the months in dbt's build log, with their quarters and years); table rules the whole table; periods whose
+    validation failed stay in scope until a validation passes."""
+    _mart_tables(warehouse)
+    # 6 months, 2 quarters, 1 year, 3 technicians each: 27 rows
+    _build_mart(warehouse, "2026-07-01 01:00:00+00", None)
+    first = run_suite(warehouse, PERIOD_MART, "run-1", docs)
+    assert first.failed == ()
+    assert (first.scope.incremental, first.scope.rows, first.scope.table_rows) == (False, 27, 27)
+
+    # (1) June rebuilt: June, Q2 and 2026 are recomputed, 3 rows each, and one duplicate row: 10 of 28 rows;
+    # (2) its bad score and the duplicate fail
+    _build_mart(warehouse, "2026-07-02 01:00:00+00", ("2026-06-01",), bad={("month", "2026-06-01"): {"t2": 150.0}},
+                extra_rows=(("t1", "quarter", "2026-04-01", 50.0),))
+    second = run_suite(warehouse, PERIOD_MART, "run-2", docs)
+    assert second.scope.incremental and (second.scope.rows, second.scope.table_rows) == (10, 28)
+    assert [m.isoformat() for m in second.scope.months] == ["2026-06-01"]
+    score = detail(second, "score within")
+    assert (score.success, score.unexpected_count, score.partial_unexpected_list) == (False, 1, [150.0])
+    assert score.unexpected_percent == pytest.approx(100 / 10)  # 1 of the 10 rebuilt rows, not 1 of 28
+    duplicate = detail(second, "one row per")
+    assert (duplicate.success, duplicate.unexpected_count) == (False, 2)
+    # the table rule sees the whole table: 18 monthly rows
+    assert detail(second, "at least three monthly rows").success
+    stored = _stored_mart_scopes(warehouse, "run-2")
+    condition = stored["score within 0..100"][4]
+    assert stored["score within 0..100"] == ("rows", False, 10, 2, condition, False)
+    assert stored["technician_id is never empty"] == ("rows", False, 10, 2, condition, True)
+    assert stored["at least three monthly rows"] == ("table", True, 28, 2, None, True)
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # the stored condition selects the same rows
+        assert con.execute(f"select count(*) from marts.scores where {condition}").fetchone() == (10,)
+
+    # (3) May rebuilt, June not fixed: the failed June stays in scope with May, Q2 and 2026 (3 rows each + 1)
+    _build_mart(warehouse, "2026-07-03 01:00:00+00", ("2026-05-01",))
+    third = run_suite(warehouse, PERIOD_MART, "run-3", docs)
+    assert third.scope.loaded_after == second.scope.loaded_after
+    assert [m.isoformat() for m in third.scope.months] == ["2026-05-01", "2026-06-01"]
+    assert third.scope.rows == 12  # May 3 + June 3 + Q2 3 (the duplicate was rebuilt away) + 2026 3
+    assert (detail(third, "score within").success, detail(third, "score within").unexpected_count) == (False, 1)
+
+    # June rebuilt right: the same periods pass and the watermark moves past the June build
+    _build_mart(warehouse, "2026-07-04 01:00:00+00", ("2026-06-01",))
+    fixed = run_suite(warehouse, PERIOD_MART, "run-4", docs)
+    assert (fixed.scope.rows, fixed.failed) == (12, ())
+    _build_mart(warehouse, "2026-07-05 01:00:00+00", ("2026-02-01",))
+    fifth = run_suite(warehouse, PERIOD_MART, "run-5", docs)
+    assert fifth.scope.loaded_after == fixed.scope.loaded_through
+    assert fifth.scope.rows == 9  # February, Q1, 2026
+    # nothing rebuilt: row and period rules pass on 0 rows, table rules still run on the whole table
+    idle = run_suite(warehouse, PERIOD_MART, "run-6", docs)
+    assert (idle.scope.rows, idle.scope.table_rows, idle.scope.months) == (0, 27, ())
+    assert _stored_mart_scopes(warehouse, "run-6")["score within 0..100"] == ("rows", False, 0, 5, "false", True)
+
+
+def test_period_mart_suite_falls_back_to_the_whole_table(warehouse: Path, docs: Path) -> None:
+    _mart_tables(warehouse)
+    _build_mart(warehouse, "2026-07-01 01:00:00+00", None)
+    run_suite(warehouse, PERIOD_MART, "run-1", docs)
+
+    # a validation that is not stored does not move the watermark
+    _build_mart(warehouse, "2026-07-02 01:00:00+00", ("2026-06-01",))
+    assert run_suite(warehouse, PERIOD_MART, "unstored", docs, store=False).scope.rows == 9
+    assert run_suite(warehouse, PERIOD_MART, "run-2", docs).scope.rows == 9
+
+    # a full build of the mart (--full-refresh of the mart alone): the whole table; a bad row anywhere is seen
+    _build_mart(warehouse, "2026-07-03 01:00:00+00", None, bad={("month", "2026-01-01"): {"t3": -1.0}})
+    rebuilt = run_suite(warehouse, PERIOD_MART, "run-3", docs)
+    assert not rebuilt.scope.incremental and rebuilt.scope.rows == 27
+    assert "rebuilt whole" in rebuilt.scope.reason
+    assert detail(rebuilt, "score within").unexpected_count == 1
+
+    # dbt build --full-refresh: the log is emptied and every mart rebuilt whole: the whole table, until it passes
+    _build_mart(warehouse, "2026-07-04 01:00:00+00", None, reset_log=True)
+    refreshed = run_suite(warehouse, PERIOD_MART, "run-4", docs)
+    assert (refreshed.scope.incremental, refreshed.scope.rows, refreshed.failed) == (False, 27, ())
+    assert "reset or rewritten" in refreshed.scope.reason
+    assert run_suite(warehouse, PERIOD_MART, "run-5", docs).scope.rows == 0
+
+    # a row whose period no list of periods can place (not the first day of a month): the whole table
+    _build_mart(warehouse, "2026-07-05 01:00:00+00", ("2026-06-01",),
+                extra_rows=(("t1", "month", "2026-06-15", 150.0),))
+    misaligned = run_suite(warehouse, PERIOD_MART, "run-6", docs)
+    assert not misaligned.scope.incremental and misaligned.scope.rows == 28
+    assert "not the first day" in misaligned.scope.reason
+    assert detail(misaligned, "score within").unexpected_count == 1
+    sql(warehouse, "delete from marts.scores where period_start = '2026-06-15'")
+
+    # a row or period rule added to the suite has never seen the old periods: the whole table once
+    run_suite(warehouse, PERIOD_MART, "run-7", docs)
+    more = Suite(PERIOD_MART.name, PERIOD_MART.table, (*PERIOD_MART.checks, not_null("period_start")),
+                 period_grain="period_type")
+    assert run_suite(warehouse, more, "run-8", docs).scope.rows == 27
+    assert run_suite(warehouse, more, "run-9", docs).scope.rows == 0
+
+    # no build log: every row, every time
+    sql(warehouse, "drop table intermediate.int_incremental_build_log")
+    no_log = run_suite(warehouse, more, "run-10", docs)
+    assert (no_log.scope.incremental, no_log.scope.rows) == (False, 27) and "no dbt build log" in no_log.scope.reason
+
+
+def test_kpi_and_appraisal_suites_validate_the_rebuilt_month(warehouse: Path, docs: Path) -> None:
+    """The registered suites: kpi_technician_monthly (one grain) and appraisal_score_breakdown (period_type)
+    after a build that recomputed June only."""
+    _kpi_table(warehouse)  # t1, t2 in May
+    sql(warehouse, APPRAISAL,  # t1, t2 in May and June, two indicators each
+        "create schema if not exists intermediate",
+        "create table intermediate.int_incremental_build_log (model_name varchar, built_at timestamptz, "
+        "is_full_build boolean, month_start date)",
+        "insert into intermediate.int_incremental_build_log values "
+        "('kpi_technician_monthly', '2026-07-01 01:00:00+00', true, null), "
+        "('appraisal_score_breakdown', '2026-07-01 01:00:00+00', true, null)")
+    kpi, breakdown = SUITES["kpi_technician_monthly"], SUITES["appraisal_score_breakdown"]
+    assert run_suite(warehouse, kpi, "run-1", docs).scope.rows == 2
+    assert run_suite(warehouse, breakdown, "run-1", docs).scope.rows == 8
+
+    # a build recomputes June: two KPI rows (t1's csat out of range), the breakdown's June rows (t2's score)
+    sql(warehouse,
+        "insert into marts.kpi_technician_monthly by name select * replace (date '2026-06-01' as period_start, "
+        "case when technician_id = 't1' then 1.2 else csat end as csat) from marts.kpi_technician_monthly",
+        "update marts.appraisal_score_breakdown set score = -1 where technician_id = 't2' "
+        "and period_start = '2026-06-01' and indicator_code = 'csat'",
+        "insert into intermediate.int_incremental_build_log values "
+        "('kpi_technician_monthly', '2026-07-02 01:00:00+00', false, '2026-06-01'), "
+        "('appraisal_score_breakdown', '2026-07-02 01:00:00+00', false, '2026-06-01')")
+    kpi_result = run_suite(warehouse, kpi, "run-2", docs)
+    assert (kpi_result.scope.rows, kpi_result.scope.table_rows) == (2, 4)
+    csat = detail(kpi_result, "csat is a rate")
+    assert (csat.unexpected_count, csat.unexpected_percent) == (1, pytest.approx(50.0))
+    breakdown_result = run_suite(warehouse, breakdown, "run-2", docs)
+    assert (breakdown_result.scope.rows, breakdown_result.scope.table_rows) == (4, 8)  # June: 2 x 2 indicators
+    assert detail(breakdown_result, "indicator score within").unexpected_count == 1
+    # the contributions rule reads appraisal_scores: it ran on the whole table (and t2's June sum still matches)
+    stored = _stored_mart_scopes(warehouse, "run-2")
+    assert stored["indicator score within 0..100"][:3] == ("rows", False, 4)
+    assert stored["contributions sum to the composite score (within 1e-06)"][:3] == ("table", True, 8)
+
+
+def test_mart_suites_scope() -> None:
+    """Which mart suites are incremental and which of their rules stay on the whole table."""
+    incremental = {s.name: s.period_grain for s in MART_SUITES if s.incremental}
+    assert incremental == {"kpi_technician_monthly": "month", "appraisal_scores": "period_type",
+                           "appraisal_score_breakdown": "period_type"}
+    # the training marts are full tables rebuilt every run: validated whole
+    assert all(not s.incremental for s in MART_SUITES if s.name.startswith("training_"))
+    table_rules = {(s.name, c.description) for s in MART_SUITES if s.incremental for c in s.checks
+                   if not s.scoped(c)}
+    assert table_rules == {
+        ("appraisal_scores", "grade is never better than its score band (grade_bands.min_score)"),
+        ("appraisal_scores", "mean composite score moves by at most 10 points between consecutive periods"),
+        ("appraisal_score_breakdown", "contributions sum to the composite score (within 1e-06)"),
+    }
+    for suite in MART_SUITES:
+        for check in suite.checks:
+            if check.scope == "periods":  # a per-period rule: the key holds the period
+                assert suite.period_grain is not None and "period_start" in (check.column or "period_start")

@@ -220,6 +220,12 @@ def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monk
     con.execute(
         "update marts.kpi_technician_monthly set csat = 7 where technician_id = 'T1' and period_label = '2026-05'"
     )
+    # as a dbt build that recomputed May logs it: the mart suites validate the periods rebuilt since their last
+    # passing validation (an edit outside dbt is not seen, docs/operations.md section 6)
+    con.execute(
+        "insert into intermediate.int_incremental_build_log "
+        "values ('kpi_technician_monthly', current_timestamp, false, date '2026-05-01')"
+    )
     con.close()
     before = paths.serving.read_bytes()
     kpi_key = AssetKey(["kpi_technician_monthly"])

@@ -262,3 +262,60 @@ def test_raw_check_metadata_says_which_rows_were_validated(data_dir: DataDir) ->
     assert meta["loaded_through"].startswith("2026-05-02T01:00:00")
     assert "20 rows with _loaded_at in" in meta["scope"]
     assert meta["unexpected_counts"] == {"score within 1..5": 20}
+
+
+# ------------------------------------------------------------------------------- incremental period marts
+
+MONTHLY = Suite("monthly", "marts.monthly", (between("score", 1, 5),), period_grain="month")
+
+
+def monthly_graph(month: int, score: int):
+    @asset(key=AssetKey(["monthly"]))
+    def monthly(warehouse: WarehouseResource) -> MaterializeResult:
+        """What dbt does for a period mart: recompute one month (delete + insert), log the build (the first
+        build is a full one)."""
+        with duckdb.connect(str(warehouse.paths().warehouse)) as con:
+            con.execute("create schema if not exists marts")
+            con.execute("create schema if not exists intermediate")
+            con.execute("create table if not exists marts.monthly (technician_id varchar, period_start date, "
+                        "score bigint)")
+            con.execute("create table if not exists intermediate.int_incremental_build_log (model_name varchar, "
+                        "built_at timestamptz, is_full_build boolean, month_start date)")
+            start = f"2026-{month:02d}-01"
+            con.execute(f"delete from marts.monthly where period_start = date '{start}'")
+            con.execute(f"insert into marts.monthly select 'T' || range, date '{start}', {score} "
+                        f"from range({10 * month})")
+            first = month == 1
+            month_start = "null" if first else f"date '{start}'"
+            con.execute("insert into intermediate.int_incremental_build_log values "
+                        f"('monthly', timestamptz '2026-07-0{month} 01:00:00+00', {first}, {month_start})")
+        return MaterializeResult()
+
+    return [monthly, build_suite_check(MONTHLY, blocking=True)]
+
+
+def test_mart_check_metadata_says_which_periods_were_validated(data_dir: DataDir) -> None:
+    resources = {"warehouse": WarehouseResource(data_dir=str(data_dir.root))}
+    first = materialize(monthly_graph(1, 3), resources=resources)
+    (evaluation,) = first.get_asset_check_evaluations()
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    assert evaluation.passed and (meta["rows_validated"], meta["table_rows"], meta["loaded_after"]) == (10, 10, "")
+
+    second = materialize(monthly_graph(2, 7), resources=resources, raise_on_error=False)  # February: 20 bad rows
+    (evaluation,) = second.get_asset_check_evaluations()
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR and evaluation.blocking
+    assert (meta["rows_validated"], meta["table_rows"]) == (20, 30)
+    assert meta["loaded_after"].startswith("2026-07-01T01:00:00")
+    assert meta["loaded_through"].startswith("2026-07-02T01:00:00")
+    assert "the periods containing months 2026-02" in meta["scope"]
+    assert meta["scope_condition"] == "\"period_start\" in (date '2026-02-01')"
+    assert meta["unexpected_counts"] == {"score within 1..5": 20}
+
+    # March is fine, February was not fixed: its failed validation is repeated with March
+    third = materialize(monthly_graph(3, 3), resources=resources, raise_on_error=False)
+    (evaluation,) = third.get_asset_check_evaluations()
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    assert not evaluation.passed and (meta["rows_validated"], meta["table_rows"]) == (50, 60)
+    assert meta["loaded_after"].startswith("2026-07-01T01:00:00")
+    assert meta["unexpected_counts"] == {"score within 1..5": 20}
