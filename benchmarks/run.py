@@ -119,10 +119,20 @@ def step_times(dagster_home: Path, ids: list[str]) -> dict:
             runs[run_id] = {"job": run.job_name, "status": run.status.value,
                             "tags": {k: v for k, v in run.tags.items() if k.startswith(("dagster/asset_partition",
                                                                                        "servicescore/"))}}
+    publication: dict[str, float] = {}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for run_id in ids:
+            # the publication is materialized once per month partition of the run, with the same metadata
+            timed = [e.asset_materialization.metadata["timings_s"].value
+                     for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+                     if "timings_s" in e.asset_materialization.metadata]
+            for phase_, seconds in (timed[0] if timed else {}).items():
+                publication[phase_] = publication.get(phase_, 0.0) + float(seconds)
     stages = {s: 0.0 for s in STAGES}
     for key, seconds in steps.items():
         stages[stage_of(key)] += seconds
-    return {"stages": stages, "steps": dict(sorted(steps.items(), key=lambda kv: -kv[1])), "runs": runs}
+    return {"stages": stages, "steps": dict(sorted(steps.items(), key=lambda kv: -kv[1])), "runs": runs,
+            "publication_phases": dict(sorted(publication.items(), key=lambda kv: -kv[1]))}
 
 
 def dbt_node_times(run_ids_: list[str]) -> dict:
@@ -327,6 +337,8 @@ def markdown(tier: str, summary: dict, reps: list[dict], meta: dict) -> str:
         lines += [f"| {k} | {v:.1f} |" for k, v in list(last[name]["steps"].items())[:12]]
         lines += ["", f"Slowest dbt nodes, {name} (last repeat):", "", "| node | s |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in list(last[name]["dbt_nodes"].items())[:15]]
+        lines += ["", f"Publication phases, {name} (last repeat):", "", "| phase | s |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in list(last[name].get("publication_phases", {}).items())[:10]]
         lines.append("")
     return "\n".join(lines)
 

@@ -17,10 +17,11 @@ from dagster import (
 )
 
 from ingestion.paths import REPO_ROOT
+from orchestration.jobs import BUILD_JOB
 from orchestration.partitions import appraisal_months
 from orchestration.resources import WarehouseResource
 from orchestration.serving import MartSpec, publish
-from orchestration.transform import dbt_project
+from orchestration.transform import DBT_TESTED_ASSET, dbt_project, dbt_project_digest
 
 PUBLISH_GROUP = "publish"
 PUBLICATION_KEY = AssetKey(["serving", "publication"])
@@ -64,6 +65,15 @@ def code_version() -> str:
         return "unknown"
 
 
+def dbt_build_in_run(context: AssetExecutionContext) -> bool:
+    """Whether this run also built the dbt assets: then the publication only runs after the dbt step (and its
+    tests) succeeded. A publication materialized alone does not vouch for the dbt tests."""
+    selection = context.run.asset_selection
+    if not selection:  # a run of a whole job (None or empty): the build job has the dbt step
+        return context.run.job_name == BUILD_JOB
+    return DBT_TESTED_ASSET in selection
+
+
 @cache
 def build_publish_asset() -> AssetsDefinition:
     specs = published_marts()
@@ -95,6 +105,10 @@ def build_publish_asset() -> AssetsDefinition:
             "run_id": context.run_id,
             "code_version": code_version(),
             "dbt_manifest_sha256": file_digest([project.manifest_path]),
+            # the dbt build (and its tests) ran in this run, from this project: later builds may narrow their
+            # whole-history tests to what changed since (transform.verified_build_env)
+            "dbt_project_sha256": dbt_project_digest(),
+            "dbt_build_in_run": dbt_build_in_run(context),
             "indicator_settings_sha256": file_digest(list((project.project_dir / "seeds").glob("*.csv"))),
             "month_partitions": [context.partition_key_range.start, context.partition_key_range.end],
         }
@@ -121,6 +135,8 @@ def build_publish_asset() -> AssetsDefinition:
                 if result.candidate_periods is None
                 else MetadataValue.json(result.candidate_periods),
                 "row_counts": MetadataValue.json(result.row_counts),
+                # where the step's time went (copy of the serving file, period comparison, snapshots, ...)
+                "timings_s": MetadataValue.json(result.timings),
             }
         )
 

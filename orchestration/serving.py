@@ -41,6 +41,9 @@ import datetime as dt
 import json
 import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +80,16 @@ class PublicationResult:
     snapshot_modes: dict[str, str] = field(default_factory=dict)
     snapshot_rows_applied: dict[str, int] = field(default_factory=dict)
     build_log_watermark: dict[str, object] | None = None
+    # seconds per phase of the publication (copy, compare, history, snapshot:<mart>, ..., swap): where it goes
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = round(self.timings.get(phase, 0.0) + time.perf_counter() - start, 3)
 
 
 def _fsync(path: Path) -> None:
@@ -176,9 +189,10 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
     tmp = serving.with_name(serving.name + ".publishing")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    if serving.exists():
-        shutil.copyfile(serving, tmp)
     result = PublicationResult(publication_id=None, serving_path=serving)
+    if serving.exists():
+        with result.timed("copy"):
+            shutil.copyfile(serving, tmp)
     now = dt.datetime.now(dt.UTC)
     con = duckdb.connect(config=duckdb_settings(memory_limit, threads))
     try:
@@ -194,11 +208,12 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
                 con.execute(f"create table s.history.{quote_ident(m.name)} as "
                             f"select *, cast(null as bigint) as _version from {src} limit 0")
-        candidates, watermark = _candidate_periods(con, versioned, _previous_watermark(con))
-        if compare_all:
-            candidates = None
-        result.candidate_periods, result.build_log_watermark = candidates, watermark
-        changed_periods = _changed_periods(con, versioned, candidates)
+        with result.timed("compare"):
+            candidates, watermark = _candidate_periods(con, versioned, _previous_watermark(con))
+            if compare_all:
+                candidates = None
+            result.candidate_periods, result.build_log_watermark = candidates, watermark
+            changed_periods = _changed_periods(con, versioned, candidates)
         new_versions: list[tuple[str, int]] = []
         for period in sorted(changed_periods):
             prev = con.execute(
@@ -206,16 +221,17 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             ).fetchall()[0]
             new_versions.append((period, int(prev[0]) + 1 if prev else 1))
         if new_versions:
-            # one pass over each mart for all new versions (not one per period)
-            con.execute("create or replace temp table new_versions (period_label varchar, version bigint)")
-            con.executemany("insert into new_versions values (?, ?)", [list(v) for v in new_versions])
-            for m in versioned:
-                src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
-                con.execute(
-                    f"insert into s.history.{quote_ident(m.name)} by name select src.*, nv.version as _version "
-                    f"from {src} as src join new_versions as nv on src.{PERIOD_COLUMN} = nv.period_label"
-                )
-            con.execute("drop table new_versions")
+            with result.timed("history"):
+                # one pass over each mart for all new versions (not one per period)
+                con.execute("create or replace temp table new_versions (period_label varchar, version bigint)")
+                con.executemany("insert into new_versions values (?, ?)", [list(v) for v in new_versions])
+                for m in versioned:
+                    src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
+                    con.execute(
+                        f"insert into s.history.{quote_ident(m.name)} by name select src.*, nv.version as _version "
+                        f"from {src} as src join new_versions as nv on src.{PERIOD_COLUMN} = nv.period_label"
+                    )
+                con.execute("drop table new_versions")
         for period, version in new_versions:
             summary = _restatement_summary(con, publication_id, period, version) if version > 1 else None
             restated = version > 1 and is_period_closed(period, today or dt.date.today(), closing_day)
@@ -237,30 +253,33 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             )
         snapshot_changed = False
         for m in [m for m in marts if m.mode == "snapshot"] + [MartSpec(t, "snapshot", s) for s, t in extra_tables]:
-            mode = _publish_snapshot(con, m, result)
+            with result.timed(f"snapshot:{m.name}"):
+                mode = _publish_snapshot(con, m, result)
             result.snapshot_modes[m.name] = mode
             if mode != "unchanged":
                 snapshot_changed = True
                 result.snapshots_replaced.append(m.name)
         # the facts behind the breakdown: a view over serving's facts and current breakdown, not a copy
         snapshot_changed = create_evidence_view(con, "s") or snapshot_changed
-        for m in marts:
-            if m.mode == "versioned":
-                # current rows = the warehouse's rows of every published period; counted on the history
-                # (one join, not the view's correlated subquery per row)
-                row = con.execute(
-                    f"select count(*) from s.history.{quote_ident(m.name)} as h join (select period_label, "
-                    f"max(version) as v from s.main.publication_periods group by period_label) as c "
-                    f"on h.{PERIOD_COLUMN} = c.period_label and h._version = c.v"
-                ).fetchall()[0]
-            else:
-                row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchall()[0]
-            result.row_counts[m.name] = int(row[0]) if row else 0
+        with result.timed("counts"):
+            for m in marts:
+                if m.mode == "versioned":
+                    # current rows = the warehouse's rows of every published period; counted on the history
+                    # (one join, not the view's correlated subquery per row)
+                    row = con.execute(
+                        f"select count(*) from s.history.{quote_ident(m.name)} as h join (select period_label, "
+                        f"max(version) as v from s.main.publication_periods group by period_label) as c "
+                        f"on h.{PERIOD_COLUMN} = c.period_label and h._version = c.v"
+                    ).fetchall()[0]
+                else:
+                    row = con.execute(f"select count(*) from s.main.{quote_ident(m.name)}").fetchall()[0]
+                result.row_counts[m.name] = int(row[0]) if row else 0
         result.new_versions = new_versions
         result.changed = bool(new_versions) or snapshot_changed or not serving.exists()
         if result.changed:
             result.publication_id = publication_id
-            _record_audit(con, publication_id)
+            with result.timed("audit"):
+                _record_audit(con, publication_id)
             recorded = dict(audit or {})
             recorded[WATERMARK_KEY] = watermark
             con.execute(
@@ -269,8 +288,9 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                  json.dumps([f"{p} v{v}" for p, v in new_versions]), json.dumps(result.restatements),
                  json.dumps(result.row_counts), json.dumps(recorded, ensure_ascii=False, default=str)],
             )
-        con.execute("checkpoint s")
-        con.execute("detach s")
+        with result.timed("checkpoint"):
+            con.execute("checkpoint s")
+            con.execute("detach s")
     except BaseException:
         con.close()
         tmp.unlink(missing_ok=True)
@@ -279,9 +299,10 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
     if not result.changed:
         tmp.unlink(missing_ok=True)
         return result
-    _fsync(tmp)
-    os.replace(tmp, serving)
-    _fsync(serving.parent)
+    with result.timed("swap"):
+        _fsync(tmp)
+        os.replace(tmp, serving)
+        _fsync(serving.parent)
     return result
 
 
@@ -378,16 +399,37 @@ WATERMARK_KEY = "build_log_watermark"
 BUILD_LOG_TABLE = "int_incremental_build_log"
 
 
-def _previous_watermark(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """The build-log watermark the current publication recorded (None: none recorded, an older file)."""
+def _current_audit(con: duckdb.DuckDBPyConnection) -> dict:
+    """The audit JSON of the current (latest) publication of the serving file attached as `s` ({}: none)."""
     row = con.execute("select audit from s.main.publications order by publication_id desc limit 1").fetchall()
     if not row or not row[0][0]:
-        return None
+        return {}
     try:
-        recorded = json.loads(row[0][0]).get(WATERMARK_KEY)
-    except (ValueError, AttributeError):
-        return None
+        recorded = json.loads(row[0][0])
+    except ValueError:
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def _previous_watermark(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The build-log watermark the current publication recorded (None: none recorded, an older file)."""
+    recorded = _current_audit(con).get(WATERMARK_KEY)
     return recorded if isinstance(recorded, dict) else None
+
+
+def current_publication_audit(serving: Path) -> dict:
+    """The audit of the publication BI currently reads ({}: no serving file, no publication, unreadable).
+    Read-only and brief: BI readers may hold the file open read-only at the same time."""
+    if not serving.exists():
+        return {}
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach {quote_literal(str(serving))} as s (read_only)")
+        return _current_audit(con)
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
 
 
 def _build_log(con: duckdb.DuckDBPyConnection) -> str | None:

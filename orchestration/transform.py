@@ -1,22 +1,26 @@
 """Transform domain: the dbt project (staging → intermediate → marts) as Dagster assets via dagster-dbt."""
 
 import datetime as dt
+import hashlib
+import importlib.metadata
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
 from ingestion.paths import DBT_PROJECT_DIR
 from orchestration.partitions import dbt_vars_for_months
 from orchestration.resources import WarehouseResource
+from orchestration.serving import current_publication_audit
 
 
 class DbtBuildConfig(Config):
@@ -71,6 +75,39 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
 
 
 PERIOD_ENV = ("SERVICESCORE_DBT_PERIOD_FROM", "SERVICESCORE_DBT_PERIOD_TO")
+VERIFIED_BUILD_ENV = "SERVICESCORE_DBT_VERIFIED_BUILD"
+# a dbt asset whose presence in a run's selection means the run's dbt step built and tested the project
+DBT_TESTED_ASSET = AssetKey(["int_indicator_values"])
+# what the dbt build computes and tests with: a change anywhere here may change any month
+DBT_PROJECT_SOURCES = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots", "analyses")
+
+
+def dbt_project_digest(project_dir: Path = DBT_PROJECT_DIR) -> str:
+    """SHA-256 over the dbt project's sources (paths and bytes, in path order)."""
+    h = hashlib.sha256()
+    for name in DBT_PROJECT_SOURCES:
+        root = project_dir / name
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        for path in files:
+            h.update(path.relative_to(project_dir).as_posix().encode() + b"\0")
+            h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def verified_build_env(audit: Mapping[str, Any]) -> dict[str, str]:
+    """The build-log watermark up to which the dbt tests passed, for whole-history tests that can narrow to the
+    months recomputed since (unverified_from_month in macros/incremental.sql): '<epoch µs>:<log rows>' of the
+    current publication, when that publication was made by a run that built with dbt first (so its tests passed)
+    from this very dbt project; '' (test everything) otherwise."""
+    mark = audit.get("build_log_watermark")
+    trusted = (
+        audit.get("dbt_build_in_run") is True
+        and audit.get("dbt_project_sha256") == dbt_project_digest()
+        and isinstance(mark, Mapping)
+        and isinstance(mark.get("built_at_us"), int)
+        and isinstance(mark.get("log_rows"), int)
+    )
+    return {VERIFIED_BUILD_ENV: f"{mark['built_at_us']}:{mark['log_rows']}" if trusted else ""}
 
 
 def dbt_window_env(dbt_vars: Mapping[str, str]) -> dict[str, str]:
@@ -165,13 +202,34 @@ def build_dbt_assets() -> AssetsDefinition:
         reuse_partial_parse(saved, target)
         # dbt runs as a subprocess and reads the warehouse location, limits and month window from its environment:
         # set for this build only, so nothing of this run reaches the next dbt the process starts
-        with environment({**warehouse.dbt_env(), **dbt_window_env(dbt_vars)}):
+        serving_audit = {} if config.full_refresh else current_publication_audit(warehouse.paths().serving)
+        verified = verified_build_env(serving_audit)
+        if verified.get(VERIFIED_BUILD_ENV):
+            context.log.info(f"whole-history tests check what changed since the current publication "
+                             f"(build-log watermark {verified[VERIFIED_BUILD_ENV]})")
+        with environment({**warehouse.dbt_env(), **dbt_window_env(dbt_vars), VERIFIED_BUILD_ENV: "",
+                          **verified}):
             yield from dbt.cli(dbt_build_args(config.full_refresh), context=context, target_path=target).stream()
         keep_partial_parse(target, saved)
 
     return servicescore_dbt
 
 
+class ServiceScoreDbtCli(DbtCliResource):
+    """dagster-dbt's resource without its two start-up costs per invocation (~3 s each, measured at every tier):
+    `dbt --version` in a subprocess to learn the version, and an in-process dbt adapter, which only serves
+    `fetch_row_counts` / `fetch_column_metadata` (not used here). The version is the pinned dbt-core of this
+    virtualenv, which is also the `dbt` executable the resource runs (tests/test_pipeline.py checks both).
+    Both overridden members are private to dagster-dbt 0.29 (pinned in pyproject.toml)."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
+
+
 def dbt_resource() -> DbtCliResource:
     # the dbt of this virtualenv, whether or not the venv is activated
-    return DbtCliResource(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).parent / "dbt"))
+    return ServiceScoreDbtCli(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).parent / "dbt"))

@@ -203,6 +203,23 @@ def test_definitions_load_with_the_expected_asset_keys():
     assert AssetKey(["raw", "tickets"]) in graph.get(AssetKey(["stg_tickets__tickets"])).parent_keys
 
 
+def test_dbt_resource_skips_version_probe_and_adapter_but_runs_this_venvs_dbt():
+    """ServiceScoreDbtCli answers dagster-dbt's version question without a subprocess and builds no adapter:
+    the answer must be what the executable it runs says about itself."""
+    import re
+    import subprocess
+
+    from orchestration.transform import dbt_resource
+
+    dbt = dbt_resource()
+    out = subprocess.run([dbt.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
+    core = re.search(r"Core:\s*- installed:\s*(\d+\.\d+\.\d+)", out)
+    assert core, out
+    assert str(dbt._cli_version) == core.group(1)
+    assert dbt._cli_version.major == 1  # dbt-core, not the fusion engine (which needs no adapter either)
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None
+
+
 def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A bad mart row: the blocking check fails, publish does not run, serving.duckdb is byte-for-byte unchanged."""
     from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, define_asset_job
@@ -268,6 +285,11 @@ def test_publication_audit_trail(pipeline):
     details = json.loads(audit[2])
     assert details["run_id"] == audit[0] == pipeline[1][-1].run_id
     assert len(details["dbt_manifest_sha256"]) == 64 and len(details["indicator_settings_sha256"]) == 64
+    # the publication vouches for the dbt tests of its run (the next build may narrow whole-history tests)
+    from orchestration.transform import dbt_project_digest
+
+    assert details["dbt_build_in_run"] is True and details["dbt_project_sha256"] == dbt_project_digest()
+    assert details["build_log_watermark"]["log_rows"] > 0
     files = sorted(str(p.relative_to(FIXTURE)) for p in FIXTURE.glob("*/*.csv"))
     inputs = q(
         paths.serving, "select source_file, file_hash from publication_inputs where publication_id = 1 order by 1"
@@ -308,6 +330,13 @@ def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     newest = max((DBT_PROJECT_DIR / "target").glob("servicescore_dbt-*/dbt.log"), key=lambda f: f.stat().st_mtime)
     log = "".join(f.read_text() for f in newest.parent.glob("dbt.log*"))  # dbt rotates its log
     assert "Running with dbt" in log and "Unable to do partial parsing" not in log
+    # the build after a publication narrowed the evidence test to the months recomputed since (May: the late
+    # survey; the window's June), and the window variable did not leak either
+    from orchestration.transform import VERIFIED_BUILD_ENV
+
+    assert VERIFIED_BUILD_ENV not in os.environ
+    evidence_sql = next(newest.parent.glob("compiled/**/assert_indicator_evidence_matches_sample_sizes.sql"))
+    assert "where activity_date >= cast('2026-05-01' as date)" in evidence_sql.read_text()
     versions = dict(q(paths.serving, "select period_label, max(version) from publication_periods group by 1"))
     assert versions["2026-05"] == 2 and versions["2026-06"] == 1
     assert q(
