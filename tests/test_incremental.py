@@ -1,21 +1,30 @@
 """Incremental dbt builds give the same warehouse as a full refresh, and touch only the periods they must.
 
 Day 1 (loaded, then `dbt build`): the hand-made landing set of tests/fixtures/handmade (May and June 2026;
-T2 moves from TA to TB on 2026-06-01) plus a December 2025 ticket K40 with its survey, and K10 (T1, created
-Sat 20 Jun 2026, still in progress).
+T2 moves from TA to TB on 2026-06-01) plus a December 2025 ticket K40 with its survey, K10 (T1, created
+Sat 20 Jun 2026, still in progress), and customers C3 (ticket K14, T3, 5 Jun, and its survey R14), C4 (purchase
+U4, warranty until 2026-12-31), C5 (U5, until 2028-01-15), C6 (no purchase) and C7 (U7, until 2028-06-30);
+dim_customers as of 2026-06-30.
 Day 2 (2026-07-01 files, loaded, then an incremental `dbt build`):
   * K10 resolved on 1 Jul 10:00 (an update of a day-1 record: it moves to July's resolution indicators),
-  * K11 (T2) created and resolved on 1 Jul, survey R7 for K10 and complaint CP3 on 1 Jul,
+  * K11 (T2) created and resolved on 1 Jul, survey R7 for K10 and a new version of complaint CP3 on 1 Jul
+    (received in May from C1 before: it moves to July and to customer C2),
   * K12: a late ticket of May 2026 (two months back), resolved the same day,
   * a roster change: T1 moves to team TB from 2026-06-15 (retroactive), so K10 (created 20 Jun) changes team
-    while K8 (3 Jun) stays in TA; T1's team at the end of June and July becomes TB.
+    while K8 (3 Jun) stays in TA; T1's team at the end of June and July becomes TB,
+  * K14 and R14 were C1's, not C3's (new versions): C3 is left with no service history at all,
+  * purchase U7 was C3's, not C7's (nothing else names C7), C6 moves to Chongqing and becomes a business
+    customer, and dim_customers is as of 2027-01-01: C4's warranty has ended (nothing else of C4 changed), C5
+    changed in nothing but the date; C1 and C2 in nothing but their service history.
 The months this must recompute: May (K12), June (T1's move, K10's creation), July (new data) -> quarters
 2026-Q2 and Q3 and the year 2026; December 2025, 2025-Q4 and 2025 stay untouched.
-A second data folder loads the same files at once and builds with --full-refresh: every mart must be equal.
+A second data folder loads the same files at once and builds with --full-refresh (as of 2027-01-01): every mart
+must be equal.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -40,6 +49,8 @@ SURVEY_HEADER = ("response_id,ticket_id,technician_id,customer_id,sent_at,respon
                  "technical_score,timeliness_score,nps,comment")
 COMPLAINT_HEADER = ("complaint_id,received_at,accepted_at,resolved_at,updated_at,ticket_id,customer_id,technician_id,"
                     "category,severity,status,resolution_confirmed")
+CUSTOMER_HEADER = "customer_id,name,phone,city,segment,created_at,updated_at"
+PURCHASE_HEADER = "purchase_id,customer_id,product_id,purchased_at,warranty_until,amount,updated_at"
 TECHNICIAN_HEADER = ("technician_id,name,team_id,team_name,region,level,hire_date,leave_date,manager_id,"
                      "valid_from,updated_at")
 
@@ -52,6 +63,29 @@ DAY_1_EXTRA = {
     "surveys/2025-12-31.csv": [
         SURVEY_HEADER,
         "R40,K40,T1,C1,2025-12-10 16:00:00,2025-12-11 10:00:00,5,5,5,5,10,",
+    ],
+    "customers/2026-05-01_more.csv": [
+        CUSTOMER_HEADER,
+        "C3,吴三,13700000003,广州,consumer,2024-06-01 10:00:00,2026-05-01 00:00:00",
+        "C4,郑四,13600000004,深圳,consumer,2024-07-01 10:00:00,2026-05-01 00:00:00",
+        "C5,王五,13500000005,杭州,business,2024-08-01 10:00:00,2026-05-01 00:00:00",
+        "C6,冯六,13400000006,成都,consumer,2024-09-01 10:00:00,2026-05-01 00:00:00",
+        "C7,褚七,13300000007,南京,consumer,2024-10-01 10:00:00,2026-05-01 00:00:00",
+    ],
+    "purchases/2026-05-01_more.csv": [
+        PURCHASE_HEADER,
+        "U4,C4,P1,2025-12-01 10:00:00,2026-12-31,1999.00,2026-05-01 00:00:00",
+        "U5,C5,P2,2026-01-15 10:00:00,2028-01-15,2999.00,2026-05-01 00:00:00",
+        "U7,C7,P1,2026-06-30 10:00:00,2028-06-30,1599.00,2026-06-30 10:00:00",
+    ],
+    "tickets/2026-06-30_c3.csv": [
+        TICKET_HEADER,
+        "K14,2026-06-05 09:00:00,2026-06-05 09:30:00,2026-06-05 12:00:00,,2026-06-05 12:00:00,resolved,repair,"
+        "P3,phone,T3,C3,P2,1,true,0",
+    ],
+    "surveys/2026-06-30_c3.csv": [
+        SURVEY_HEADER,
+        "R14,K14,T3,C3,2026-06-05 13:00:00,2026-06-06 10:00:00,3,3,3,3,7,",
     ],
     "tickets/2026-06-30_open.csv": [
         TICKET_HEADER,
@@ -72,14 +106,26 @@ DAY_2 = {
         # open since June (T2, no roster change): resolving it changes July, not its created month
         "K13,2026-06-10 09:00:00,2026-06-10 09:20:00,2026-07-01 16:00:00,,2026-07-01 16:00:00,resolved,repair,"
         "P3,app,T2,C2,P2,1,true,0",
+        # the customer of K14 corrected from C3 to C1 (nothing else changes)
+        "K14,2026-06-05 09:00:00,2026-06-05 09:30:00,2026-06-05 12:00:00,,2026-07-01 09:30:00,resolved,repair,"
+        "P3,phone,T3,C1,P2,1,true,0",
     ],
     "surveys/2026-07-01.csv": [
         SURVEY_HEADER,
         "R7,K10,T1,C2,2026-07-01 11:00:00,2026-07-01 15:00:00,2,2,3,2,4,",
+        "R14,K14,T3,C1,2026-06-05 13:00:00,2026-06-06 10:00:00,3,3,3,3,7,",  # later load wins: C1
     ],
     "complaints/2026-07-01.csv": [
         COMPLAINT_HEADER,
         "CP3,2026-07-01 12:00:00,2026-07-01 14:00:00,,2026-07-01 14:00:00,K10,C2,T1,timeliness,high,accepted,",
+    ],
+    "purchases/2026-07-01.csv": [
+        PURCHASE_HEADER,
+        "U7,C3,P1,2026-06-30 10:00:00,2028-06-30,1599.00,2026-07-01 00:00:00",
+    ],
+    "customers/2026-07-01.csv": [
+        CUSTOMER_HEADER,
+        "C6,冯六,13400000006,重庆,business,2024-09-01 10:00:00,2026-07-01 00:00:00",
     ],
     "technicians/2026-07-01_move.csv": [
         TECHNICIAN_HEADER,
@@ -92,10 +138,23 @@ MARTS = [
     "kpi_technician_monthly", "kpi_technician_quarterly", "kpi_technician_annual",
     "kpi_team_monthly", "kpi_team_quarterly", "kpi_team_annual",
     "appraisal_scores", "appraisal_score_breakdown", "appraisal_evidence", "appraisal_reward_list",
-    "appraisal_improvement_list",
+    "appraisal_improvement_list", "dim_customers",
 ]
 INTERMEDIATE = ["int_indicator_values", "int_appraisal_roster", "int_appraisal_indicator_scores",
-                "int_appraisal_composites", "int_appraisal_settings_by_period"]
+                "int_appraisal_composites", "int_appraisal_settings_by_period", "int_customer_service_history"]
+# the date dim_customers' warranty status is as of on day 1 and day 2 (the full refresh: day 2)
+AS_OF_DAY_1 = ("--vars", "{as_of_date: '2026-06-30'}")
+AS_OF_DAY_2 = ("--vars", "{as_of_date: '2027-01-01'}")
+SERVICE_HISTORY = """
+    select customer_id, tickets_count, cast(last_service_at as varchar), complaints_count, survey_responses_count,
+        round(mean_satisfaction, 9)
+    from {table} where customer_id in ('C1', 'C2', 'C3') order by customer_id
+"""
+CUSTOMER_ARCHIVE = """
+    select customer_id, city, segment, purchases_count, cast(latest_warranty_until as varchar),
+        active_warranties_count, warranty_status, cast(warranty_as_of_date as varchar)
+    from marts.dim_customers order by customer_id
+"""
 PERIOD_MODELS = ["kpi_technician_monthly", "kpi_team_annual", "int_indicator_values", "appraisal_scores",
                  "appraisal_score_breakdown"]
 
@@ -161,20 +220,23 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
     # day 1, then day 2 incrementally
     fixture_landing(incremental / "landing")
     load_all(incremental, "day-1")
-    run_dbt(incremental, "build")
+    run_dbt(incremental, "build", *AS_OF_DAY_1)
     day_1_facts = q(incremental / "warehouse.duckdb",
                     "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id")
     day_1_created = q(incremental / "warehouse.duckdb",
                       "select ticket_id, _created_built_at from marts.fct_service_tickets order by ticket_id")
+    day_1_history = q(incremental / "warehouse.duckdb",
+                      SERVICE_HISTORY.format(table="intermediate.int_customer_service_history"))
+    day_1_archive = q(incremental / "warehouse.duckdb", CUSTOMER_ARCHIVE)
     write_files(incremental / "landing", DAY_2)
     load_all(incremental, "day-2")
-    run_dbt(incremental, "build")
+    run_dbt(incremental, "build", *AS_OF_DAY_2)
     # the same files at once, full refresh
     fixture_landing(full / "landing")
     write_files(full / "landing", DAY_2)
     load_all(full, "all")
-    run_dbt(full, "build", "--full-refresh")
-    return incremental, full, dict(day_1_facts), dict(day_1_created)
+    run_dbt(full, "build", "--full-refresh", *AS_OF_DAY_2)
+    return incremental, full, dict(day_1_facts), dict(day_1_created), (day_1_history, day_1_archive)
 
 
 def _business_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -234,16 +296,77 @@ def test_day_2_changes_are_in_the_facts(warehouses):
 
 
 def test_untouched_rows_keep_their_build(warehouses):
-    incremental, _, day_1_built, day_1_created = warehouses
+    incremental, _, day_1_built, day_1_created, _ = warehouses
     db = incremental / "warehouse.duckdb"
     now = dict(q(db, "select ticket_id, _built_at from marts.fct_service_tickets"))
     rebuilt = sorted(t for t in now if day_1_built.get(t) != now[t])
-    # new records, the resolved ones, and T1's tickets created from the move date on (K10 only)
-    assert rebuilt == ["K10", "K11", "K12", "K13"]
+    # new records, the resolved ones, K14 (other customer), and T1's tickets created from the move date on (K10)
+    assert rebuilt == ["K10", "K11", "K12", "K13", "K14"]
     # what a ticket gives its created month (first response, technician, team) changed for the new records and
-    # K10 (T1's team moved), not for K13: resolving it does not make the marts recompute June for it
+    # K10 (T1's team moved), not for K13: resolving it does not make the marts recompute June for it; nor for
+    # K14, whose customer alone changed
     created = dict(q(db, "select ticket_id, _created_built_at from marts.fct_service_tickets"))
     assert sorted(t for t in created if day_1_created.get(t) != created[t]) == ["K10", "K11", "K12"]
+
+
+def test_moved_records_leave_their_old_customer(warehouses):
+    """Service history per customer (hand-counted; KX and R9 are rejected at load):
+    day 1  C1: tickets K1 K2 K5 K7 K8 K40, complaints CP1 CP2 CP3, surveys R1 5, R2 3, R4 2, R5 5, R6 4, R40 5
+           C2: tickets K3 K4 K6 K9 K10 K13 (latest K10, 20 Jun 09:00), survey R3 4
+           C3: ticket K14 (5 Jun 09:00), survey R14 3
+    day 2  C1 gains K11 (1 Jul 09:00, its latest), K12, K14 and R14 3 -> 9 tickets, 7 surveys (27 / 7); loses CP3
+           C2 gains CP3 and R7 2 -> 1 complaint, 2 surveys (3.0); C3 has nothing left: no history row, zeros in
+           dim_customers."""
+    incremental, *_, (day_1_history, _) = warehouses
+    db = incremental / "warehouse.duckdb"
+    assert day_1_history == [
+        ("C1", 6, "2026-06-03 09:00:00", 3, 6, 4.0),
+        ("C2", 6, "2026-06-20 09:00:00", 0, 1, 4.0),
+        ("C3", 1, "2026-06-05 09:00:00", 0, 1, 3.0),
+    ]
+    after = [
+        ("C1", 9, "2026-07-01 09:00:00", 2, 7, round(27 / 7, 9)),
+        ("C2", 6, "2026-06-20 09:00:00", 1, 2, 3.0),
+    ]
+    assert q(db, SERVICE_HISTORY.format(table="intermediate.int_customer_service_history")) == after
+    assert q(db, SERVICE_HISTORY.format(table="marts.dim_customers")) == [*after, ("C3", 0, None, 0, 0, None)]
+    # day 2 was an incremental build of the history (C3 was found through K14's and R14's old raw versions)
+    runs = q(db, """
+        select is_full_build, month_start from intermediate.int_incremental_build_log
+        where model_name = 'int_customer_service_history' order by built_at
+    """)
+    assert runs == [(True, None), (False, None)]
+
+
+def test_customer_archive_follows_profiles_purchases_and_the_date(warehouses):
+    """dim_customers (hand-checked against the fixture): day 1 as of 2026-06-30, day 2 as of 2027-01-01.
+    C1's U1 runs to 2027-05-01; C2's U2 ended in 2025; U7 moves from C7 to C3; C4's U4 ends 2026-12-31: active on
+    day 1, expired on day 2 (only the date changed); C5's U5 runs to 2028; C6 moved to 重庆 and became a business
+    customer. Each of C4, C5, C6, C7 is found by one rule only (warranty dates, none: the as-of date alone,
+    profile, a purchase's old version), C1 and C2 by their service history (test above)."""
+    incremental, *_, (_, day_1_archive) = warehouses
+    db = incremental / "warehouse.duckdb"
+    assert day_1_archive == [
+        ("C1", "上海", "consumer", 1, "2027-05-01", 1, "in_warranty", "2026-06-30"),
+        ("C2", "北京", "business", 1, "2025-01-01", 0, "expired", "2026-06-30"),
+        ("C3", "广州", "consumer", 0, None, 0, "no_purchase", "2026-06-30"),
+        ("C4", "深圳", "consumer", 1, "2026-12-31", 1, "in_warranty", "2026-06-30"),
+        ("C5", "杭州", "business", 1, "2028-01-15", 1, "in_warranty", "2026-06-30"),
+        ("C6", "成都", "consumer", 0, None, 0, "no_purchase", "2026-06-30"),
+        ("C7", "南京", "consumer", 1, "2028-06-30", 1, "in_warranty", "2026-06-30"),
+    ]
+    assert q(db, CUSTOMER_ARCHIVE) == [
+        ("C1", "上海", "consumer", 1, "2027-05-01", 1, "in_warranty", "2027-01-01"),
+        ("C2", "北京", "business", 1, "2025-01-01", 0, "expired", "2027-01-01"),
+        ("C3", "广州", "consumer", 1, "2028-06-30", 1, "in_warranty", "2027-01-01"),
+        ("C4", "深圳", "consumer", 1, "2026-12-31", 0, "expired", "2027-01-01"),
+        ("C5", "杭州", "business", 1, "2028-01-15", 1, "in_warranty", "2027-01-01"),
+        ("C6", "重庆", "business", 0, None, 0, "no_purchase", "2027-01-01"),
+        ("C7", "南京", "consumer", 0, None, 0, "no_purchase", "2027-01-01"),
+    ]
+    runs = q(db, "select is_full_build, month_start from intermediate.int_incremental_build_log "
+                 "where model_name = 'dim_customers' order by built_at")
+    assert runs == [(True, None), (False, None)]
 
 
 def test_incremental_run_touched_only_the_expected_months(warehouses):
@@ -282,3 +405,18 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
     assert last == ["2026-01-01"]
     only_incremental, only_full, _ = differences(incremental, warehouses[1], "marts.appraisal_scores")
     assert (only_incremental, only_full) == (0, 0)
+
+
+def test_a_new_salt_rehashes_every_stored_customer(warehouses):
+    """The stored phone hashes of customers nothing changed for no longer match raw under another salt: the
+    incremental build of dim_customers recomputes every customer (not only the changed ones). The staging view
+    holds the salt too, so it is rebuilt with it."""
+    incremental = warehouses[0]
+    db = incremental / "warehouse.duckdb"
+    result = run_dbt(incremental, "build", "--select", "stg_customers__customers", "dim_customers", *AS_OF_DAY_2,
+                     extra_env={"SERVICESCORE_PII_SALT": "another salt"})
+    assert "every customer is recomputed" in result.stdout
+    hashes = dict(q(db, "select customer_id, phone_hash from marts.dim_customers"))
+    phones = {"C1": "13800000001", "C2": "13900000002", "C3": "13700000003", "C4": "13600000004",
+              "C5": "13500000005", "C6": "13400000006", "C7": "13300000007"}
+    assert hashes == {c: hashlib.sha256(f"another salt{p}".encode()).hexdigest() for c, p in phones.items()}

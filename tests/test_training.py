@@ -5,7 +5,8 @@ indicator -> course mapping); the upstream tables the training models read (mart
 marts.appraisal_score_breakdown, marts.dim_technicians, intermediate.int_indicator_values and the three
 training staging relations) are written by hand into a fresh DuckDB, and only the training nodes (plus the
 indicator_settings seed) are built: ``dbt build --select tag:training indicator_settings`` with
-as_of_date = 2026-05-15. dim_customers (core) is then built alone on hand-made inputs for the warranty status.
+as_of_date = 2026-05-15. dim_customers (core) is then built with int_customer_service_history on hand-made
+inputs for the warranty status.
 
 Settings: quantitative method; bottom group 25 % of at least 4 rated; onboarding window 60 days; coverage
 horizon 45 days; outcome window 1 month; min group size 2; business hours.
@@ -228,7 +229,7 @@ def _write_upstream(database: Path) -> None:
         )
         con.executemany("insert into staging.stg_training_attendance__attendance values (?, ?, ?, ?, ?, ?, ?)",
                         ATTENDANCE)
-        # dim_customers inputs (core model, built alone for the warranty status)
+        # dim_customers inputs (core model, built with its service history for the warranty status)
         con.execute(
             "create table staging.stg_customers__customers (customer_id varchar, customer_name_masked varchar, "
             "phone_hash varchar, phone_masked varchar, city varchar, segment varchar, created_at timestamp)"
@@ -547,7 +548,8 @@ def test_suites_pass_on_the_build_and_catch_broken_rows(warehouse: Path, tmp_pat
 )
 def test_warranty_status_at_a_date(built: tuple[Path, Path, Path], as_of: str, expected: dict) -> None:
     database, project, data = built
-    result = _dbt(project, data, "run", "--select", "dim_customers", "--vars", f"{{as_of_date: '{as_of}'}}")
+    result = _dbt(project, data, "run", "--select", "int_customer_service_history", "dim_customers",
+                  "--vars", f"{{as_of_date: '{as_of}'}}")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     rows = _rows(database, "select customer_id, warranty_status, warranty_as_of_date, active_warranties_count "
                            "from marts.dim_customers")

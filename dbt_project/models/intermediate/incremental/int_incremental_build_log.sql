@@ -1,6 +1,7 @@
-{#- The build log of the period marts (macros/incremental.sql): one row per model build and month it
-    recomputed (month_start null and is_full_build true for a full build). Written by each period mart's
-    post-hook; this model only creates the table (empty) and keeps its rows on incremental runs. -#}
+{#- The build log of the period marts, int_customer_service_history and dim_customers (macros/incremental.sql):
+    one row per model build and month it recomputed (month_start null and is_full_build true for a full build).
+    Written by each of those models' post-hook; this model only creates the table (empty) and keeps its rows on
+    incremental runs. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',

@@ -1,24 +1,55 @@
-{#- Customer archive (masked): profile, purchases and warranty status as of var('as_of_date')
-    (default: today), service history. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
-with customers as (
+{#- Customer archive (masked): profile, purchases and warranty status as of var('as_of_date') (default: the day
+    the dbt run started), service history (int_customer_service_history).
+    Incremental (delete+insert on customer_id): a build recomputes the customers dim_customers_to_refresh() lists
+    (macros/incremental.sql: profile or purchases loaded since the model's last build, a purchase whose warranty
+    ends between the stored as-of date and the new one, service history changed), and a post-hook sets every
+    row's warranty_as_of_date: every row's warranty status is as of the build, as in a full rebuild. No build-log
+    entry, or stored profiles that no longer match raw (salt, time zone, masking changed): every customer. -#}
+-- depends_on: {{ ref('int_incremental_build_log') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='customer_id',
+    on_schema_change='fail',
+    post_hook=[
+        "update {{ this }} set warranty_as_of_date = {{ warranty_as_of() }}
+            where warranty_as_of_date is distinct from {{ warranty_as_of() }}",
+        "{{ record_model_build() }}",
+    ],
+) }}
+{%- set as_of = warranty_as_of() %}
+{%- set service_history_relation = ref('int_customer_service_history') %}
+{%- set since = dim_customers_since() %}
+with
+{%- if since %}
+
+changed_customers as (
+    {{ dim_customers_to_refresh(since, as_of, service_history_relation) }}
+),
+
+customers as (
+    {{ stg_customers__customers_select('select customer_id from changed_customers') }}
+),
+
+purchases as (
+    {#- every purchase one of whose versions names a changed customer: the newest version decides whose it is -#}
+    {{ stg_purchases__purchases_select(
+        'select ' ~ clean_text('purchase_id') ~ ' from ' ~ source('raw', 'purchases')
+        ~ ' where ' ~ clean_text('customer_id') ~ ' in (select customer_id from changed_customers)') }}
+),
+{%- else %}
+
+customers as (
     select * from {{ ref('stg_customers__customers') }}
 ),
 
 purchases as (
     select * from {{ ref('stg_purchases__purchases') }}
 ),
+{%- endif %}
 
-tickets as (
-    select * from {{ ref('fct_service_tickets') }}
-),
-
-complaints as (
-    select * from {{ ref('fct_complaints') }}
-),
-
-responses as (
-    select * from {{ ref('fct_survey_responses') }}
+service_history as (
+    select * from {{ service_history_relation }}
 ),
 
 purchase_summary as (
@@ -28,37 +59,8 @@ purchase_summary as (
         min(purchased_at) as first_purchase_at,
         max(purchased_at) as last_purchase_at,
         max(warranty_until) as latest_warranty_until,
-        sum(case when warranty_until >= cast({{ as_of }} as date) then 1 else 0 end) as active_warranties_count
+        sum(case when warranty_until >= {{ as_of }} then 1 else 0 end) as active_warranties_count
     from purchases
-    group by customer_id
-),
-
-ticket_summary as (
-    select
-        customer_id,
-        count(*) as tickets_count,
-        max(created_at) as last_service_at
-    from tickets
-    where customer_id is not null
-    group by customer_id
-),
-
-complaint_summary as (
-    select
-        customer_id,
-        count(*) as complaints_count
-    from complaints
-    where customer_id is not null
-    group by customer_id
-),
-
-survey_summary as (
-    select
-        customer_id,
-        count(*) as survey_responses_count,
-        avg(cast(overall_score as double)) as mean_satisfaction
-    from responses
-    where customer_id is not null
     group by customer_id
 ),
 
@@ -82,21 +84,17 @@ final as (
             when purchase_summary.latest_warranty_until is null then 'no_warranty'
             else 'expired'
         end as warranty_status,
-        cast({{ as_of }} as date) as warranty_as_of_date,
-        coalesce(ticket_summary.tickets_count, 0) as tickets_count,
-        ticket_summary.last_service_at,
-        coalesce(complaint_summary.complaints_count, 0) as complaints_count,
-        coalesce(survey_summary.survey_responses_count, 0) as survey_responses_count,
-        survey_summary.mean_satisfaction
+        {{ as_of }} as warranty_as_of_date,
+        coalesce(service_history.tickets_count, 0) as tickets_count,
+        service_history.last_service_at,
+        coalesce(service_history.complaints_count, 0) as complaints_count,
+        coalesce(service_history.survey_responses_count, 0) as survey_responses_count,
+        service_history.mean_satisfaction
     from customers
     left join purchase_summary
         on customers.customer_id = purchase_summary.customer_id
-    left join ticket_summary
-        on customers.customer_id = ticket_summary.customer_id
-    left join complaint_summary
-        on customers.customer_id = complaint_summary.customer_id
-    left join survey_summary
-        on customers.customer_id = survey_summary.customer_id
+    left join service_history
+        on customers.customer_id = service_history.customer_id
 )
 
 select * from final

@@ -1,25 +1,3 @@
-with source as (
-    select * from {{ source('raw', 'purchases') }}
-),
-
-ranked as (
-    select
-        *,
-        {{ newest_version_rank(['purchase_id'], 'updated_at') }} as version_rank
-    from source
-),
-
-renamed as (
-    select
-        {{ clean_text('purchase_id') }} as purchase_id,
-        {{ clean_text('customer_id') }} as customer_id,
-        {{ clean_text('product_id') }} as product_id,
-        {{ to_local_ts('purchased_at') }} as purchased_at,
-        warranty_until,
-        cast(amount as double) as amount,
-        {{ to_local_ts('updated_at') }} as updated_at
-    from ranked
-    where version_rank = 1
-)
-
-select * from renamed
+{#- Body in macros/staging_customers.sql (stg_purchases__purchases_select): the same SELECT feeds the incremental
+    builds of dim_customers, restricted to the purchases of the customers they recompute. -#}
+{{ stg_purchases__purchases_select() }}
