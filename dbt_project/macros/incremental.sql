@@ -234,23 +234,13 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     {{ return(value) }}
 {%- endmacro %}
 
-{#- The months the model must recompute, or none for all of them (first or full build, or no record of
-    the model's last build). Sorted list of datetime.date (first of month). One macro for all period marts:
-      1. months of fact rows written since the model's last build (_built_at), at every period date they
-         count for now and the date of the version they replaced;
-      2. roster changes loaded since then: every month with facts from the change on (valid_from,
-         leave_date; hire_date for a new technician) - team at period end and the appraisal roster;
-      3. the months [var('period_from'), var('period_to')) passed by the orchestration. -#}
-{% macro touched_months() -%}
-    {%- set since = model_watermark() -%}
-    {%- if since is none -%}
-        {{ return(none) }}
-    {%- endif -%}
+{#- The months of fact rows written since `since` (a timestamptz SQL expression), at every period date they
+    count for now and the date of the version they replaced. Sorted list of datetime.date (first of month). -#}
+{% macro fact_months_built_since(since) -%}
     {%- set tickets = graph_relation('fct_service_tickets') -%}
     {%- set responses = graph_relation('fct_survey_responses') -%}
     {%- set complaints = graph_relation('fct_complaints') -%}
     {%- set reviews = graph_relation('fct_supervisor_reviews') -%}
-    {%- set roster = graph_relation('stg_technicians__roster') -%}
     {#- (fact, watermark column, period date columns): the created date of a ticket only drives
         first_response_time, so it has its own watermark (_created_built_at) -#}
     {%- set fact_dates = [
@@ -272,6 +262,27 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     {%- for row in run_query(branches | join('\nunion\n')).rows -%}
         {%- do months.append(to_date(row[0])) -%}
     {%- endfor -%}
+    {{ return(months | unique | sort) }}
+{%- endmacro %}
+
+{#- The months the model must recompute, or none for all of them (first or full build, or no record of
+    the model's last build). Sorted list of datetime.date (first of month). One macro for all period marts:
+      1. months of fact rows written since the model's last build (_built_at), at every period date they
+         count for now and the date of the version they replaced;
+      2. roster changes loaded since then: every month with facts from the change on (valid_from,
+         leave_date; hire_date for a new technician) - team at period end and the appraisal roster;
+      3. the months [var('period_from'), var('period_to')) passed by the orchestration. -#}
+{% macro touched_months() -%}
+    {%- set since = model_watermark() -%}
+    {%- if since is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set tickets = graph_relation('fct_service_tickets') -%}
+    {%- set responses = graph_relation('fct_survey_responses') -%}
+    {%- set complaints = graph_relation('fct_complaints') -%}
+    {%- set reviews = graph_relation('fct_supervisor_reviews') -%}
+    {%- set roster = graph_relation('stg_technicians__roster') -%}
+    {%- set months = fact_months_built_since(since) -%}
 
     {#- roster changes: from the earliest date they can affect to the last month with facts -#}
     {%- set roster_from = incremental_scalar(

@@ -4,37 +4,6 @@ Whole-history tests narrowed to what changed since the current publication (docs
 (orchestration/transform.py verified_build_env), the build log and the facts' _built_at.
 -#}
 
-{#- The months of fact rows written since `since` (a timestamptz SQL expression), at every period date they
-    count for now and the date of the version they replaced. Sorted list of datetime.date (first of month). -#}
-{% macro fact_months_built_since(since) -%}
-    {%- set tickets = graph_relation('fct_service_tickets') -%}
-    {%- set responses = graph_relation('fct_survey_responses') -%}
-    {%- set complaints = graph_relation('fct_complaints') -%}
-    {%- set reviews = graph_relation('fct_supervisor_reviews') -%}
-    {#- (fact, watermark column, period date columns): the created date of a ticket only drives
-        first_response_time, so it has its own watermark (_created_built_at) -#}
-    {%- set fact_dates = [
-        (tickets, '_built_at', ['resolved_date', '_replaced_resolved_date']),
-        (tickets, '_created_built_at', ['created_date', '_replaced_created_date']),
-        (responses, '_built_at', ['responded_date', '_replaced_responded_date']),
-        (complaints, '_built_at', ['received_date', '_replaced_received_date']),
-        (reviews, '_built_at', ['period_start', '_replaced_period_start']),
-    ] -%}
-    {%- set branches = [] -%}
-    {%- for relation, watermark, columns in fact_dates -%}
-        {%- for column in columns -%}
-            {%- do branches.append(
-                "select distinct " ~ period_start('month', column) ~ " as month_start from " ~ relation
-                ~ " where " ~ watermark ~ " > " ~ since ~ " and " ~ column ~ " is not null") -%}
-        {%- endfor -%}
-    {%- endfor -%}
-    {%- set months = [] -%}
-    {%- for row in run_query(branches | join('\nunion\n')).rows -%}
-        {%- do months.append(to_date(row[0])) -%}
-    {%- endfor -%}
-    {{ return(months | unique | sort) }}
-{%- endmacro %}
-
 {#- The first month (datetime.date) a whole-history consistency test must look at, or none for all months.
     The orchestration passes the build-log watermark of the current publication as '<epoch µs>:<log rows>'
     (env SERVICESCORE_DBT_VERIFIED_BUILD, orchestration/transform.py verified_build_env), and only when the dbt
