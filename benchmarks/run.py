@@ -106,6 +106,7 @@ def step_times(dagster_home: Path, ids: list[str]) -> dict:
     kinds = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
     steps: dict[str, float] = {}
     runs: dict[str, dict] = {}
+    publication: dict[str, float] = {}
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         for run_id in ids:
             run = instance.get_run_by_id(run_id)
@@ -119,9 +120,6 @@ def step_times(dagster_home: Path, ids: list[str]) -> dict:
             runs[run_id] = {"job": run.job_name, "status": run.status.value,
                             "tags": {k: v for k, v in run.tags.items() if k.startswith(("dagster/asset_partition",
                                                                                        "servicescore/"))}}
-    publication: dict[str, float] = {}
-    with DagsterInstance.from_config(str(dagster_home)) as instance:
-        for run_id in ids:
             # the publication is materialized once per month partition of the run, with the same metadata
             timed = [e.asset_materialization.metadata["timings_s"].value
                      for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)

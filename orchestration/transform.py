@@ -207,8 +207,7 @@ def build_dbt_assets() -> AssetsDefinition:
         if verified.get(VERIFIED_BUILD_ENV):
             context.log.info(f"whole-history tests check what changed since the current publication "
                              f"(build-log watermark {verified[VERIFIED_BUILD_ENV]})")
-        with environment({**warehouse.dbt_env(), **dbt_window_env(dbt_vars), VERIFIED_BUILD_ENV: "",
-                          **verified}):
+        with environment({**warehouse.dbt_env(), **dbt_window_env(dbt_vars), **verified}):
             yield from dbt.cli(dbt_build_args(config.full_refresh), context=context, target_path=target).stream()
         keep_partial_parse(target, saved)
 
