@@ -271,8 +271,10 @@ where earlier.earlier_loads >= {min_earlier_loads}
 def newest_load_rows_loaded_once(severity: Severity = "error") -> Check:
     """Each source row (file hash, row number) of the newest load is in the table once. Scoped to the newest
     load so the nightly cost follows the new data (earlier loads were checked when they were new)."""
+    # `not materialized`: the filter on the newest file hash then reaches the table scan (a dynamic join filter
+    # that skips the row groups of other loads); a materialized CTE copied every row of the table first
     query = """
-with batch_rows as (
+with batch_rows as not materialized (
     select _file_hash, _row_number, _loaded_at from {batch}
 ),
 
