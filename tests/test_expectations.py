@@ -144,6 +144,76 @@ def test_reference_share_warns_above_threshold(warehouse: Path, docs: Path) -> N
     assert run_suite(warehouse, lenient, "run", docs).details[0].success
 
 
+def test_reference_share_counts_unknown_values_once_per_row(warehouse: Path, docs: Path) -> None:
+    """The anti-join formulation: 2 of 5 non-empty values unknown = 40 % > 10 % fails with the hand-computed
+    numbers; a reference listing a value several times (versions) or an empty value changes nothing; empty
+    batch values are not counted; good data passes."""
+    sql(
+        warehouse,
+        "create schema raw",
+        "create table raw.customers as select * from (values ('c1'), ('c1'), ('c1'), ('c2'), (null)) as v(customer_id)",
+        "create table raw.purchases as select * from (values ('c1'), ('c2'), ('c1'), ('x'), ('y'), (null), (null))"
+        " as v(customer_id)",
+    )
+    rule = reference_share("customer_id", "raw.customers", "customer_id", 0.10)
+    d = run_suite(warehouse, Suite("p", "raw.purchases", (rule,)), "bad", docs).details[0]
+    assert (d.success, d.unexpected_count, d.exception) == (False, 1, None)
+    assert d.partial_unexpected_list == [{"unknown_rows": 2, "rows_with_value": 5, "unknown_share": 0.4}]
+    assert d.description == "share of customer_id not in raw.customers is at most 10.0%"
+    # 40 % is not above 40 %
+    at_limit = reference_share("customer_id", "raw.customers", "customer_id", 0.40)
+    assert run_suite(warehouse, Suite("p", "raw.purchases", (at_limit,)), "limit", docs).details[0].success
+
+    sql(warehouse, "delete from raw.purchases where customer_id in ('x', 'y')")
+    good = run_suite(warehouse, Suite("p", "raw.purchases", (rule,)), "good", docs).details[0]
+    assert (good.success, good.unexpected_count, good.partial_unexpected_list) == (True, 0, [])
+    strict = reference_share("customer_id", "raw.customers", "customer_id", 0.0)
+    assert run_suite(warehouse, Suite("p", "raw.purchases", (strict,)), "strict", docs).details[0].success
+
+    # only empty values (or no rows): nothing to judge, the rule passes
+    sql(warehouse, "delete from raw.purchases where customer_id is not null")
+    assert run_suite(warehouse, Suite("p", "raw.purchases", (strict,)), "empty", docs).details[0].success
+
+
+# the formulation reference_share used before the anti join (sum over a NOT EXISTS in the select list)
+_FORMER_REFERENCE_SHARE = """
+with batch_rows as (select {c} from {batch}),
+checked as (
+    select
+        count(batch_rows.{c}) as rows_with_value,
+        sum(case when not exists (select 1 from {rt} as ref where ref.{rc} = batch_rows.{c}) then 1 else 0 end)
+            as unknown_rows
+    from batch_rows
+    where batch_rows.{c} is not null
+)
+select unknown_rows, rows_with_value, cast(unknown_rows as double) / rows_with_value as unknown_share
+from checked
+where rows_with_value > 0 and cast(unknown_rows as double) / rows_with_value > {m}
+"""
+
+
+@pytest.mark.parametrize("max_share", [-1.0, 0.0, 0.25, 0.27, 0.5])
+def test_reference_share_returns_what_the_former_query_returned(warehouse: Path, max_share: float) -> None:
+    """Same rows as the former formulation on data with repeated, empty and unknown values on both sides."""
+    sql(
+        warehouse,
+        "create schema raw",
+        "create table raw.ref as select case when range % 7 = 0 then null else 'v' || (range % 40) end as k"
+        " from range(300)",
+        "create table raw.feed as select case when range % 5 = 0 then null else 'v' || (range % 55) end as k"
+        " from range(1000)",
+    )
+    batch = "(select * from raw.feed where true) as subselect"
+    new = reference_share("k", "raw.ref", "k", max_share).expectation.unexpected_rows_query
+    former = _FORMER_REFERENCE_SHARE.format(c="k", rt="raw.ref", rc="k", m=max_share, batch=batch)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        got = con.execute(new.replace("{batch}", batch)).fetchall()
+        expected = con.execute(former).fetchall()
+    assert got == expected
+    # 800 values; v40..v54 are not in the reference: 216 of them (27 %)
+    assert [tuple(r[:2]) for r in got] == ([] if max_share >= 0.27 else [(216, 800)])
+
+
 def _load(warehouse: Path, file_hash: str, rows: int, hours_ago: int) -> None:
     sql(warehouse, f"""
         insert into raw.tickets
