@@ -69,11 +69,11 @@ resolved_tickets as (
         {{ key }} as subject_id,
         {{ period_start(grain, 'resolved_date') }} as period_start,
         count(*) as tickets_resolved,
-        avg(handling_hours) as avg_handling_time_hours,
-        avg(handling_business_hours) as avg_handling_time_business_hours,
+        {{ stable_avg('handling_hours') }} as avg_handling_time_hours,
+        {{ stable_avg('handling_business_hours') }} as avg_handling_time_business_hours,
         count(handling_hours) as avg_handling_time_n,
-        avg(case when is_repair then handling_hours end) as mttr_hours,
-        avg(case when is_repair then handling_business_hours end) as mttr_business_hours,
+        {{ stable_avg('case when is_repair then handling_hours end') }} as mttr_hours,
+        {{ stable_avg('case when is_repair then handling_business_hours end') }} as mttr_business_hours,
         count(case when is_repair then handling_hours end) as mttr_n,
         sum(case when is_sla_met then 1 else 0 end) as sla_met_count,
         count(is_sla_met) as sla_attainment_n,
@@ -93,8 +93,8 @@ responded_tickets as (
     select
         {{ key }} as subject_id,
         {{ period_start(grain, 'created_date') }} as period_start,
-        avg(first_response_hours) as first_response_time_hours,
-        avg(first_response_business_hours) as first_response_time_business_hours,
+        {{ stable_avg('first_response_hours') }} as first_response_time_hours,
+        {{ stable_avg('first_response_business_hours') }} as first_response_time_business_hours,
         count(*) as first_response_time_n
     from tickets
     where first_response_hours is not null
@@ -111,14 +111,14 @@ survey_results as (
         {{ period_start(grain, 'responded_date') }} as period_start,
         sum(case when is_satisfied then 1 else 0 end) as satisfied_count,
         count(overall_score) as csat_n,
-        avg(cast(overall_score as double)) as customer_rating,
+        {{ stable_avg('cast(overall_score as double)') }} as customer_rating,
         sum(case when nps_bucket = 'promoter' then 1 else 0 end) as nps_promoters,
         sum(case when nps_bucket = 'passive' then 1 else 0 end) as nps_passives,
         sum(case when nps_bucket = 'detractor' then 1 else 0 end) as nps_detractors,
         count(nps_bucket) as nps_n,
-        avg(cast(attitude_score as double)) as service_attitude,
+        {{ stable_avg('cast(attitude_score as double)') }} as service_attitude,
         count(attitude_score) as service_attitude_n,
-        avg(cast(technical_score as double)) as technical_level,
+        {{ stable_avg('cast(technical_score as double)') }} as technical_level,
         count(technical_score) as technical_level_n
     from responses
     where {{ key }} is not null
@@ -133,8 +133,8 @@ complaint_results as (
         {{ key }} as subject_id,
         {{ period_start(grain, 'received_date') }} as period_start,
         count(*) as complaints_received,
-        avg(acceptance_hours) as complaint_acceptance_time_hours,
-        avg(acceptance_business_hours) as complaint_acceptance_time_business_hours,
+        {{ stable_avg('acceptance_hours') }} as complaint_acceptance_time_hours,
+        {{ stable_avg('acceptance_business_hours') }} as complaint_acceptance_time_business_hours,
         count(acceptance_hours) as complaint_acceptance_time_n,
         sum(case when is_problem_resolved then 1 else 0 end) as problems_resolved
     from complaints
@@ -149,7 +149,7 @@ review_results as (
     select
         {{ key }} as subject_id,
         {{ period_start(grain, 'period_start') }} as period_start,
-        avg(score) as supervisor_review,
+        {{ stable_avg('score') }} as supervisor_review,
         count(score) as supervisor_review_n
     from reviews
     where {{ key }} is not null

@@ -63,7 +63,7 @@ survey_summary as (
     select
         customer_id,
         count(*) as survey_responses_count,
-        avg(cast(overall_score as double)) as mean_satisfaction
+        {{ stable_avg("cast(overall_score as double)") }} as mean_satisfaction
     from responses
     where customer_id is not null
         {%- if since %}

@@ -94,11 +94,11 @@ windowed as (
         members.technician_id,
         members.comparison_group,
         settings.outcome_window_months as window_months,
-        avg(case when monthly_values.month_index < members.cohort_month_index then monthly_values.value end)
+        {{ stable_avg("case when monthly_values.month_index < members.cohort_month_index then monthly_values.value end") }}
             as before_mean,
         count(case when monthly_values.month_index < members.cohort_month_index then monthly_values.value end)
             as before_months_count,
-        avg(case when monthly_values.month_index > members.cohort_month_index then monthly_values.value end)
+        {{ stable_avg("case when monthly_values.month_index > members.cohort_month_index then monthly_values.value end") }}
             as after_mean,
         count(case when monthly_values.month_index > members.cohort_month_index then monthly_values.value end)
             as after_months_count

@@ -35,11 +35,11 @@ course_attendance as (
         cast(sum(case when is_completed then 1 else 0 end) as integer) as completed_count,
         cast(sum(case when is_attended_and_passed then 1 else 0 end) as integer) as passed_count,
         cast(sum(case when has_score_pair then 1 else 0 end) as integer) as scored_pairs_count,
-        avg(case when has_score_pair then pre_score end) as mean_pre_score,
-        avg(case when has_score_pair then post_score end) as mean_post_score,
-        avg(score_gain) as mean_score_gain,
+        {{ stable_avg("case when has_score_pair then pre_score end") }} as mean_pre_score,
+        {{ stable_avg("case when has_score_pair then post_score end") }} as mean_post_score,
+        {{ stable_avg("score_gain") }} as mean_score_gain,
         cast(count(attended_feedback_score) as integer) as feedback_count,
-        avg(cast(attended_feedback_score as double)) as mean_feedback_score
+        {{ stable_avg("cast(attended_feedback_score as double)") }} as mean_feedback_score
     from attendance
     group by course_id
 ),

@@ -30,10 +30,10 @@ cohort_stats as (
         cohort_month_start,
         cast(sum(case when comparison_group = 'trained' then 1 else 0 end) as integer) as trained_n,
         cast(sum(case when comparison_group = 'control' then 1 else 0 end) as integer) as control_n,
-        avg(case when comparison_group = 'trained' then before_mean end) as trained_before,
-        avg(case when comparison_group = 'trained' then after_mean end) as trained_after,
-        avg(case when comparison_group = 'control' then before_mean end) as control_before,
-        avg(case when comparison_group = 'control' then after_mean end) as control_after
+        {{ stable_avg("case when comparison_group = 'trained' then before_mean end") }} as trained_before,
+        {{ stable_avg("case when comparison_group = 'trained' then after_mean end") }} as trained_after,
+        {{ stable_avg("case when comparison_group = 'control' then before_mean end") }} as control_before,
+        {{ stable_avg("case when comparison_group = 'control' then after_mean end") }} as control_after
     from members
     group by course_id, indicator_code, cohort_month_index, cohort_month_start
 ),
@@ -52,10 +52,10 @@ pooled as (
         min(cohort_month_start) as first_cohort_month_start,
         max(cohort_month_start) as last_cohort_month_start,
         cast(sum(trained_n) as integer) as trained_count,
-        sum(trained_n * trained_before) / sum(trained_n) as trained_before_mean,
-        sum(trained_n * trained_after) / sum(trained_n) as trained_after_mean,
-        sum(trained_n * control_before) / sum(trained_n) as control_before_mean,
-        sum(trained_n * control_after) / sum(trained_n) as control_after_mean
+        {{ stable_sum('trained_n * trained_before') }} / sum(trained_n) as trained_before_mean,
+        {{ stable_sum('trained_n * trained_after') }} / sum(trained_n) as trained_after_mean,
+        {{ stable_sum('trained_n * control_before') }} / sum(trained_n) as control_before_mean,
+        {{ stable_sum('trained_n * control_after') }} / sum(trained_n) as control_after_mean
     from usable_cohorts
     group by course_id, indicator_code
 ),
