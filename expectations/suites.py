@@ -176,29 +176,40 @@ def reference_share(column: str, ref_table: str, ref_column: str, max_share: flo
 
     A `rows` rule: on an incremental suite it is the share among the rows validated (the new loads), so a bad
     load is not diluted by the history; rows validated before are not re-judged when a reference arrives."""
-    # the unknown rows are counted by an anti join (NOT EXISTS in WHERE): DuckDB builds one hash table on the
-    # smaller side. The former `sum(case when not exists ...)` in the select list was planned as a mark join
-    # behind a distinct of the batch values and a semi join, ~1.5-2x the time at tier L (docs/benchmarks.md);
-    # GE runs the query twice (its row count, then its rows), so that cost counted twice.
+    # the unknown rows are the rows with a value minus the rows whose value is found, counted by a semi join
+    # (EXISTS): DuckDB builds its hash table on the batch values and pushes their min/max into the scan of
+    # `ref_table` as a dynamic filter, so a few new rows probe only the row groups of the reference table that
+    # can hold their values (at tier L, 6k new surveys against raw.tickets: 15 of 114 row groups, ~0.1 s
+    # instead of ~0.4-0.9 s for the former NOT EXISTS anti join, which read all 13M ticket ids). On a whole
+    # table it is as fast as the anti join. Before that, a `sum(case when not exists ...)` in the select list
+    # was planned as a mark join, ~1.5-2x the time (docs/benchmarks.md). GE runs the query twice (its row
+    # count, then its rows), so every cost counts twice.
     query = f"""
 with batch_values as (
     select {column} from {{batch}}
     where {column} is not null
 ),
 
-unknown as (
-    select count(*) as unknown_rows
+known as (
+    select count(*) as known_rows
     from batch_values
-    where not exists (
+    where exists (
         select 1 from {ref_table} as ref where ref.{ref_column} = batch_values.{column}
     )
 ),
 
+counted as (
+    select
+        known.known_rows,
+        (select count(*) from batch_values) as rows_with_value
+    from known
+),
+
 checked as (
     select
-        unknown.unknown_rows,
-        (select count(*) from batch_values) as rows_with_value
-    from unknown
+        rows_with_value - known_rows as unknown_rows,
+        rows_with_value
+    from counted
 )
 
 select

@@ -145,9 +145,9 @@ def test_reference_share_warns_above_threshold(warehouse: Path, docs: Path) -> N
 
 
 def test_reference_share_counts_unknown_values_once_per_row(warehouse: Path, docs: Path) -> None:
-    """The anti-join formulation: 2 of 5 non-empty values unknown = 40 % > 10 % fails with the hand-computed
-    numbers; a reference listing a value several times (versions) or an empty value changes nothing; empty
-    batch values are not counted; good data passes."""
+    """The semi-join formulation (rows with a value minus rows whose value is found): 2 of 5 non-empty values
+    unknown = 40 % > 10 % fails with the hand-computed numbers; a reference listing a value several times
+    (versions) or an empty value changes nothing; empty batch values are not counted; good data passes."""
     sql(
         warehouse,
         "create schema raw",
@@ -213,6 +213,35 @@ def test_reference_share_returns_what_the_former_query_returned(warehouse: Path,
     # 800 values; v40..v54 are not in the reference: 216 of them (27 %)
     assert [tuple(r[:2]) for r in got] == ([] if max_share >= 0.27 else [(216, 800)])
 
+
+
+def test_reference_share_over_a_large_reference_with_pruned_row_groups(warehouse: Path, docs: Path) -> None:
+    """A few new rows against a reference of several row groups (DuckDB pushes the batch values' min/max into
+    the scan of the reference): values below, above and between the reference's ids are still unknown, found
+    values in any row group are known; the same numbers as the former NOT EXISTS query; a bad load fails."""
+    sql(
+        warehouse,
+        "create schema raw",
+        # 400k reference ids (4 row groups), every third id missing
+        "create table raw.ref as select 'T' || lpad(range::varchar, 7, '0') as k from range(400000)"
+        " where range % 3 <> 0",
+        "create table raw.feed as select * from (values ('T0000001'), ('T0399998'), ('T0200002'), ('T0000003'),"
+        " ('A0000000'), ('Z9999999'), (null)) as v(k)",
+    )
+    rule = reference_share("k", "raw.ref", "k", 0.4)
+    d = run_suite(warehouse, Suite("f", "raw.feed", (rule,)), "bad", docs).details[0]
+    # unknown: T0000003 (a missing id), A0000000 (below every id), Z9999999 (above) = 3 of 6 non-empty values
+    assert (d.success, d.unexpected_count, d.exception) == (False, 1, None)
+    assert d.partial_unexpected_list == [{"unknown_rows": 3, "rows_with_value": 6, "unknown_share": 0.5}]
+    batch = "(select * from raw.feed where true) as subselect"
+    former = _FORMER_REFERENCE_SHARE.format(c="k", rt="raw.ref", rc="k", m=0.4, batch=batch)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(rule.expectation.unexpected_rows_query.replace("{batch}", batch)).fetchall() == (
+            con.execute(former).fetchall())
+    # the unknown values removed: every remaining value is found, whichever row group holds it
+    sql(warehouse, "delete from raw.feed where k in ('T0000003', 'A0000000', 'Z9999999')")
+    assert run_suite(warehouse, Suite("f", "raw.feed", (reference_share("k", "raw.ref", "k", 0.0),)), "good",
+                     docs).details[0].success
 
 def _load(warehouse: Path, file_hash: str, rows: int, hours_ago: int) -> None:
     sql(warehouse, f"""
