@@ -121,7 +121,7 @@ floored_cents as (
         floor(raw_cents + 0.000001) as floor_cents,
         raw_cents - floor(raw_cents + 0.000001) as remainder_cents,
         -- added as decimals: a sum of doubles depends on the order of the rows (macros/numeric.sql)
-        round(cast(sum(cast(raw_cents as decimal(18, 9))) over (
+        round(cast(sum(cast(raw_cents as decimal(38, 18))) over (
             partition by technician_id, period_type, period_start, method
         ) as double), 0) as composite_cents
     from contribution_cents
