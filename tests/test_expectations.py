@@ -175,7 +175,7 @@ def test_reference_share_counts_unknown_values_once_per_row(warehouse: Path, doc
     assert run_suite(warehouse, Suite("p", "raw.purchases", (strict,)), "empty", docs).details[0].success
 
 
-# the formulation reference_share used before the anti join (sum over a NOT EXISTS in the select list)
+# the formulation reference_share had before this round (a sum over a NOT EXISTS in the select list)
 _FORMER_REFERENCE_SHARE = """
 with batch_rows as (select {c} from {batch}),
 checked as (
@@ -192,6 +192,15 @@ where rows_with_value > 0 and cast(unknown_rows as double) / rows_with_value > {
 """
 
 
+def _reference_share_rows(warehouse: Path, rule_max_share: float) -> tuple[list, list]:
+    """Rows of reference_share("k", "raw.ref", "k", max) and of the former formulation over raw.feed."""
+    batch = "(select * from raw.feed where true) as subselect"
+    new = reference_share("k", "raw.ref", "k", rule_max_share).expectation.unexpected_rows_query
+    former = _FORMER_REFERENCE_SHARE.format(c="k", rt="raw.ref", rc="k", m=rule_max_share, batch=batch)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(new.replace("{batch}", batch)).fetchall(), con.execute(former).fetchall()
+
+
 @pytest.mark.parametrize("max_share", [-1.0, 0.0, 0.25, 0.27, 0.5])
 def test_reference_share_returns_what_the_former_query_returned(warehouse: Path, max_share: float) -> None:
     """Same rows as the former formulation on data with repeated, empty and unknown values on both sides."""
@@ -203,16 +212,10 @@ def test_reference_share_returns_what_the_former_query_returned(warehouse: Path,
         "create table raw.feed as select case when range % 5 = 0 then null else 'v' || (range % 55) end as k"
         " from range(1000)",
     )
-    batch = "(select * from raw.feed where true) as subselect"
-    new = reference_share("k", "raw.ref", "k", max_share).expectation.unexpected_rows_query
-    former = _FORMER_REFERENCE_SHARE.format(c="k", rt="raw.ref", rc="k", m=max_share, batch=batch)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        got = con.execute(new.replace("{batch}", batch)).fetchall()
-        expected = con.execute(former).fetchall()
+    got, expected = _reference_share_rows(warehouse, max_share)
     assert got == expected
     # 800 values; v40..v54 are not in the reference: 216 of them (27 %)
     assert [tuple(r[:2]) for r in got] == ([] if max_share >= 0.27 else [(216, 800)])
-
 
 
 def test_reference_share_over_a_large_reference_with_pruned_row_groups(warehouse: Path, docs: Path) -> None:
@@ -233,11 +236,8 @@ def test_reference_share_over_a_large_reference_with_pruned_row_groups(warehouse
     # unknown: T0000003 (a missing id), A0000000 (below every id), Z9999999 (above) = 3 of 6 non-empty values
     assert (d.success, d.unexpected_count, d.exception) == (False, 1, None)
     assert d.partial_unexpected_list == [{"unknown_rows": 3, "rows_with_value": 6, "unknown_share": 0.5}]
-    batch = "(select * from raw.feed where true) as subselect"
-    former = _FORMER_REFERENCE_SHARE.format(c="k", rt="raw.ref", rc="k", m=0.4, batch=batch)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute(rule.expectation.unexpected_rows_query.replace("{batch}", batch)).fetchall() == (
-            con.execute(former).fetchall())
+    got, expected = _reference_share_rows(warehouse, 0.4)
+    assert got == expected == [(3, 6, 0.5)]
     # the unknown values removed: every remaining value is found, whichever row group holds it
     sql(warehouse, "delete from raw.feed where k in ('T0000003', 'A0000000', 'Z9999999')")
     assert run_suite(warehouse, Suite("f", "raw.feed", (reference_share("k", "raw.ref", "k", 0.0),)), "good",

@@ -97,14 +97,15 @@ def test_engine_reuse_applies_only_to_dagster_113_shaped_methods() -> None:
     assert not instance_storage.has_expected_shape(getattr(event_cls, event_name), event_params, event_names)
 
     @contextmanager
-    def connect(self, timeout):  # noqa: ANN001, ANN202 - another signature than Dagster 1.13's
-        yield create_engine_stub(timeout)
+    def other_signature(self, timeout):  # noqa: ANN001, ANN202 - the body builds an engine, the signature differs
+        yield self._conn_string, timeout, "create_engine"
 
-    assert not instance_storage.has_expected_shape(connect, run_params, run_names)
-    installed = getattr(run_cls, run_name)
+    @contextmanager
+    def other_body(self):  # noqa: ANN001, ANN202 - Dagster 1.13's signature, no engine built
+        yield self._conn_string
+
+    assert not instance_storage.has_expected_shape(other_signature, run_params, run_names)
+    assert not instance_storage.has_expected_shape(other_body, run_params, run_names)
+    installed = (getattr(event_cls, event_name), getattr(run_cls, run_name))
     assert instance_storage._install_engine_reuse() is False
-    assert getattr(run_cls, run_name) is installed
-
-
-def create_engine_stub(timeout: float) -> None:  # the name create_engine appears in `connect`'s source above
-    return None
+    assert (getattr(event_cls, event_name), getattr(run_cls, run_name)) == installed
