@@ -397,5 +397,6 @@ def test_unit_tests_run_here_not_in_the_nightly_build(warehouse, dbt_artifacts):
     results = json.loads((dbt_artifacts / "core_build_run_results.json").read_text())["results"]
     unit = {r["unique_id"].split(".")[-1]: r["status"] for r in results if r["unique_id"].startswith("unit_test.")}
     assert "fct_service_tickets_business_hours_and_sla" in unit
-    assert "kpi_technician_quarterly_recomputes_from_facts" in unit
+    assert "kpi_technician_quarterly_from_whole_period_sums" in unit
+    assert "int_kpi_monthly_sums_at_each_period_date" in unit
     assert set(unit.values()) == {"pass"}

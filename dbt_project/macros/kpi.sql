@@ -1,7 +1,9 @@
 {#-
 KPI marts (DESIGN §4). One macro builds kpi_<subject>_<grain> so the six marts are thin and share one
 column list. Every indicator is computed from the facts of the whole period (never from monthly or
-per-technician values): one grouped pass per fact table, then a join of the small aggregates.
+per-technician values): the mart adds up the exact monthly sums and counts of int_kpi_monthly_sums (one pass
+over the facts of the touched months, decimal sums) over the period and divides once, so a quarter's mean is
+the mean of all its facts, to the last digit.
 
 Period attribution (local dates): resolution indicators and the complaint-rate denominator -> resolved_date;
 first_response_time -> created_date; survey indicators -> responded_date; complaint indicators and the
@@ -42,20 +44,8 @@ Technician marts report team_id = the technician's team on the last day of the p
 {%- set key = 'technician_id' if subject == 'technician' else 'team_id' -%}
 {{ period_mart_config('period_start', grain) }}
 {%- set starts = touched_period_starts(grain) %}
-with tickets as (
-    select * from {{ ref('fct_service_tickets') }}
-),
-
-complaints as (
-    select * from {{ ref('fct_complaints') }}
-),
-
-responses as (
-    select * from {{ ref('fct_survey_responses') }}
-),
-
-reviews as (
-    select * from {{ ref('fct_supervisor_reviews') }}
+with monthly_sums as (
+    select * from {{ ref('int_kpi_monthly_sums') }}
 ),
 {%- if subject == 'technician' %}
 
@@ -64,94 +54,54 @@ technicians as (
 ),
 {%- endif %}
 
-resolved_tickets as (
-    select
-        {{ key }} as subject_id,
-        {{ period_start(grain, 'resolved_date') }} as period_start,
-        count(*) as tickets_resolved,
-        {{ stable_avg('handling_hours') }} as avg_handling_time_hours,
-        {{ stable_avg('handling_business_hours') }} as avg_handling_time_business_hours,
-        count(handling_hours) as avg_handling_time_n,
-        {{ stable_avg('case when is_repair then handling_hours end') }} as mttr_hours,
-        {{ stable_avg('case when is_repair then handling_business_hours end') }} as mttr_business_hours,
-        count(case when is_repair then handling_hours end) as mttr_n,
-        sum(case when is_sla_met then 1 else 0 end) as sla_met_count,
-        count(is_sla_met) as sla_attainment_n,
-        sum(case when is_repair and is_first_time_fix then 1 else 0 end) as first_time_fix_count,
-        count(case when is_repair then is_first_time_fix end) as first_time_fix_rate_n,
-        sum(case when is_reopened then 1 else 0 end) as reopened_count
-    from tickets
-    where is_resolved
-        and {{ key }} is not null
-        and {{ touched_filter(grain, 'resolved_date', starts) }}
-    group by
-        {{ key }},
-        {{ period_start(grain, 'resolved_date') }}
-),
-
-responded_tickets as (
-    select
-        {{ key }} as subject_id,
-        {{ period_start(grain, 'created_date') }} as period_start,
-        {{ stable_avg('first_response_hours') }} as first_response_time_hours,
-        {{ stable_avg('first_response_business_hours') }} as first_response_time_business_hours,
-        count(*) as first_response_time_n
-    from tickets
-    where first_response_hours is not null
-        and {{ key }} is not null
-        and {{ touched_filter(grain, 'created_date', starts) }}
-    group by
-        {{ key }},
-        {{ period_start(grain, 'created_date') }}
-),
-
-survey_results as (
-    select
-        {{ key }} as subject_id,
-        {{ period_start(grain, 'responded_date') }} as period_start,
-        sum(case when is_satisfied then 1 else 0 end) as satisfied_count,
-        count(overall_score) as csat_n,
-        {{ stable_avg('cast(overall_score as double)') }} as customer_rating,
-        sum(case when nps_bucket = 'promoter' then 1 else 0 end) as nps_promoters,
-        sum(case when nps_bucket = 'passive' then 1 else 0 end) as nps_passives,
-        sum(case when nps_bucket = 'detractor' then 1 else 0 end) as nps_detractors,
-        count(nps_bucket) as nps_n,
-        {{ stable_avg('cast(attitude_score as double)') }} as service_attitude,
-        count(attitude_score) as service_attitude_n,
-        {{ stable_avg('cast(technical_score as double)') }} as technical_level,
-        count(technical_score) as technical_level_n
-    from responses
-    where {{ key }} is not null
-        and {{ touched_filter(grain, 'responded_date', starts) }}
-    group by
-        {{ key }},
-        {{ period_start(grain, 'responded_date') }}
-),
-
-complaint_results as (
-    select
-        {{ key }} as subject_id,
-        {{ period_start(grain, 'received_date') }} as period_start,
-        count(*) as complaints_received,
-        {{ stable_avg('acceptance_hours') }} as complaint_acceptance_time_hours,
-        {{ stable_avg('acceptance_business_hours') }} as complaint_acceptance_time_business_hours,
-        count(acceptance_hours) as complaint_acceptance_time_n,
-        sum(case when is_problem_resolved then 1 else 0 end) as problems_resolved
-    from complaints
-    where {{ key }} is not null
-        and {{ touched_filter(grain, 'received_date', starts) }}
-    group by
-        {{ key }},
-        {{ period_start(grain, 'received_date') }}
-),
-
-review_results as (
+-- the subject's sums and counts over the whole period (each stream's columns are null in the months it has no
+-- rows, so a sum is null when the period has none)
+period_sums as (
+    -- counts as BIGINT and the NPS buckets as HUGEINT: the column types the marts have always had
     select
         {{ key }} as subject_id,
         {{ period_start(grain, 'period_start') }} as period_start,
-        {{ stable_avg('score') }} as supervisor_review,
-        count(score) as supervisor_review_n
-    from reviews
+        cast(sum(tickets_resolved) as bigint) as tickets_resolved,
+        {{ mean_of_sums('handling_hours_sum', 'handling_hours_n') }} as avg_handling_time_hours,
+        {{ mean_of_sums('handling_business_hours_sum', 'handling_business_hours_n') }}
+            as avg_handling_time_business_hours,
+        cast(sum(handling_hours_n) as bigint) as avg_handling_time_n,
+        {{ mean_of_sums('repair_hours_sum', 'repair_hours_n') }} as mttr_hours,
+        {{ mean_of_sums('repair_business_hours_sum', 'repair_business_hours_n') }} as mttr_business_hours,
+        cast(sum(repair_hours_n) as bigint) as mttr_n,
+        cast(sum(sla_met_count) as bigint) as sla_met_count,
+        cast(sum(sla_n) as bigint) as sla_attainment_n,
+        cast(sum(first_time_fix_count) as bigint) as first_time_fix_count,
+        cast(sum(first_time_fix_n) as bigint) as first_time_fix_rate_n,
+        cast(sum(reopened_count) as bigint) as reopened_count,
+
+        {{ mean_of_sums('first_response_hours_sum', 'first_response_hours_n') }} as first_response_time_hours,
+        {{ mean_of_sums('first_response_business_hours_sum', 'first_response_business_hours_n') }}
+            as first_response_time_business_hours,
+        cast(sum(first_response_hours_n) as bigint) as first_response_time_n,
+
+        cast(sum(satisfied_count) as bigint) as satisfied_count,
+        cast(sum(overall_score_n) as bigint) as csat_n,
+        {{ mean_of_sums('overall_score_sum', 'overall_score_n') }} as customer_rating,
+        cast(sum(nps_promoters) as hugeint) as nps_promoters,
+        cast(sum(nps_passives) as hugeint) as nps_passives,
+        cast(sum(nps_detractors) as hugeint) as nps_detractors,
+        cast(sum(nps_n) as bigint) as nps_n,
+        {{ mean_of_sums('attitude_score_sum', 'attitude_score_n') }} as service_attitude,
+        cast(sum(attitude_score_n) as bigint) as service_attitude_n,
+        {{ mean_of_sums('technical_score_sum', 'technical_score_n') }} as technical_level,
+        cast(sum(technical_score_n) as bigint) as technical_level_n,
+
+        cast(sum(complaints_received) as bigint) as complaints_received,
+        {{ mean_of_sums('acceptance_hours_sum', 'acceptance_hours_n') }} as complaint_acceptance_time_hours,
+        {{ mean_of_sums('acceptance_business_hours_sum', 'acceptance_business_hours_n') }}
+            as complaint_acceptance_time_business_hours,
+        cast(sum(acceptance_hours_n) as bigint) as complaint_acceptance_time_n,
+        cast(sum(problems_resolved) as bigint) as problems_resolved,
+
+        {{ mean_of_sums('review_score_sum', 'review_score_n') }} as supervisor_review,
+        cast(sum(review_score_n) as bigint) as supervisor_review_n
+    from monthly_sums
     where {{ key }} is not null
         and {{ touched_filter(grain, 'period_start', starts) }}
     group by
@@ -159,25 +109,12 @@ review_results as (
         {{ period_start(grain, 'period_start') }}
 ),
 
-subject_periods as (
-    select subject_id, period_start from resolved_tickets
-    union
-    select subject_id, period_start from responded_tickets
-    union
-    select subject_id, period_start from survey_results
-    union
-    select subject_id, period_start from complaint_results
-    union
-    select subject_id, period_start from review_results
-),
-
 periods as (
     select
-        subject_id,
-        period_start,
+        *,
         {{ period_end(grain, 'period_start') }} as period_end,
         {{ period_label(grain, 'period_start') }} as period_label
-    from subject_periods
+    from period_sums
 ),
 
 final as (
@@ -191,75 +128,57 @@ final as (
         periods.period_label,
 
         -- customer satisfaction (month of responded_at)
-        {{ kpi_ratio('survey_results.satisfied_count', 'survey_results.csat_n') }} as csat,
-        coalesce(survey_results.csat_n, 0) as csat_n,
-        survey_results.customer_rating,
-        coalesce(survey_results.csat_n, 0) as customer_rating_n,
-        {{ kpi_ratio('(survey_results.nps_promoters - survey_results.nps_detractors)', 'survey_results.nps_n', '100.0') }}
-            as nps,
-        coalesce(survey_results.nps_n, 0) as nps_n,
-        coalesce(survey_results.nps_promoters, 0) as nps_promoters,
-        coalesce(survey_results.nps_passives, 0) as nps_passives,
-        coalesce(survey_results.nps_detractors, 0) as nps_detractors,
+        {{ kpi_ratio('periods.satisfied_count', 'periods.csat_n') }} as csat,
+        coalesce(periods.csat_n, 0) as csat_n,
+        periods.customer_rating,
+        coalesce(periods.csat_n, 0) as customer_rating_n,
+        {{ kpi_ratio('(periods.nps_promoters - periods.nps_detractors)', 'periods.nps_n', '100.0') }} as nps,
+        coalesce(periods.nps_n, 0) as nps_n,
+        coalesce(periods.nps_promoters, 0) as nps_promoters,
+        coalesce(periods.nps_passives, 0) as nps_passives,
+        coalesce(periods.nps_detractors, 0) as nps_detractors,
 
         -- processing efficiency (month of resolved_at; first response: month of created_at)
-        resolved_tickets.avg_handling_time_hours,
-        resolved_tickets.avg_handling_time_business_hours,
-        coalesce(resolved_tickets.avg_handling_time_n, 0) as avg_handling_time_n,
-        resolved_tickets.mttr_hours,
-        resolved_tickets.mttr_business_hours,
-        coalesce(resolved_tickets.mttr_n, 0) as mttr_n,
-        responded_tickets.first_response_time_hours,
-        responded_tickets.first_response_time_business_hours,
-        coalesce(responded_tickets.first_response_time_n, 0) as first_response_time_n,
-        {{ kpi_ratio('resolved_tickets.sla_met_count', 'resolved_tickets.sla_attainment_n') }} as sla_attainment,
-        coalesce(resolved_tickets.sla_attainment_n, 0) as sla_attainment_n,
+        periods.avg_handling_time_hours,
+        periods.avg_handling_time_business_hours,
+        coalesce(periods.avg_handling_time_n, 0) as avg_handling_time_n,
+        periods.mttr_hours,
+        periods.mttr_business_hours,
+        coalesce(periods.mttr_n, 0) as mttr_n,
+        periods.first_response_time_hours,
+        periods.first_response_time_business_hours,
+        coalesce(periods.first_response_time_n, 0) as first_response_time_n,
+        {{ kpi_ratio('periods.sla_met_count', 'periods.sla_attainment_n') }} as sla_attainment,
+        coalesce(periods.sla_attainment_n, 0) as sla_attainment_n,
 
         -- service quality
-        survey_results.service_attitude,
-        coalesce(survey_results.service_attitude_n, 0) as service_attitude_n,
-        survey_results.technical_level,
-        coalesce(survey_results.technical_level_n, 0) as technical_level_n,
-        {{ kpi_ratio('resolved_tickets.first_time_fix_count', 'resolved_tickets.first_time_fix_rate_n') }}
-            as first_time_fix_rate,
-        coalesce(resolved_tickets.first_time_fix_rate_n, 0) as first_time_fix_rate_n,
-        {{ kpi_ratio('resolved_tickets.reopened_count', 'resolved_tickets.tickets_resolved') }} as reopen_rate,
-        coalesce(resolved_tickets.tickets_resolved, 0) as reopen_rate_n,
+        periods.service_attitude,
+        coalesce(periods.service_attitude_n, 0) as service_attitude_n,
+        periods.technical_level,
+        coalesce(periods.technical_level_n, 0) as technical_level_n,
+        {{ kpi_ratio('periods.first_time_fix_count', 'periods.first_time_fix_rate_n') }} as first_time_fix_rate,
+        coalesce(periods.first_time_fix_rate_n, 0) as first_time_fix_rate_n,
+        {{ kpi_ratio('periods.reopened_count', 'periods.tickets_resolved') }} as reopen_rate,
+        coalesce(periods.tickets_resolved, 0) as reopen_rate_n,
 
         -- complaint handling (month of received_at)
-        complaint_results.complaint_acceptance_time_hours,
-        complaint_results.complaint_acceptance_time_business_hours,
-        coalesce(complaint_results.complaint_acceptance_time_n, 0) as complaint_acceptance_time_n,
-        {{ kpi_ratio('complaint_results.problems_resolved', 'complaint_results.complaints_received') }}
-            as problem_resolution_rate,
-        coalesce(complaint_results.complaints_received, 0) as problem_resolution_rate_n,
-        {{ kpi_ratio('coalesce(complaint_results.complaints_received, 0)', 'resolved_tickets.tickets_resolved', '100.0') }}
+        periods.complaint_acceptance_time_hours,
+        periods.complaint_acceptance_time_business_hours,
+        coalesce(periods.complaint_acceptance_time_n, 0) as complaint_acceptance_time_n,
+        {{ kpi_ratio('periods.problems_resolved', 'periods.complaints_received') }} as problem_resolution_rate,
+        coalesce(periods.complaints_received, 0) as problem_resolution_rate_n,
+        {{ kpi_ratio('coalesce(periods.complaints_received, 0)', 'periods.tickets_resolved', '100.0') }}
             as complaint_rate,
-        coalesce(resolved_tickets.tickets_resolved, 0) as complaint_rate_n,
+        coalesce(periods.tickets_resolved, 0) as complaint_rate_n,
 
         -- qualitative
-        review_results.supervisor_review,
-        coalesce(review_results.supervisor_review_n, 0) as supervisor_review_n,
+        periods.supervisor_review,
+        coalesce(periods.supervisor_review_n, 0) as supervisor_review_n,
 
         -- volumes
-        coalesce(resolved_tickets.tickets_resolved, 0) as tickets_resolved,
-        coalesce(complaint_results.complaints_received, 0) as complaints_received
+        coalesce(periods.tickets_resolved, 0) as tickets_resolved,
+        coalesce(periods.complaints_received, 0) as complaints_received
     from periods
-    left join resolved_tickets
-        on periods.subject_id = resolved_tickets.subject_id
-        and periods.period_start = resolved_tickets.period_start
-    left join responded_tickets
-        on periods.subject_id = responded_tickets.subject_id
-        and periods.period_start = responded_tickets.period_start
-    left join survey_results
-        on periods.subject_id = survey_results.subject_id
-        and periods.period_start = survey_results.period_start
-    left join complaint_results
-        on periods.subject_id = complaint_results.subject_id
-        and periods.period_start = complaint_results.period_start
-    left join review_results
-        on periods.subject_id = review_results.subject_id
-        and periods.period_start = review_results.period_start
     {%- if subject == 'technician' %}
     left join technicians
         on periods.subject_id = technicians.technician_id
