@@ -220,6 +220,30 @@ def test_dbt_resource_skips_version_probe_and_adapter_but_runs_this_venvs_dbt():
     assert dbt._initialize_dbt_core_adapter(["build"]) is None
 
 
+def test_dbt_log_file_keeps_results_not_debug_lines(pipeline, monkeypatch: pytest.MonkeyPatch):
+    """The dbt step's log file is at level info (orchestration.transform.dbt_log_env): every node's result is in
+    it, dbt's debug lines (each SQL statement) are not; an operator can ask for debug."""
+    import json
+
+    from orchestration.transform import DBT_PROJECT_DIR, dbt_log_env
+
+    results = pipeline[1]
+    build = [r for r in results if any(e.step_key == "servicescore_dbt" for e in r.all_events if e.step_key)]
+    assert build, "no run with a dbt step"
+    logs = sorted(DBT_PROJECT_DIR.glob(f"target/servicescore_dbt-{build[-1].run_id[:7]}-*/dbt.log"))
+    assert len(logs) == 1, logs
+    lines = [json.loads(line)["info"] for line in logs[0].read_text().splitlines() if line.strip()]
+    levels = {line["level"] for line in lines}
+    assert "debug" not in levels
+    assert sum(line["name"] == "LogModelResult" for line in lines) >= 30
+    assert sum(line["name"] == "LogTestResult" for line in lines) >= 100
+
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    assert dbt_log_env() == {"DBT_LOG_LEVEL_FILE": "info"}
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    assert dbt_log_env() == {"DBT_LOG_LEVEL_FILE": "debug"}
+
+
 def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A bad mart row: the blocking check fails, publish does not run, serving.duckdb is byte-for-byte unchanged."""
     from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, define_asset_job
