@@ -26,8 +26,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 # the lineage an auditor follows, from the feed to the published appraisal
-LINEAGE = ["raw/tickets", "stg_tickets__tickets", "fct_service_tickets", "kpi_technician_monthly",
-           "serving/publication"]
+LINEAGE = ["raw/tickets", "stg_tickets__tickets", "fct_service_tickets", "int_kpi_monthly_sums",
+           "kpi_technician_monthly", "serving/publication"]
 WEBSERVER_TIMEOUT = 240
 PAGE_TIMEOUT_MS = 120_000
 
