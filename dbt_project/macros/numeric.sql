@@ -19,12 +19,12 @@ Integer-valued doubles (ratings cast to double) add exactly anyway; they use the
     avg() of a decimal divides in extended precision and differs from this in the last bit in about a quarter of
     the means, measured at tier L; this formula is the one a stored sum can repeat.) -#}
 {% macro stable_avg(expression) -%}
-    cast(sum(cast({{ expression }} as decimal(38, 18))) as double) / count({{ expression }})
+    {{ stable_sum(expression) }} / count({{ expression }})
 {%- endmacro %}
 
 {#- The exact sum as a DOUBLE. -#}
 {% macro stable_sum(expression) -%}
-    cast(sum(cast({{ expression }} as decimal(38, 18))) as double)
+    cast({{ exact_sum(expression) }} as double)
 {%- endmacro %}
 
 {#- The exact sum as a DECIMAL(38, 18), to be stored and added up again (int_kpi_monthly_sums): sums of these
