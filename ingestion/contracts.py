@@ -204,7 +204,7 @@ tickets = Feed(
         # priority, repairs, first-time fix, reopens; the team is the technician's at creation
         # (resolved -> closed changes no indicator)
         ("resolved_at", ("status in ('resolved', 'closed')", "created_at", "service_type", "priority",
-                         "first_time_fix", "onsite_visits", "reopened_count", "technician_id")),
+                         "first_time_fix", "onsite_visits", "reopened_count", "technician_id", "sla_due_at")),
     ),
     columns=(
         Column("ticket_id", required=True),
@@ -223,6 +223,8 @@ tickets = Feed(
         Column("onsite_visits", "int", min=0, max=100),
         Column("first_time_fix", "bool"),
         Column("reopened_count", "int", min=0, max=100),
+        # the source's own SLA deadline for this ticket (a due date per record); NULL: the priority table applies
+        Column("sla_due_at", "timestamp"),
     ),
     rules=(
         RowRule("response_after_created", "first_response_at is null or first_response_at >= created_at",
