@@ -40,6 +40,7 @@ from ingestion.landing import (
     transcode_to_utf8,
 )
 from ingestion.paths import duckdb_settings
+from ingestion.recovery import recover_late_references
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 FUTURE_TOLERANCE = "interval 1 day"
@@ -55,9 +56,15 @@ create table if not exists raw.rejected_rows (
     reason varchar,
     record varchar,
     loaded_at timestamptz,
-    run_id varchar
+    run_id varchar,
+    recovered_at timestamptz,
+    recovered_run_id varchar
 )
 """
+# set when a later load finds the reference a row was rejected for and loads it (ingestion.recovery)
+REJECTED_ROWS_ADDED = (("recovered_at", "timestamptz"), ("recovered_run_id", "varchar"))
+REJECTED_ROWS_INSERT = ("insert into raw.rejected_rows (feed, source_file, file_hash, row_number, line_number, rule, "
+                        "reason, record, loaded_at, run_id) ")
 
 LOAD_LOG_DDL = """
 create table if not exists raw.load_log (
@@ -103,6 +110,7 @@ class FeedLoadResult:
     errors: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     months_touched: list[str] = field(default_factory=list)
+    rows_recovered: int = 0  # rows rejected by an earlier load for an unknown reference, loaded by this one
 
     @property
     def rows_loaded(self) -> int:
@@ -161,6 +169,8 @@ def raw_table_ddl(feed: Feed) -> str:
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection, feeds: Iterable[Feed] = FEEDS.values()) -> None:
     con.execute("create schema if not exists raw")
     con.execute(REJECTED_ROWS_DDL)
+    for name, type_ in REJECTED_ROWS_ADDED:  # warehouses made before these columns existed
+        con.execute(f"alter table raw.rejected_rows add column if not exists {name} {type_}")
     con.execute(LOAD_LOG_DDL)
     for feed in feeds:
         con.execute(raw_table_ddl(feed))
@@ -586,7 +596,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
                     raise FeedLoadError(f"feed {feed.name}: {total} rows read but {inserted} loaded and {rejected} "
                                         f"rejected ({', '.join(f.rel for f in files)}; the files were not loaded)")
             con.execute(
-                "insert into raw.rejected_rows select ?, f.source_file, f.file_hash, b._ordinal, null, "
+                REJECTED_ROWS_INSERT + "select ?, f.source_file, f.file_hash, b._ordinal, null, "
                 "split_part(b._problems[1], '|', 1), "
                 "array_to_string(list_transform(b._problems, lambda x: substr(x, strpos(x, '|') + 1)), '; '), "
                 "b._record, f.loaded_at, ? from _rejected as b join _files as f using (__file) "
@@ -605,7 +615,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
                     f"group by all"
                 )
                 con.execute(
-                    "insert into raw.rejected_rows select ?, source_file, file_hash, line - 1, line, "
+                    REJECTED_ROWS_INSERT + "select ?, source_file, file_hash, line - 1, line, "
                     "'malformed_line', reason, csv_line, loaded_at, ? from _malformed order by loaded_at, line",
                     [feed.name, run_id],
                 )
@@ -713,8 +723,10 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
                 loads.update((fl.source_file, fl) for fl in done)
         order = {str(lf.path.relative_to(root)): i for i, lf in enumerate(files)}
         result.files = sorted(loads.values(), key=lambda fl: order[fl.source_file])
-        result.months_touched = months_touched(con, feed, [f.file_hash for f in result.files if not f.skipped],
-                                               timezone)
+        # rows rejected earlier for a reference that this or an earlier load has since brought
+        result.rows_recovered, recovered_from = recover_late_references(con, feed, run_id)
+        touched = [f.file_hash for f in result.files if not f.skipped]
+        result.months_touched = months_touched(con, feed, list(dict.fromkeys(touched + recovered_from)), timezone)
     if result.errors:
         raise FeedLoadError(f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - "
                             + "\n  - ".join(result.errors))

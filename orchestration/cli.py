@@ -77,58 +77,84 @@ def landing_is_empty(paths: DataDir) -> bool:
     return not paths.landing.exists() or not any(p.is_file() for p in paths.landing.rglob("*"))
 
 
-def landing_days(paths: DataDir) -> list[str]:
-    from ingestion.contracts import FEEDS
-    from ingestion.landing import list_files
-
-    days: set[str] = set()
-    for feed in FEEDS:
-        files, _ = list_files(paths.landing, feed)
-        days.update(f.day for f in files)
-    return sorted(days)
-
-
 def range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
 
-def run_job(job_name: str, first: str, last: str, run_config: dict | None = None):
-    """Run one job over a partition range, in this process, recorded in the Dagster instance (the UI shows it)."""
+def run_job(job_name: str, first: str | None = None, last: str | None = None, run_config: dict | None = None):
+    """Run one job (over a range of month partitions, for the build), in this process, recorded in the Dagster
+    instance (the UI shows it)."""
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(job_name)
+    tags = range_tags(first, last) if first and last else None
     with DagsterInstance.get() as instance:
-        return job.execute_in_process(instance=instance, raise_on_error=False, tags=range_tags(first, last),
-                                      run_config=run_config)
+        return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, run_config=run_config)
+
+
+def data_months(paths: DataDir, timezone: str) -> tuple[str, str] | None:
+    """The first and last month (YYYY-MM-01, local time) that a loaded record counts for, from the period
+    columns of raw: the months an export's records fall in, whatever the dates in its file names."""
+    import duckdb
+
+    from ingestion.contracts import FEEDS
+    from ingestion.loader import quote_ident, quote_literal
+
+    parts = []
+    for feed in FEEDS.values():
+        for col in feed.period_columns:
+            c = quote_ident(col)
+            local = f"{c} at time zone {quote_literal(timezone)}" if feed.column(col).type == "timestamp" else c
+            parts.append(f"select min({local}) as lo, max({local}) as hi from raw.{quote_ident(feed.name)}")
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        lo, hi = con.execute(f"select cast(date_trunc('month', min(lo)) as date), "
+                             f"cast(date_trunc('month', max(hi)) as date) from ({' union all '.join(parts)})"
+                             ).fetchone()
+    finally:
+        con.close()
+    return (lo.isoformat(), hi.isoformat()) if lo is not None else None
+
+
+def wait_for_settled_files(paths: DataDir, settle_seconds: float, rounds: int = 6) -> list[str]:
+    """Wait until no landing file changed in the last `settle_seconds` (a copy still under way would load cut
+    short); returns the files still changing after `rounds` waits (the run is then refused)."""
+    from orchestration.sensors import scan_landing
+
+    for _ in range(rounds):
+        now = time.time()
+        young = [e for e in scan_landing(paths.landing) if now - e.mtime_ns / 1e9 < settle_seconds]
+        if not young:
+            return []
+        print(f"waiting for {len(young)} landing file(s) modified less than {settle_seconds:g} s ago "
+              f"(perhaps still being written): {', '.join(sorted(e.rel for e in young))[:500]}", flush=True)
+        time.sleep(max(settle_seconds - (now - max(e.mtime_ns for e in young) / 1e9), 0.1))
+    now = time.time()
+    return sorted(e.rel for e in scan_landing(paths.landing) if now - e.mtime_ns / 1e9 < settle_seconds)
 
 
 def run_pipeline(paths: DataDir, months: tuple[str, str] | None = None, full_refresh: bool = False) -> list:
-    """Ingest the landing days (all, or those of `months`), then build, check and publish the months they
-    cover (or `months`: first and last month start, YYYY-MM-01)."""
+    """Ingest every landing file not loaded yet, then build, check and publish the months the loaded records
+    count for (or `months`: first and last month start, YYYY-MM-01)."""
     import datetime as dt
 
     from orchestration.jobs import BUILD_JOB, INGEST_JOB
-    from orchestration.partitions import appraisal_months, feed_days, next_month
+    from orchestration.partitions import TIMEZONE, appraisal_months
 
     prepare_home(paths)  # the runs' resources resolve the data folder from the environment: make it this one
-    today = dt.date.today()
-    days = [d for d in landing_days(paths) if d <= feed_days.get_last_partition_key()]
-    if months is not None:
-        end = next_month(dt.date.fromisoformat(months[1])).isoformat()
-        days = [d for d in days if months[0] <= d < end]
-    results = []
-    if days:
-        first_day = max(days[0], feed_days.get_first_partition_key())
-        results.append(run_job(INGEST_JOB, first_day, days[-1]))
-        if not results[-1].success:
-            return results
+    results = [run_job(INGEST_JOB)]
+    if not results[-1].success:
+        return results
     if months is None:
-        if not days:
+        months = data_months(paths, TIMEZONE)
+        if months is None:
             return results
-        months = (days[0][:7] + "-01", min(days[-1], today.isoformat())[:7] + "-01")
+        months = (months[0], min(months[1], dt.date.today().replace(day=1).isoformat()))
     first_month = max(months[0], appraisal_months.get_first_partition_key())
+    if first_month > months[1]:
+        return results
     run_config = {"ops": {"servicescore_dbt": {"config": {"full_refresh": full_refresh}}}}
     results.append(run_job(BUILD_JOB, first_month, months[1], run_config))
     return results
@@ -141,11 +167,50 @@ def blocking_check_keys() -> set:
     return {key for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
 
 
-def summarize(results: list) -> tuple[str, bool]:
-    """Rows loaded and rejected per feed, checks passed and failed, the publication written."""
+def run_problems(paths: DataDir) -> list[str]:
+    """What makes a run not OK although every step may have succeeded, in plain words: feeds with most (or all)
+    of their rows rejected, a serving file where no technician is graded."""
+    import duckdb
+
+    from ingestion.acceptance import feed_standings
+    from orchestration.operations_settings import load_settings
+
+    problems: list[str] = []
+    if paths.warehouse.exists():
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            has_raw = con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' "
+                                  "and table_name = 'rejected_rows'").fetchone()[0]
+            standings = feed_standings(con) if has_raw else []
+        finally:
+            con.close()
+        limit = load_settings(paths).max_rejected_share
+        problems += [p for st in standings if (p := st.problem(limit))]
+    if paths.serving.exists():
+        con = duckdb.connect(str(paths.serving), read_only=True)
+        try:
+            rows, graded = con.execute("select count(*), count(grade) from appraisal_scores").fetchone()
+        except duckdb.Error:
+            rows, graded = 0, 0
+        finally:
+            con.close()
+        if not graded:
+            problems.append(f"the serving file grades no technician ({rows} appraisal rows, all without a grade: "
+                            f"no data or insufficient data); see: select status, count(*) from appraisal_scores "
+                            f"group by all")
+    return problems
+
+
+def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
+    """What went wrong first, in plain words; then rows loaded and rejected per feed, checks passed and failed,
+    the publication written."""
     from dagster import AssetCheckSeverity
 
-    lines = ["", "ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
+    problems = run_problems(paths or DataDir.from_env())
+    lines = [""]
+    if problems:
+        lines += ["NOT OK:", *(f"  - {p}" for p in problems), ""]
+    lines += ["ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
     mats = [ev for r in results for ev in r.get_asset_materialization_events()]
     feeds: dict[str, tuple] = {}
     other: dict[tuple, dict] = {}
@@ -154,15 +219,14 @@ def summarize(results: list) -> tuple[str, bool]:
         key = mat.asset_key.path
         md = {k: v.value for k, v in mat.metadata.items()}
         if key[0] == "raw" and "rows_loaded" in md:
-            # a run over a range of day partitions reports the same load once per day: keep one
-            feeds[key[1]] = (key[1], md["rows_loaded"], md["rows_rejected"], md["files_read"],
-                             md.get("files_already_loaded", 0))
+            feeds[key[1]] = (key[1], md["rows_loaded"], md["rows_rejected"], md.get("rows_recovered", 0),
+                             md["files_read"], md.get("files_already_loaded", 0))
         else:
             other[tuple(key)] = md
     if feeds:
-        lines.append(f"{'feed':<22}{'loaded':>10}{'rejected':>10}{'files':>7}{'skipped':>9}")
-        for name, loaded, rejected, files, skipped in sorted(feeds.values()):
-            lines.append(f"{name:<22}{loaded:>10}{rejected:>10}{files:>7}{skipped:>9}")
+        lines.append(f"{'feed':<22}{'loaded':>10}{'rejected':>10}{'recovered':>10}{'files':>7}{'skipped':>9}")
+        for name, loaded, rejected, recovered, files, skipped in sorted(feeds.values()):
+            lines.append(f"{name:<22}{loaded:>10}{rejected:>10}{recovered:>10}{files:>7}{skipped:>9}")
         lines.append("")
     evals = [e for r in results for e in r.get_asset_check_evaluations()]
     blocking = blocking_check_keys()
@@ -195,7 +259,8 @@ def summarize(results: list) -> tuple[str, bool]:
             messages.append(err.message.strip())
             err = err.cause
         lines.append("    " + "\n".join(messages).replace("\n", "\n    ")[:3000])
-    ok = bool(results) and all(r.success for r in results) and not blocking_failed and pub is not None
+    ok = (bool(results) and all(r.success for r in results) and not blocking_failed and pub is not None
+          and not problems)
     lines.append("")
     lines.append("OK" if ok else "FAILED")
     return "\n".join(lines), ok
@@ -211,11 +276,18 @@ def run_locked(paths: DataDir, months: tuple[str, str] | None, full_refresh: boo
 
                 print(f"landing folder {paths.landing} is empty: generating the demo data set (tier S)")
                 generate(paths.landing, tier="S")
+            from orchestration.operations_settings import load_settings
+
+            changing = wait_for_settled_files(paths, load_settings(paths).landing_settle_seconds)
+            if changing:
+                print(f"error: landing file(s) still being written, not starting: {', '.join(changing)[:2000]}",
+                      file=sys.stderr)
+                return 1
             results = run_pipeline(paths, months=months, full_refresh=full_refresh)
     except RunLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    text, ok = summarize(results)
+    text, ok = summarize(results, paths)
     print(text)
     print(f"wall time: {time.monotonic() - started:.1f} s")
     return 0 if ok else 1

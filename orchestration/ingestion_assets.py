@@ -6,7 +6,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     Backoff,
     Failure,
     MaterializeResult,
@@ -15,9 +14,11 @@ from dagster import (
     asset,
 )
 
+from ingestion.acceptance import FeedStanding, feed_standings
 from ingestion.contracts import FEEDS, Feed
-from ingestion.loader import FeedLoadError, FeedLoadResult, WarehouseLockedError, load_feed
-from orchestration.partitions import PARTITIONS_START, feed_days
+from ingestion.loader import FeedLoadError, FeedLoadResult, WarehouseLockedError, connect, load_feed
+from orchestration.operations_settings import load_settings
+from orchestration.partitions import PARTITIONS_START
 from orchestration.resources import WarehouseResource
 
 INGESTION_GROUP = "ingestion"
@@ -29,7 +30,7 @@ def raw_asset_key(feed: str) -> AssetKey:
     return AssetKey(["raw", feed])
 
 
-def load_metadata(result: FeedLoadResult) -> dict[str, object]:
+def load_metadata(result: FeedLoadResult, standing: FeedStanding | None) -> dict[str, object]:
     files_table = "| file | read | loaded | rejected | note |\n|---|---:|---:|---:|---|\n" + "".join(
         f"| {f.source_file} | {f.rows_read} | {f.rows_loaded} | {f.rows_rejected} | "
         f"{'already loaded' if f.skipped else f.encoding} |\n"
@@ -39,6 +40,10 @@ def load_metadata(result: FeedLoadResult) -> dict[str, object]:
         "rows_loaded": result.rows_loaded,
         "rows_rejected": result.rows_rejected,
         "rows_read": result.rows_read,
+        "rows_recovered": result.rows_recovered,
+        # the whole feed, not this load: rejected rows stay until fixed or recovered
+        "feed_rows_rejected": standing.rows_rejected if standing else 0,
+        "feed_rejected_share": round(standing.rejected_share, 6) if standing else 0.0,
         "files_read": result.files_read,
         "files_already_loaded": result.files_skipped,
         "files": MetadataValue.md(files_table),
@@ -55,15 +60,12 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
         description=f"raw.{feed.name}: {feed.description} Rows breaking the contract go to raw.rejected_rows.",
         kinds={"duckdb", "python"},
         retry_policy=INGESTION_RETRY,
-        # event feeds by day (the day in the file name); a range of days (a backfill, or `make run` over the
-        # whole landing folder) loads in one run. Reference feeds (roster, customers, ...) are snapshots.
-        partitions_def=feed_days if feed.period_columns else None,
-        backfill_policy=BackfillPolicy.single_run() if feed.period_columns else None,
+        # not partitioned: every run loads the files whose content is not loaded yet, whatever their date
+        # (orchestration.partitions says why)
         metadata={"table": f"raw.{feed.name}", "key": ", ".join(feed.key)},
     )
     def _feed_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         paths = warehouse.paths()
-        days = context.partition_key_range
         try:
             result = load_feed(
                 paths.warehouse,
@@ -71,8 +73,6 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
                 feed.name,
                 context.run_id,
                 paths.work,
-                day_from=days.start,
-                day_to=days.end,
                 timezone=warehouse.timezone,
                 memory_limit=warehouse.memory_limit,
                 threads=warehouse.threads,
@@ -82,12 +82,19 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
         except FeedLoadError as exc:
             raise Failure(description=str(exc), allow_retries=False) from exc
         context.log.info(
-            f"{feed.name} [{f'{days.start} .. {days.end}' if days else 'all files'}]: "
+            f"{feed.name}: "
             f"{result.rows_loaded} rows loaded, "
             f"{result.rows_rejected} rejected, "
-            f"{result.files_read} file(s) read, {result.files_skipped} already loaded"
+            f"{result.files_read} file(s) read, {result.files_skipped} already loaded, "
+            f"{result.rows_recovered} recovered (a reference now known)"
         )
-        return MaterializeResult(metadata=load_metadata(result))
+        with connect(paths.warehouse, warehouse.timezone, warehouse.memory_limit, warehouse.threads) as con:
+            standing = next(iter(feed_standings(con, [feed.name])), None)
+        problem = standing.problem(load_settings(paths).max_rejected_share) if standing else None
+        if problem:
+            # the loaded and rejected rows stay (committed, counted): the run stops before anything is built
+            raise Failure(description=problem, metadata=load_metadata(result, standing), allow_retries=False)
+        return MaterializeResult(metadata=load_metadata(result, standing))
 
     return _feed_asset
 

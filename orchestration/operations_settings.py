@@ -5,6 +5,7 @@ Defaults need no configuration. An optional YAML file, `$SERVICESCORE_OPERATIONS
 
     closing_day: 5                  # SERVICESCORE_CLOSING_DAY: the previous month is republished until this day
     landing_settle_seconds: 10      # SERVICESCORE_LANDING_SETTLE_SECONDS: a file younger than this may still be written
+    max_rejected_share: 0.5         # SERVICESCORE_MAX_REJECTED_SHARE: a feed with more rows rejected fails the run
     freshness:                      # per feed: lag of the newest record before the check warns / fails
       tickets: {warn_after_hours: 36, fail_after_hours: 72}
       supervisor_reviews: {warn_after_hours: 1080, fail_after_hours: 1800}
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from ingestion.acceptance import DEFAULT_MAX_REJECTED_SHARE
 from ingestion.paths import DataDir
 
 DEFAULT_CLOSING_DAY = 5
@@ -51,6 +53,7 @@ DEFAULT_FRESHNESS = {
 class OperationsSettings:
     closing_day: int = DEFAULT_CLOSING_DAY
     landing_settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     freshness: dict[str, FreshnessLag] = field(default_factory=lambda: dict(DEFAULT_FRESHNESS))
 
 
@@ -75,6 +78,11 @@ def load_settings(paths: DataDir | None = None) -> OperationsSettings:
                          f"({path} or SERVICESCORE_CLOSING_DAY)")
     settle = float(os.environ.get("SERVICESCORE_LANDING_SETTLE_SECONDS",
                                   raw.get("landing_settle_seconds", DEFAULT_SETTLE_SECONDS)))
+    max_rejected = float(os.environ.get("SERVICESCORE_MAX_REJECTED_SHARE",
+                                        raw.get("max_rejected_share", DEFAULT_MAX_REJECTED_SHARE)))
+    if not 0 <= max_rejected < 1:
+        raise ValueError(f"max_rejected_share must be at least 0 and below 1, got {max_rejected} "
+                         f"({path} or SERVICESCORE_MAX_REJECTED_SHARE)")
     freshness = dict(DEFAULT_FRESHNESS)
     for feed, lag in (raw.get("freshness") or {}).items():
         if feed not in DEFAULT_FRESHNESS:
@@ -82,4 +90,5 @@ def load_settings(paths: DataDir | None = None) -> OperationsSettings:
         base = freshness[feed]
         freshness[feed] = FreshnessLag(float(lag.get("warn_after_hours", base.warn_after_hours)),
                                        float(lag.get("fail_after_hours", base.fail_after_hours)))
-    return OperationsSettings(closing_day=closing_day, landing_settle_seconds=settle, freshness=freshness)
+    return OperationsSettings(closing_day=closing_day, landing_settle_seconds=settle,
+                              max_rejected_share=max_rejected, freshness=freshness)

@@ -1,6 +1,11 @@
 """Partitions and the windows they hand to dbt: small pure functions that tests call directly.
 
-Feeds are ingested by day (the day in the landing file's name); the appraisal is built and published by month.
+The appraisal is built and published by month. Feeds are not partitioned: a load reads every landing file whose
+content it has not loaded yet, whatever the date in its name (loads are idempotent by content hash, so a day
+partition added nothing but one Dagster materialization per day: 3,000+ for an export of nine years, and files
+dated before the first partition were never read). The month partitions start with the earliest date a record
+may carry (ingestion.contracts.PLAUSIBLE_FROM: older timestamps are rejected as implausible), so every month a
+loaded record can count for can be published.
 """
 
 from __future__ import annotations
@@ -8,12 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from dagster import DailyPartitionsDefinition, MonthlyPartitionsDefinition
+from dagster import MonthlyPartitionsDefinition
 
-PARTITIONS_START = "2015-01-01"
+PARTITIONS_START = "1990-01-01"
 TIMEZONE = "Asia/Shanghai"
 
-feed_days = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone=TIMEZONE, end_offset=1)
 appraisal_months = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, timezone=TIMEZONE, end_offset=1)
 
 
@@ -57,8 +61,3 @@ def is_closed(month: dt.date, today: dt.date, closing_day: int) -> bool:
     """A month is closed once the closing day of the following month has passed."""
     close = next_month(month_start(month)).replace(day=closing_day)
     return today > close
-
-
-def day_range(days: Iterable[str]) -> tuple[str, str] | None:
-    ordered = sorted(days)
-    return (ordered[0], ordered[-1]) if ordered else None

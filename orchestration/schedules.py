@@ -1,14 +1,14 @@
 """The nightly schedule and the sensor that publishes after an ingestion.
 
-02:00 Asia/Shanghai, `nightly_ingest` requests an `ingest_feeds` run over the days of the landing files not yet
-loaded (compared with raw.load_log by name and modification time) plus yesterday. When an ingest run that
-carries the tag `servicescore/then-publish=true` (the nightly run, the landing sensor's runs, or one started
-from the UI with that tag) succeeds, `publish_after_ingest` requests a `build_and_publish` run over the month
-range of `orchestration.partitions.months_to_publish(today, closing_day, touched)`: the current month, the
-previous month until the closing day, and back to the oldest month the new rows touched (the ingestion
-assets report `months_touched`). A published month that receives late data gets a new version of its
-publication (a restatement, orchestration.serving). Both runs carry the warehouse-writing tag, so the
-instance's queued run coordinator runs them one after the other, never at once.
+02:00 Asia/Shanghai, `nightly_ingest` requests an `ingest_feeds` run every night (it loads every landing file not
+loaded yet; the request lists the new files found by comparing with raw.load_log by name and modification time).
+When an ingest run that carries the tag `servicescore/then-publish=true` (the nightly run, the landing sensor's
+runs, or one started from the UI with that tag) succeeds, `publish_after_ingest` requests a `build_and_publish` run
+over the month range of `orchestration.partitions.months_to_publish(today, closing_day, touched)`: the current
+month, the previous month until the closing day, and back to the oldest month the new rows touched (the ingestion
+assets report `months_touched`). A published month that receives late data gets a new version of its publication (a
+restatement, orchestration.serving). Both runs carry the warehouse-writing tag, so the instance's queued run
+coordinator runs them one after the other, never at once.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from orchestration.sensors import (
     THEN_PUBLISH_TAG,
     TRIGGER_TAG,
     WarehouseBusy,
-    ingestible_days,
     range_tags,
     scan_landing,
     unloaded,
@@ -60,10 +59,8 @@ def local_today(timezone: str = TIMEZONE) -> dt.date:
     return dt.datetime.now(ZoneInfo(timezone)).date()
 
 
-def nightly_days(instance: DagsterInstance, paths: DataDir, day: dt.date,
-                 now: float | None = None) -> tuple[list[str], list[str], str]:
-    """The day partitions a nightly run on `day` ingests (new files' days plus yesterday), the days of new
-    files outside the partitions, and how the new files were found."""
+def nightly_files(instance: DagsterInstance, paths: DataDir, now: float | None = None) -> tuple[list[str], str]:
+    """The landing files a nightly run will load (<feed>/<name>), and how they were found."""
     now = time.time() if now is None else now
     entries = scan_landing(paths.landing)
     busy = writer_busy(instance, paths)
@@ -77,19 +74,15 @@ def nightly_days(instance: DagsterInstance, paths: DataDir, day: dt.date,
     if new is None:
         new = [e for e in entries if now - e.mtime_ns / 1e9 <= RECENT_SECONDS]
         how = f"warehouse busy ({busy}): files changed in the last {RECENT_SECONDS // 3600} h"
-    yesterday = (day - dt.timedelta(days=1)).isoformat()
-    inside, outside = ingestible_days({yesterday, *(e.day for e in new)})
-    return inside, outside, how
+    return sorted(e.rel for e in new), how
 
 
-def nightly_request(instance: DagsterInstance, paths: DataDir, day: dt.date) -> RunRequest | SkipReason:
-    inside, outside, how = nightly_days(instance, paths, day)
-    if not inside:
-        return SkipReason(f"nothing to ingest for {day} ({how})")
-    tags = {**range_tags(inside[0], inside[-1]), TRIGGER_TAG: NIGHTLY, THEN_PUBLISH_TAG: "true",
-            "servicescore/nightly-date": day.isoformat(), "servicescore/new-days": ",".join(inside)[:2000]}
-    if outside:
-        tags["servicescore/future-days-waiting"] = ",".join(outside)[:2000]
+def nightly_request(instance: DagsterInstance, paths: DataDir, day: dt.date) -> RunRequest:
+    """Every night one run: it loads what is new (perhaps nothing) and the publish sensor then rebuilds the open
+    months, so a provisional month is refreshed every day."""
+    files, how = nightly_files(instance, paths)
+    tags = {TRIGGER_TAG: NIGHTLY, THEN_PUBLISH_TAG: "true", "servicescore/nightly-date": day.isoformat(),
+            "servicescore/new-files": (",".join(files) or f"none ({how})")[:2000]}
     return RunRequest(run_key=f"{NIGHTLY}-{day.isoformat()}", tags=tags)
 
 
@@ -99,7 +92,7 @@ def nightly_request(instance: DagsterInstance, paths: DataDir, day: dt.date) -> 
     execution_timezone=TIMEZONE,
     job_name=INGEST_JOB,
     default_status=DefaultScheduleStatus.STOPPED,
-    description="02:00 Asia/Shanghai: ingest the landing days not loaded yet and yesterday; "
+    description="02:00 Asia/Shanghai: ingest the landing files not loaded yet; "
     "publish_after_ingest then builds, checks and publishes the months to publish.",
 )
 def nightly_ingest(context: ScheduleEvaluationContext):

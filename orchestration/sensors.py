@@ -39,7 +39,6 @@ from ingestion.landing import list_files
 from ingestion.paths import DataDir
 from orchestration.jobs import INGEST_JOB, WRITES_WAREHOUSE_TAG
 from orchestration.operations_settings import load_settings
-from orchestration.partitions import feed_days
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -130,16 +129,6 @@ def unloaded(entries: list[LandingEntry], warehouse: Path) -> list[LandingEntry]
     return [e for e in entries if e.rel not in loaded or e.mtime_ns / 1e9 > loaded[e.rel]]
 
 
-def ingestible_days(days: Iterable[str], today_last_key: str | None = None) -> tuple[list[str], list[str]]:
-    """Split days into those inside the day partitions (ingestible now) and those outside (future days)."""
-    days = set(days)
-    last = today_last_key or feed_days.get_last_partition_key()
-    first = feed_days.get_first_partition_key()
-    inside = sorted({d for d in days if first <= d <= last})
-    outside = sorted({d for d in days if not first <= d <= last})
-    return inside, outside
-
-
 def run_key_for(entries: Iterable[LandingEntry]) -> str:
     digest = hashlib.sha256("\n".join(sorted(f"{e.rel}|{e.fingerprint}" for e in entries)).encode()).hexdigest()
     return f"landing-{digest[:24]}"
@@ -176,25 +165,18 @@ def evaluate_landing(instance: DagsterInstance, cursor: str | None, paths: DataD
         todo = unloaded(settled, paths.warehouse)
     except WarehouseBusy as exc:
         return SkipReason(f"{len(settled)} new file(s) wait: the warehouse is locked ({exc})")
-    inside, outside = ingestible_days(e.day for e in todo)
-    later = [e for e in todo if e.day in outside]
-    requested = [e for e in todo if e.day in inside]
-    # every settled file is now handled: requested, already loaded, or outside the partitions (a future day
-    # is picked up by the nightly schedule once its day exists; it is reported here)
+    # every settled file is now handled: requested or already loaded (the run loads every file not loaded yet,
+    # whatever the date in its name)
     for e in settled:
         seen[e.rel] = e.fingerprint
     new_cursor = encode_cursor(seen)
-    if not requested:
-        reason = f"{len(settled)} new file(s) already loaded"
-        if later:
-            reason += f"; outside the day partitions (future days), left to the nightly run: " \
-                      f"{', '.join(e.rel for e in later)}"
-        return SensorResult(skip_reason=SkipReason(reason), cursor=new_cursor)
+    if not todo:
+        return SensorResult(skip_reason=SkipReason(f"{len(settled)} new file(s) already loaded"), cursor=new_cursor)
     request = RunRequest(
-        run_key=run_key_for(requested),
+        run_key=run_key_for(todo),
         job_name=INGEST_JOB,
-        tags={**range_tags(inside[0], inside[-1]), TRIGGER_TAG: LANDING_SENSOR, THEN_PUBLISH_TAG: "true",
-              "servicescore/files": ",".join(sorted(e.rel for e in requested))[:2000]},
+        tags={TRIGGER_TAG: LANDING_SENSOR, THEN_PUBLISH_TAG: "true",
+              "servicescore/files": ",".join(sorted(e.rel for e in todo))[:2000]},
     )
     return SensorResult(run_requests=[request], cursor=new_cursor)
 
@@ -204,7 +186,7 @@ def evaluate_landing(instance: DagsterInstance, cursor: str | None, paths: DataD
     job_name=INGEST_JOB,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Every 30 s: new or changed files in the landing folder start ingest_feeds over their days "
+    description="Every 30 s: new or changed files in the landing folder start ingest_feeds "
     "(then build_and_publish follows). A file is never requested twice; the cursor survives restarts.",
 )
 def landing_sensor(context: SensorEvaluationContext):

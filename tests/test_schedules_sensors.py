@@ -88,8 +88,7 @@ def test_sensor_over_a_loaded_landing_folder_starts_nothing_then_requests_only_t
     second = evaluate_landing(instance, cursor, data_dir)
     (request,) = second.run_requests
     assert request.job_name == "ingest_feeds"
-    assert request.tags["dagster/asset_partition_range_start"] == "2026-07-02"
-    assert request.tags["dagster/asset_partition_range_end"] == "2026-07-02"
+    assert "dagster/asset_partition_range_start" not in request.tags  # feeds are not partitioned
     assert request.tags["servicescore/then-publish"] == "true"
     assert request.tags["servicescore/files"] == "tickets/2026-07-02.csv"
     entry = [e for e in scan_landing(data_dir.landing) if e.path == new.resolve()]
@@ -125,9 +124,8 @@ def test_sensor_waits_for_files_being_written_and_for_a_running_writer(data_dir,
         busy = evaluate_landing(instance, None, data_dir)
     assert isinstance(busy, SkipReason) and "is writing the warehouse" in busy.skip_message
     ready = evaluate_landing(instance, None, data_dir)
-    (request,) = ready.run_requests  # nothing loaded yet: every day of the fixture
-    assert (request.tags["dagster/asset_partition_range_start"],
-            request.tags["dagster/asset_partition_range_end"]) == ("2026-05-01", "2026-06-30")
+    (request,) = ready.run_requests  # nothing loaded yet: every file of the fixture
+    assert len(request.tags["servicescore/files"].split(",")) == 11
 
     fresh = write_late_ticket(data_dir)
     os.utime(fresh, None)  # modified just now: perhaps still being copied
@@ -138,17 +136,17 @@ def test_sensor_waits_for_files_being_written_and_for_a_running_writer(data_dir,
     assert later.tags["servicescore/files"] == "tickets/2026-07-02.csv"
 
 
-def test_sensor_leaves_future_days_to_the_nightly_run(data_dir, instance):
-    from orchestration.partitions import feed_days
+@pytest.mark.parametrize("day", ["2099-01-01", "2009-03-01"])
+def test_sensor_requests_files_of_any_date(data_dir, instance, day):
+    """A file named for a day far in the future or before 2015 (the former first day partition) is requested
+    like any other: the loader judges its rows (a timestamp in the future is rejected with its rule)."""
     from orchestration.sensors import evaluate_landing
 
     copy_fixture(data_dir)
     load_all(data_dir)
-    future = (dt.date.fromisoformat(feed_days.get_last_partition_key()) + dt.timedelta(days=30)).isoformat()
-    write_late_ticket(data_dir, future)
-    result = evaluate_landing(instance, None, data_dir)
-    assert not result.run_requests
-    assert f"tickets/{future}.csv" in result.skip_reason.skip_message
+    write_late_ticket(data_dir, day)
+    (request,) = evaluate_landing(instance, None, data_dir).run_requests
+    assert request.tags["servicescore/files"] == f"tickets/{day}.csv"
 
 
 def test_landing_sensor_definition_through_dagster(data_dir, instance):
@@ -162,7 +160,7 @@ def test_landing_sensor_definition_through_dagster(data_dir, instance):
 
 # --- nightly schedule -------------------------------------------------------------------------------------
 
-def test_nightly_schedule_is_0200_shanghai_and_requests_new_days_plus_yesterday(data_dir, instance):
+def test_nightly_schedule_is_0200_shanghai_and_lists_the_new_files(data_dir, instance):
     from orchestration.schedules import nightly_ingest
 
     assert (nightly_ingest.cron_schedule, nightly_ingest.execution_timezone) == ("0 2 * * *", "Asia/Shanghai")
@@ -176,22 +174,27 @@ def test_nightly_schedule_is_0200_shanghai_and_requests_new_days_plus_yesterday(
     scheduled = dt.datetime(2026, 7, 1, 18, 0, tzinfo=dt.UTC)
     request = nightly_ingest(build_schedule_context(instance=instance, scheduled_execution_time=scheduled))
     assert request.run_key == "nightly_ingest-2026-07-02"
-    assert request.tags["dagster/asset_partition_range_start"] == "2026-06-15"
-    assert request.tags["dagster/asset_partition_range_end"] == "2026-07-01"  # yesterday
-    assert request.tags["servicescore/new-days"] == "2026-06-15,2026-07-01"
+    assert "dagster/asset_partition_range_start" not in request.tags
+    assert request.tags["servicescore/new-files"] == "tickets/2026-06-15.csv"
     assert request.tags["servicescore/then-publish"] == "true"
+    # nothing new the next night: still one run (the open months are rebuilt every night)
+    load_all(data_dir)
+    scheduled = dt.datetime(2026, 7, 2, 18, 0, tzinfo=dt.UTC)
+    quiet = nightly_ingest(build_schedule_context(instance=instance, scheduled_execution_time=scheduled))
+    assert quiet.run_key == "nightly_ingest-2026-07-03"
+    assert quiet.tags["servicescore/new-files"] == "none (compared with raw.load_log)"
 
 
 def test_nightly_schedule_without_the_warehouse_uses_recent_files(data_dir, instance):
     from orchestration.cli import warehouse_lock
-    from orchestration.schedules import nightly_days
+    from orchestration.schedules import nightly_files
 
     copy_fixture(data_dir)
     load_all(data_dir)
     write_late_ticket(data_dir, "2026-06-20")
     with warehouse_lock(data_dir):
-        inside, outside, how = nightly_days(instance, data_dir, dt.date(2026, 7, 2))
-    assert inside == ["2026-06-20", "2026-07-01"] and not outside
+        files, how = nightly_files(instance, data_dir)
+    assert files == ["tickets/2026-06-20.csv"]
     assert how.startswith("warehouse busy")
 
 
@@ -204,7 +207,8 @@ def test_nightly_schedule_without_the_warehouse_uses_recent_files(data_dir, inst
         ("2026-07-06", 5, [], ("2026-07-01", "2026-07-01")),
         ("2026-07-06", 10, [], ("2026-06-01", "2026-07-01")),  # configurable closing day
         ("2026-07-20", 5, ["2026-05-01"], ("2026-05-01", "2026-07-01")),  # late May data: restated
-        ("2026-07-20", 5, ["2014-03-01"], ("2015-01-01", "2026-07-01")),  # clamped to the partitions
+        ("2026-07-20", 5, ["2014-03-01"], ("2014-03-01", "2026-07-01")),  # before the former 2015 start
+        ("2026-07-20", 5, ["1985-03-01"], ("1990-01-01", "2026-07-01")),  # clamped to the partitions
     ],
 )
 def test_publish_range(today, closing_day, touched, expected):
@@ -396,10 +400,9 @@ def test_late_file_is_loaded_once_and_its_closed_month_restated(data_dir, instan
 
     write_late_ticket(data_dir)
     (request,) = evaluate_landing(instance, cursor, data_dir).run_requests
-    ingest = run_job("ingest_feeds", request.tags["dagster/asset_partition_range_start"],
-                     request.tags["dagster/asset_partition_range_end"])
+    ingest = run_job("ingest_feeds")
     assert ingest.success
-    # run_job tags only the range; the sensor's tags say "then publish"
+    # the sensor's tags say "then publish"
     run = instance.get_run_by_id(ingest.run_id).with_tags({**request.tags})
     follow = publish_request(instance, run, today=dt.date(2026, 7, 20))
     assert follow.tags["servicescore/months-touched"] == "2026-05-01"
@@ -421,7 +424,7 @@ def test_late_file_is_loaded_once_and_its_closed_month_restated(data_dir, instan
 
     # the file is never loaded twice: a lost cursor finds it in raw.load_log, and a second run loads nothing
     assert not evaluate_landing(instance, None, data_dir).run_requests
-    again = run_job("ingest_feeds", "2026-07-02", "2026-07-02")
+    again = run_job("ingest_feeds")
     con = duckdb.connect(str(data_dir.warehouse), read_only=True)
     try:
         n = con.execute("select count(*) from raw.tickets where ticket_id = 'K10'").fetchall()[0][0]
