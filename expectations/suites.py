@@ -398,6 +398,9 @@ KPI_RATING_INDICATORS = ("customer_rating", "service_attitude", "technical_level
 KPI_DURATION_INDICATORS = ("avg_handling_time", "mttr", "first_response_time", "complaint_acceptance_time")
 KPI_OTHER_INDICATORS = ("nps", "complaint_rate")
 KPI_INDICATORS = (*KPI_RATE_INDICATORS, *KPI_RATING_INDICATORS, *KPI_DURATION_INDICATORS, *KPI_OTHER_INDICATORS)
+# indicators whose value can be missing although the sample exists: the sources do not measure it in the period
+# (complaint_rate: resolved tickets are the sample, but before the complaints feed starts nothing counts complaints)
+KPI_MEASURED_APART_FROM_SAMPLE = ("complaint_rate",)
 
 
 def kpi_value_columns(code: str) -> tuple[str, ...]:
@@ -411,13 +414,16 @@ def null_iff_zero_count(key_columns: Sequence[str], codes: Sequence[str]) -> Che
     branches = []
     for code in codes:
         for value_column in kpi_value_columns(code):
+            broken = (f"{value_column} is not null and coalesce({code}_n, 0) = 0"
+                      if code in KPI_MEASURED_APART_FROM_SAMPLE
+                      else f"({value_column} is null) <> (coalesce({code}_n, 0) = 0)")
             branches.append(f"""    select
         {keys},
         '{value_column}' as value_column,
         cast({value_column} as double) as value,
         {code}_n as sample_size
     from {{batch}}
-    where ({value_column} is null) <> (coalesce({code}_n, 0) = 0)""")
+    where {broken}""")
     query = "\n    union all\n".join(branches)
     return sql_rule(f"select * from (\n{query}\n) as broken",
                     "each indicator value is null exactly when its count is 0", scope="rows")

@@ -234,6 +234,8 @@ tickets = Feed(
         RowRule("closed_after_resolved",
                 "closed_at is null or resolved_at is null or closed_at >= resolved_at",
                 "closed_at is before resolved_at"),
+        RowRule("due_after_created", "sla_due_at is null or sla_due_at >= created_at",
+                "sla_due_at is before created_at"),
         RowRule("resolved_has_time",
                 "status not in ('resolved', 'closed') or resolved_at is not null",
                 "status is resolved/closed but resolved_at is empty"),

@@ -177,23 +177,28 @@ def run_problems(paths: DataDir) -> list[str]:
 
     problems: list[str] = []
     if paths.warehouse.exists():
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
         try:
-            has_raw = con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' "
-                                  "and table_name = 'rejected_rows'").fetchone()[0]
-            standings = feed_standings(con) if has_raw else []
-        finally:
-            con.close()
+            con = duckdb.connect(str(paths.warehouse), read_only=True)
+            try:
+                has_raw = con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' "
+                                      "and table_name = 'rejected_rows'").fetchone()[0]
+                standings = feed_standings(con) if has_raw else []
+            finally:
+                con.close()
+        except duckdb.Error as exc:  # e.g. a dbt process of a failed step still holds it
+            problems.append(f"could not read {paths.warehouse} to count rejected rows: {exc}")
+            standings = []
         limit = load_settings(paths).max_rejected_share
         problems += [p for st in standings if (p := st.problem(limit))]
     if paths.serving.exists():
-        con = duckdb.connect(str(paths.serving), read_only=True)
         try:
-            rows, graded = con.execute("select count(*), count(grade) from appraisal_scores").fetchone()
+            con = duckdb.connect(str(paths.serving), read_only=True)
+            try:
+                rows, graded = con.execute("select count(*), count(grade) from appraisal_scores").fetchone()
+            finally:
+                con.close()
         except duckdb.Error:
             rows, graded = 0, 0
-        finally:
-            con.close()
         if not graded:
             problems.append(f"the serving file grades no technician ({rows} appraisal rows, all without a grade: "
                             f"no data or insufficient data); see: select status, count(*) from appraisal_scores "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ingestion.loader import load_feed
 from ingestion.paths import DataDir
@@ -32,8 +33,9 @@ def write(paths: DataDir, feed: str, name: str, text: str) -> Path:
     return f
 
 
-def q(paths: DataDir, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
+def q(db: DataDir | Path, sql: str) -> list[tuple]:
+    """Rows of `sql` on a DuckDB file (a data folder: its warehouse)."""
+    con = duckdb.connect(str(db.warehouse if isinstance(db, DataDir) else db), read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -93,3 +95,144 @@ def test_a_recovered_row_still_meets_every_other_rule(data_dir):
     assert q(data_dir, "select _row_number from raw.tickets") == [(1,)]
     assert q(data_dir, "select row_number, recovered_at is not null from raw.rejected_rows order by 1") == [
         (1, True), (2, False)]
+
+
+# --- must-work 2: a run that rejects most of a feed, or loads nothing of it, is not OK ---------------------------
+
+def test_feed_standing_counts_the_whole_feed_and_names_the_rules(data_dir):
+    from ingestion.acceptance import feed_standings
+    from ingestion.loader import connect
+
+    write(data_dir, "technicians", "2026-05-01.csv", ROSTER_HEADER + T1)
+    write(data_dir, "tickets", "2026-05-31.csv", TICKET_HEADER + ticket("K1", "T1") + ticket("K2", "T9")
+          + ticket("K3", "T9") + ticket("K4", "T1", service_type="teleport"))
+    load(data_dir, "technicians", "r1")
+    load(data_dir, "tickets", "r1")
+    with connect(data_dir.warehouse) as con:
+        (st,) = feed_standings(con, ["tickets"])
+    assert (st.rows_loaded, st.rows_rejected, st.top_rules) == (
+        1, 3, (("reference:technician_id", 2), ("enum:service_type", 1)))
+    assert st.rejected_share == 0.75
+    assert st.problem(0.8) is None
+    assert st.problem(0.5) == (
+        "feed tickets: 3 of 4 rows rejected (75.0%), more than the limit of 50% (setting max_rejected_share); "
+        "top rules: reference:technician_id (2), enum:service_type (1); see: select rule, reason, source_file, "
+        "line_number from raw.rejected_rows where feed = 'tickets' and recovered_at is null")
+
+
+def test_a_run_that_loads_no_ticket_fails_and_says_why_first(data_dir):
+    """Every ticket names a technician the roster does not have: before, the run printed OK and published
+    nothing. Now the ingestion fails (nothing is built) and the summary starts with the reason."""
+    from orchestration.cli import prepare_home, run_pipeline, summarize
+
+    write(data_dir, "technicians", "2026-05-01.csv", ROSTER_HEADER + T1)
+    write(data_dir, "tickets", "2026-05-31.csv", TICKET_HEADER + ticket("K2", "T9") + ticket("K3", "T9"))
+    prepare_home(data_dir)
+    results = run_pipeline(data_dir)
+    text, ok = summarize(results, data_dir)
+    assert not ok
+    assert [r.dagster_run.job_name for r in results] == ["ingest_feeds"]  # nothing built, nothing published
+    lines = text.strip().splitlines()
+    assert lines[0] == "NOT OK:"
+    assert lines[1] == ("  - feed tickets: 2 of 2 rows rejected (100.0%), no row loaded; top rules: "
+                        "reference:technician_id (2); see: select rule, reason, source_file, line_number from "
+                        "raw.rejected_rows where feed = 'tickets' and recovered_at is null")
+    assert "step failed: raw__tickets" in text and lines[-1] == "FAILED"
+    # the rows are counted, not lost: both in raw.rejected_rows with their line
+    assert q(data_dir, "select row_number, rule from raw.rejected_rows order by 1") == [
+        (1, "reference:technician_id"), (2, "reference:technician_id")]
+
+
+# --- observations 1, 3, 7 and 9 on one small export of another shape ------------------------------------------
+# An organisation's export from 2010: the roster file is dated 2009-12-31 and the tickets file 2010-01-31, both
+# before the former first day partition (2015-01-01), so before they were never read. The tickets carry no
+# reopen count and no complaints feed exists: reopen_rate and complaint_rate are not measured. Five of the ten
+# tickets carry the source's own due date (sla_due_at, 2 h after creation, resolved after 4 h: missed); the other
+# five fall back to the priority table (P2: 8 business hours; 4 h: met). SLA attainment = 5 / 10 = 0.5; by the
+# priority table alone it would be 1.0.
+#
+# T1's ten repairs: created 09:00 on the weekdays 4-8 and 11-15 January 2010 (no holiday; 1-3 January is New
+# Year), first response 09:30 (0.5 h), resolved 13:00 (4 h), fixed at the first visit. Ten surveys, all 5/5 and
+# NPS 10. Rated quantitative weight: aht 8 + mttr 7 + frt 7 + sla 8 + ftf 8 + csat 10 + rating 8 + nps 12
+# + attitude 6 + technical 6 = 80 of 100 (reopen_rate 5, complaint_rate 5, complaint acceptance 5, problem
+# resolution 5 not rated), above the minimum share 0.6: T1 is graded.
+
+EXPORT_DAYS = ["04", "05", "06", "07", "08", "11", "12", "13", "14", "15"]
+EXPORT_TICKET_HEADER = ("ticket_id,created_at,first_response_at,resolved_at,closed_at,updated_at,status,"
+                        "service_type,priority,channel,technician_id,customer_id,product_id,onsite_visits,"
+                        "first_time_fix,sla_due_at\n")
+SURVEY_HEADER = ("response_id,ticket_id,technician_id,customer_id,sent_at,responded_at,overall_score,"
+                 "attitude_score,technical_score,timeliness_score,nps,comment\n")
+
+
+def write_2010_export(paths: DataDir) -> None:
+    write(paths, "technicians", "2009-12-31.csv",
+          ROSTER_HEADER + "T1,张三,TA,华东维修一组,华东,senior,2009-01-01,,M1,2009-01-01,2009-12-31 00:00:00\n")
+    write(paths, "customers", "2009-12-31.csv", "customer_id,name,phone,city,segment,created_at,updated_at\n"
+          "C1,陈一,13800000001,上海,consumer,2009-01-10 10:00:00,2009-12-31 00:00:00\n")
+    write(paths, "products", "2009-12-31.csv", "product_id,category,model,complexity,updated_at\n"
+          "P1,空调,KF-35GW,1,2009-12-31 00:00:00\n")
+    tickets, surveys = [], []
+    for i, d in enumerate(EXPORT_DAYS, start=1):
+        day = f"2010-01-{d}"
+        due = f"{day} 11:00:00" if i <= 5 else ""
+        tickets.append(f"K{i:02d},{day} 09:00:00,{day} 09:30:00,{day} 13:00:00,,{day} 13:00:00,resolved,repair,P2,"
+                       f"phone,T1,C1,P1,1,true,{due}\n")
+        surveys.append(f"R{i:02d},K{i:02d},T1,C1,{day} 14:00:00,{day} 15:00:00,5,5,5,5,10,\n")
+    write(paths, "tickets", "2010-01-31.csv", EXPORT_TICKET_HEADER + "".join(tickets))
+    write(paths, "surveys", "2010-01-31.csv", SURVEY_HEADER + "".join(surveys))
+
+
+@pytest.fixture(scope="module")
+def export_2010(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("export2010") / "data"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SERVICESCORE_DATA_DIR", str(root))
+    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+    paths = DataDir(root).ensure()
+    write_2010_export(paths)
+    from orchestration.cli import prepare_home, run_pipeline, summarize
+
+    prepare_home(paths)
+    results = run_pipeline(paths)
+    text, ok = summarize(results, paths)
+    yield paths, results, text, ok
+    mp.undo()
+
+
+def test_old_files_load_and_publish(export_2010):
+    paths, results, text, ok = export_2010
+    assert ok, text
+    assert q(paths.warehouse, "select feed, sum(rows_loaded), sum(rows_rejected) from raw.load_log "
+                              "group by feed order by feed") == [
+        ("customers", 1, 0), ("products", 1, 0), ("surveys", 10, 0), ("technicians", 1, 0), ("tickets", 10, 0)]
+    # the build ran over the month the records fall in, January 2010 (not the months of today's partitions)
+    assert results[-1].dagster_run.tags["dagster/asset_partition_range_start"] == "2010-01-01"
+    assert q(paths.serving, "select period_label, version from publication_periods order by 1") == [
+        ("2010", 1), ("2010-01", 1), ("2010-Q1", 1)]
+
+
+def test_unmeasured_indicators_are_no_data_not_zero(export_2010):
+    paths, *_ = export_2010
+    assert q(paths.serving, "select reopen_rate, reopen_rate_n, complaint_rate, complaint_rate_n, "
+                            "first_time_fix_rate, tickets_resolved from kpi_technician_monthly "
+                            "where technician_id = 'T1' and period_label = '2010-01'") == [(None, 0, None, 10, 1.0, 10)]
+    reasons = dict(q(paths.serving, "select indicator_code, coalesce(not_rated_reason, 'rated') "
+                                    "from appraisal_score_breakdown where technician_id = 'T1' "
+                                    "and period_label = '2010-01' and method = 'quantitative'"))
+    assert {k: v for k, v in reasons.items() if v != "rated"} == {
+        "reopen_rate": "no_data", "complaint_rate": "not_measured", "complaint_acceptance_time": "no_data",
+        "problem_resolution_rate": "no_data"}
+    grade, rated_share = q(paths.serving, "select grade, rated_weight_share from appraisal_scores "
+                                          "where technician_id = 'T1' and period_label = '2010-01' "
+                                          "and method = 'quantitative'")[0]
+    assert grade is not None and float(rated_share) == pytest.approx(0.8)
+
+
+def test_the_sources_own_due_dates_decide_sla_attainment(export_2010):
+    paths, *_ = export_2010
+    assert q(paths.serving, "select sla_attainment, sla_attainment_n from kpi_technician_monthly "
+                            "where technician_id = 'T1' and period_label = '2010-01'") == [(0.5, 10)]
+    assert q(paths.serving, "select sla_rule, count(*), count(*) filter (where is_sla_met), min(sla_target_hours), "
+                            "max(sla_target_hours) from fct_service_tickets group by 1 order by 1") == [
+        ("priority_target", 5, 5, 8.0, 8.0), ("source_due_date", 5, 0, 2.0, 2.0)]

@@ -47,6 +47,12 @@ Technician marts report team_id = the technician's team on the last day of the p
 with monthly_sums as (
     select * from {{ ref('int_kpi_monthly_sums') }}
 ),
+
+-- the complaint rate is measured from the first month of the complaints feed on: before it (or with no
+-- complaints feed at all) it is not measured, never 0 complaints
+complaints_coverage as (
+    select {{ period_start('month', 'min(received_date)') }} as measured_from from {{ ref('fct_complaints') }}
+),
 {%- if subject == 'technician' %}
 
 technicians as (
@@ -74,6 +80,7 @@ period_sums as (
         cast(sum(first_time_fix_count) as bigint) as first_time_fix_count,
         cast(sum(first_time_fix_n) as bigint) as first_time_fix_rate_n,
         cast(sum(reopened_count) as bigint) as reopened_count,
+        cast(sum(reopen_n) as bigint) as reopen_rate_n,
 
         {{ mean_of_sums('first_response_hours_sum', 'first_response_hours_n') }} as first_response_time_hours,
         {{ mean_of_sums('first_response_business_hours_sum', 'first_response_business_hours_n') }}
@@ -158,8 +165,8 @@ final as (
         coalesce(periods.technical_level_n, 0) as technical_level_n,
         {{ kpi_ratio('periods.first_time_fix_count', 'periods.first_time_fix_rate_n') }} as first_time_fix_rate,
         coalesce(periods.first_time_fix_rate_n, 0) as first_time_fix_rate_n,
-        {{ kpi_ratio('periods.reopened_count', 'periods.tickets_resolved') }} as reopen_rate,
-        coalesce(periods.tickets_resolved, 0) as reopen_rate_n,
+        {{ kpi_ratio('periods.reopened_count', 'periods.reopen_rate_n') }} as reopen_rate,
+        coalesce(periods.reopen_rate_n, 0) as reopen_rate_n,
 
         -- complaint handling (month of received_at)
         periods.complaint_acceptance_time_hours,
@@ -167,8 +174,9 @@ final as (
         coalesce(periods.complaint_acceptance_time_n, 0) as complaint_acceptance_time_n,
         {{ kpi_ratio('periods.problems_resolved', 'periods.complaints_received') }} as problem_resolution_rate,
         coalesce(periods.complaints_received, 0) as problem_resolution_rate_n,
-        {{ kpi_ratio('coalesce(periods.complaints_received, 0)', 'periods.tickets_resolved', '100.0') }}
-            as complaint_rate,
+        case when periods.period_start >= complaints_coverage.measured_from then
+            {{ kpi_ratio('coalesce(periods.complaints_received, 0)', 'periods.tickets_resolved', '100.0') }}
+        end as complaint_rate,
         coalesce(periods.tickets_resolved, 0) as complaint_rate_n,
 
         -- qualitative
@@ -179,6 +187,7 @@ final as (
         coalesce(periods.tickets_resolved, 0) as tickets_resolved,
         coalesce(periods.complaints_received, 0) as complaints_received
     from periods
+    cross join complaints_coverage
     {%- if subject == 'technician' %}
     left join technicians
         on periods.subject_id = technicians.technician_id

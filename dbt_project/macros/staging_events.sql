@@ -44,6 +44,7 @@ the records it re-derives, not every version in raw (tier L tickets: 13 M versio
             cast(onsite_visits as integer) as onsite_visits,
             first_time_fix,
             cast(reopened_count as integer) as reopened_count,
+            {{ to_local_ts('sla_due_at') }} as sla_due_at,
             _loaded_at as loaded_at
         from ranked
         where version_rank = 1

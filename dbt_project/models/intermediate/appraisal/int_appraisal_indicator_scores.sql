@@ -81,8 +81,9 @@ rated as (
         *,
         case
             when not has_value_row or coalesce(sample_size, 0) = 0 then 'no_data'
+            -- a sample but no value: the sources do not measure it (complaint_rate without complaints)
+            when value is null then 'not_measured'
             when sample_size < min_sample then 'below_min_sample'
-            when value is null then 'no_value'
         end as not_rated_reason
     from technician_indicators
 ),

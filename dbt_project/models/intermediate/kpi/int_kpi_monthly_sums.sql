@@ -49,7 +49,9 @@ resolved_tickets as (
         count(is_sla_met) as sla_n,
         cast(sum(case when is_repair and is_first_time_fix then 1 else 0 end) as bigint) as first_time_fix_count,
         count(case when is_repair then is_first_time_fix end) as first_time_fix_n,
-        cast(sum(case when is_reopened then 1 else 0 end) as bigint) as reopened_count
+        cast(sum(case when is_reopened then 1 else 0 end) as bigint) as reopened_count,
+        -- tickets whose source says whether they were reopened (not measured is not zero)
+        count(is_reopened) as reopen_n
     from tickets
     where is_resolved
         and (technician_id is not null or team_id is not null)
@@ -176,6 +178,7 @@ final as (
         resolved_tickets.first_time_fix_count,
         resolved_tickets.first_time_fix_n,
         resolved_tickets.reopened_count,
+        resolved_tickets.reopen_n,
 
         responded_tickets.first_response_hours_sum,
         responded_tickets.first_response_hours_n,

@@ -63,9 +63,16 @@ flagged as (
         durations.service_type = 'repair' as is_repair,
         durations.status = 'cancelled' as is_cancelled,
         coalesce(durations.first_time_fix, durations.onsite_visits <= 1) as is_first_time_fix,
-        coalesce(durations.reopened_count, 0) > 0 as is_reopened,
-        sla_targets.target_hours as sla_target_hours,
-        sla_targets.hours_basis as sla_hours_basis,
+        -- null when the source does not say (not measured is not zero)
+        durations.reopened_count > 0 as is_reopened,
+        -- the source's own deadline where the ticket has one, else the priority's target
+        case when durations.sla_due_at is not null then 'source_due_date'
+            when sla_targets.target_hours is not null then 'priority_target' end as sla_rule,
+        case when durations.sla_due_at is not null
+            then {{ hours_between('durations.created_at', 'durations.sla_due_at') }}
+            else sla_targets.target_hours end as sla_target_hours,
+        case when durations.sla_due_at is not null then 'calendar' else sla_targets.hours_basis end
+            as sla_hours_basis,
         (durations.first_response_at < durations.created_at)
             or (durations.resolved_at < coalesce(durations.first_response_at, durations.created_at))
             or (durations.closed_at < durations.resolved_at)
@@ -97,6 +104,7 @@ derived as (
         flagged.onsite_visits,
         flagged.first_time_fix,
         flagged.reopened_count,
+        flagged.sla_due_at,
         flagged.is_resolved,
         flagged.is_repair,
         flagged.is_cancelled,
@@ -106,10 +114,12 @@ derived as (
         flagged.first_response_business_hours,
         case when flagged.is_resolved then flagged.handling_hours end as handling_hours,
         case when flagged.is_resolved then flagged.handling_business_hours end as handling_business_hours,
+        flagged.sla_rule,
         flagged.sla_target_hours,
         flagged.sla_hours_basis,
         case
             when not flagged.is_resolved or flagged.sla_target_hours is null then null
+            when flagged.sla_rule = 'source_due_date' then flagged.resolved_at <= flagged.sla_due_at
             when flagged.sla_hours_basis = 'business'
                 then flagged.handling_business_hours <= flagged.sla_target_hours
             else flagged.handling_hours <= flagged.sla_target_hours
