@@ -664,8 +664,8 @@ def read_workbook(lf: LandingFile) -> tuple[object, str | None]:
 def _require_unique(lf: LandingFile, header: list[str]) -> None:
     if len(set(header)) != len(header):
         dupes = sorted({h for h in header if header.count(h) > 1})
-        raise FeedLoadError(f"{lf.path}: duplicated column(s) {', '.join(dupes)} in the header (rule: header_unique; "
-                            f"names are compared trimmed and in lower case; the file was not loaded)")
+        raise FeedLoadError(f"{lf.path}: duplicated column(s) {', '.join(dupes)} in the header (rule: header_unique) "
+                            f"(names are compared trimmed and in lower case; the file was not loaded)")
 
 
 def _require_columns(lf: LandingFile, feed: Feed, header: list[str]) -> None:
@@ -926,12 +926,20 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
     columns, readable Parquet footer), then grouped by how DuckDB reads them (all Parquet files with the same
     schema, all CSV files with the same header, all JSON lines files) and each group is loaded by one statement
     in one transaction. If a group's statement fails, its files are loaded one by one so that the error names
-    the file and the other files still load."""
-    files, ignored = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
+    the file and the other files still load.
+
+    Every landed file not read in this run is in `result.unread` with the reason, and (with the refused files)
+    one row each in raw.unread_files."""
+    files, unread_entries = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
     feed = FEEDS[feed_name]
-    result = FeedLoadResult(feed=feed_name, ignored=ignored)
+    result = FeedLoadResult(feed=feed_name)
     started = dt.datetime.now(dt.UTC)
     root = landing.resolve()
+    unread: list[tuple[str, str | None, str]] = []  # (source file, hash, reason)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        unread_hashes = list(pool.map(_hash_if_inside(root), [entry for entry, _reason in unread_entries]))
+    for (entry, reason), digest in zip(unread_entries, unread_hashes, strict=True):
+        unread.append((f"{feed_name}/{entry.name}", digest, reason))
     loads: dict[str, FileLoad] = {}  # by relative name, reported in file order
     with connect(warehouse, timezone, memory_limit, threads) as con:
         ensure_raw_schema(con)
@@ -960,6 +968,7 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
                 result.errors.append(_error_message(lf, exc))
                 continue
             groups.setdefault(pf.group, []).append(pf)
+        notes = {pf.rel: pf.unread_note for group in groups.values() for pf in group if pf.unread_note}
         for group in groups.values():
             for batch in _chunks(group):
                 try:
@@ -975,14 +984,48 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
                         except (FeedLoadError, duckdb.Error) as file_exc:
                             result.errors.append(_error_message(pf.lf, file_exc))
                 loads.update((fl.source_file, fl) for fl in done)
+                unread += [(fl.source_file, fl.file_hash, notes[fl.source_file]) for fl in done
+                           if fl.source_file in notes]
+        result.unread = [(name, reason) for name, _digest, reason in unread]
+        refused = [(rel, digest, msg) for (lf, digest, rel) in new for msg in result.errors
+                   if msg.startswith(f"{lf.path}:")]
+        _record_unread(con, feed.name, run_id, [*unread, *((rel, digest, f"file refused: {msg.split(': ', 1)[1]}")
+                                                        for rel, digest, msg in refused)])
         order = {str(lf.path.relative_to(root)): i for i, lf in enumerate(files)}
         result.files = sorted(loads.values(), key=lambda fl: order[fl.source_file])
         result.months_touched = months_touched(con, feed, [f.file_hash for f in result.files if not f.skipped],
                                                timezone)
     if result.errors:
-        raise FeedLoadError(f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - "
-                            + "\n  - ".join(result.errors))
+        error = FeedLoadError(f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - "
+                              + "\n  - ".join(result.errors))
+        error.result = result
+        raise error
     return result
+
+
+def _hash_if_inside(root: Path):
+    def digest(entry: Path) -> str | None:
+        try:
+            resolved = entry.resolve()
+        except OSError:
+            return None
+        if not entry.is_file() or (resolved != root and root not in resolved.parents):
+            return None
+        try:
+            return file_hash(entry)
+        except OSError:
+            return None
+    return digest
+
+
+def _record_unread(con: duckdb.DuckDBPyConnection, feed: str, run_id: str,
+                   rows: list[tuple[str, str | None, str]]) -> None:
+    """One raw.unread_files row per file not read in this run (one statement)."""
+    if not rows:
+        return
+    names, digests, reasons = (list(c) for c in zip(*rows, strict=True))
+    con.execute("insert into raw.unread_files select ?, unnest(?), unnest(?), unnest(?), ?, now()",
+                [feed, names, digests, reasons, run_id])
 
 
 # input bytes per statement: bounds the memory of one batch. Measured on tier L tickets (365 Parquet files,
