@@ -16,6 +16,9 @@ Column types and the DuckDB type of the raw column:
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import re
 from dataclasses import dataclass, field
 
 RAW_TYPES: dict[str, str] = {
@@ -39,10 +42,52 @@ class Column:
     min: float | None = None
     max: float | None = None
     not_in_future: bool = False
+    # legitimately in the future (a warranty end, a planned session, a due date, a scheduled leave or team move):
+    # the plausible window's upper bound is the far one (PlausibleWindow.far_until), not the run time
+    future: bool = False
 
     @property
     def raw_type(self) -> str:
         return RAW_TYPES[self.type]
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.type in ("timestamp", "date", "month")
+
+
+# The plausible window of every parsed timestamp, date and month, ONE setting: from PLAUSIBLE_FROM to the run time
+# plus PLAUSIBLE_TOLERANCE (columns marked `future`: to PLAUSIBLE_FAR_UNTIL). A value outside is rejected with rule
+# plausible:<column> (future:<column> for a not_in_future column past the upper bound), never loaded: 'epoch',
+# '-infinity', '0001-01-01' or a year 9999 are placeholders, not times. Override all three with
+# SERVICESCORE_PLAUSIBLE_WINDOW="FROM/TOLERANCE/FAR_UNTIL", e.g. "1985-01-01/1 day/2100-01-01".
+PLAUSIBLE_FROM = "1990-01-01"
+PLAUSIBLE_TOLERANCE = "1 day"
+PLAUSIBLE_FAR_UNTIL = "2100-01-01"
+PLAUSIBLE_WINDOW_ENV = "SERVICESCORE_PLAUSIBLE_WINDOW"
+_TOLERANCE = re.compile(r"\d{1,4} (day|days|hour|hours)")
+
+
+@dataclass(frozen=True)
+class PlausibleWindow:
+    since: str  # YYYY-MM-DD, inclusive
+    tolerance: str  # an interval after the run time, e.g. '1 day'
+    far_until: str  # YYYY-MM-DD, exclusive: the upper bound of columns marked `future`
+
+
+def plausible_window() -> PlausibleWindow:
+    raw = os.environ.get(PLAUSIBLE_WINDOW_ENV, "").strip()
+    parts = [p.strip() for p in raw.split("/")] if raw else [PLAUSIBLE_FROM, PLAUSIBLE_TOLERANCE,
+                                                           PLAUSIBLE_FAR_UNTIL]
+    try:
+        since, tolerance, far = parts
+        dt.date.fromisoformat(since)
+        dt.date.fromisoformat(far)
+        if not _TOLERANCE.fullmatch(tolerance):
+            raise ValueError(tolerance)
+    except ValueError as exc:
+        raise ValueError(f"{PLAUSIBLE_WINDOW_ENV}={raw!r}: expected FROM/TOLERANCE/FAR_UNTIL such as "
+                         f"'1990-01-01/1 day/2100-01-01' ({exc})") from exc
+    return PlausibleWindow(since, tolerance, far)
 
 
 @dataclass(frozen=True)
@@ -131,10 +176,10 @@ technicians = Feed(
         Column("team_name"),
         Column("region"),
         Column("level", "enum", values=("junior", "intermediate", "senior", "expert")),
-        Column("hire_date", "date", required=True),
-        Column("leave_date", "date"),
+        Column("hire_date", "date", required=True, future=True),
+        Column("leave_date", "date", future=True),
         Column("manager_id"),
-        Column("valid_from", "date", required=True),
+        Column("valid_from", "date", required=True, future=True),
         Column("updated_at", "timestamp"),
     ),
     rules=(
@@ -180,7 +225,7 @@ purchases = Feed(
         Column("customer_id", required=True),
         Column("product_id", required=True),
         Column("purchased_at", "timestamp", required=True, not_in_future=True),
-        Column("warranty_until", "date"),
+        Column("warranty_until", "date", future=True),
         Column("amount", "decimal", min=0),
         Column("updated_at", "timestamp"),
     ),
@@ -224,7 +269,7 @@ tickets = Feed(
         Column("first_time_fix", "bool"),
         Column("reopened_count", "int", min=0, max=100),
         # the source's own SLA deadline for this ticket (a due date per record); NULL: the priority table applies
-        Column("sla_due_at", "timestamp"),
+        Column("sla_due_at", "timestamp", future=True),
     ),
     rules=(
         RowRule("response_after_created", "first_response_at is null or first_response_at >= created_at",
@@ -352,8 +397,8 @@ training_sessions = Feed(
     columns=(
         Column("session_id", required=True),
         Column("course_id", required=True),
-        Column("starts_at", "timestamp", required=True),
-        Column("ends_at", "timestamp", required=True),
+        Column("starts_at", "timestamp", required=True, future=True),
+        Column("ends_at", "timestamp", required=True, future=True),
         Column("trainer"),
         Column("capacity", "int", min=1, max=10000),
         Column("status", "enum", required=True, values=SESSION_STATUSES),

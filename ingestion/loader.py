@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,22 +30,22 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS, Column, Feed
+from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS, Column, Feed, plausible_window
 from ingestion.faults import fault_point
 from ingestion.landing import (
     LandingError,
     LandingFile,
     csv_header,
-    detect_encoding,
+    declared_encoding,
     file_hash,
     list_files,
+    scan_text,
     transcode_to_utf8,
 )
 from ingestion.paths import duckdb_settings
 from ingestion.recovery import recover_late_references
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-FUTURE_TOLERANCE = "interval 1 day"
 
 REJECTED_ROWS_DDL = """
 create table if not exists raw.rejected_rows (
@@ -82,13 +84,34 @@ create table if not exists raw.load_log (
 )
 """
 
+# one row per landed file and run where the file was not read (bad name, invalid date, hidden, unsupported
+# extension, a folder, a refused file, the sheets of a workbook after the first), with the reason
+UNREAD_DDL = """
+create table if not exists raw.unread_files (
+    feed varchar,
+    source_file varchar,
+    file_hash varchar,
+    reason varchar,
+    run_id varchar,
+    seen_at timestamptz
+)
+"""
+
 
 class FeedLoadError(Exception):
-    """A feed file that cannot be loaded; the message names the file and the rule."""
+    """A feed file that cannot be loaded; the message names the file and the rule. `result`: what load_feed did
+    load and what it did not read (its `unread`), when the error comes from load_feed."""
+
+    result: FeedLoadResult | None = None
 
 
 class WarehouseLockedError(FeedLoadError):
-    """Another process holds DuckDB's write lock on the warehouse: worth another try later."""
+    """Another process holds DuckDB's lock on the warehouse (a writer, or a reader such as a BI tool): worth another
+    try later."""
+
+
+class WarehouseCorruptError(FeedLoadError):
+    """The warehouse file is not a readable DuckDB database: not worth another try; the message names the file."""
 
 
 @dataclass
@@ -108,9 +131,15 @@ class FeedLoadResult:
     feed: str
     files: list[FileLoad] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
+    # (source file, reason) of every landed file of the feed not read in this run (also in raw.unread_files)
+    unread: list[tuple[str, str]] = field(default_factory=list)
     months_touched: list[str] = field(default_factory=list)
     rows_recovered: int = 0  # rows rejected by an earlier load for an unknown reference, loaded by this one
+
+    @property
+    def ignored(self) -> list[str]:
+        """The unread files as 'file: reason' lines."""
+        return [f"{name}: {reason}" for name, reason in self.unread]
 
     @property
     def rows_loaded(self) -> int:
@@ -149,15 +178,52 @@ def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE, memory_limit: str
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(warehouse), config=duckdb_settings(memory_limit, threads))
-    except duckdb.IOException as exc:
-        raise WarehouseLockedError(
-            f"{warehouse}: the warehouse is locked by another process (another run is writing it): {exc}"
-        ) from exc
+    except duckdb.Error as exc:
+        raise connect_error(warehouse, exc) from exc
     try:
         con.execute(f"set TimeZone = {quote_literal(timezone)}")
         yield con
     finally:
         con.close()
+
+
+def _lock_holder(path: Path) -> tuple[str, int] | None:
+    """('read'|'write', pid) of a POSIX lock another process holds on the file (DuckDB locks it with fcntl)."""
+    import fcntl
+    import struct
+
+    fmt = "hhqqi4x"  # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        got = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(fmt, fcntl.F_WRLCK, 0, 0, 0, 0))
+        l_type, _w, _s, _l, pid = struct.unpack(fmt, got)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if l_type == fcntl.F_UNLCK:
+        return None
+    return ("read" if l_type == fcntl.F_RDLCK else "write"), pid
+
+
+def connect_error(warehouse: Path, exc: duckdb.Error) -> FeedLoadError:
+    """Tell a warehouse held by another process (retried) from one that is not a DuckDB database (not retried)."""
+    first = str(exc).splitlines()[0]
+    if isinstance(exc, duckdb.IOException) and "lock" in first.lower():
+        holder = _lock_holder(warehouse)
+        pid = f" (PID {holder[1]})" if holder else ""
+        if (holder and holder[0] == "read") or (holder is None and "read-only mode" in str(exc)):
+            return WarehouseLockedError(
+                f"{warehouse}: the warehouse is held open by a reader{pid}, e.g. a BI tool or a duckdb shell "
+                f"connected to the build warehouse (readers should open serving.duckdb); trying again later: {first}")
+        return WarehouseLockedError(
+            f"{warehouse}: the warehouse is locked by another writer{pid} (another run is writing it): {first}")
+    return WarehouseCorruptError(
+        f"{warehouse}: the warehouse file cannot be opened as a DuckDB database ({first}); not retried: restore "
+        f"it from a backup, or move it away to rebuild it from the landing folder (rule: warehouse_readable)")
 
 
 def raw_table_ddl(feed: Feed) -> str:
@@ -172,6 +238,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection, feeds: Iterable[Feed] = FE
     for name, type_ in REJECTED_ROWS_ADDED:  # warehouses made before these columns existed
         con.execute(f"alter table raw.rejected_rows add column if not exists {name} {type_}")
     con.execute(LOAD_LOG_DDL)
+    con.execute(UNREAD_DDL)
     for feed in feeds:
         con.execute(raw_table_ddl(feed))
 
@@ -185,6 +252,11 @@ EXTRA_TIMESTAMP_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%
 
 def _sql_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(quote_literal(v) for v in values) + ")"
+
+
+def _number(t: str) -> str:
+    """A finite double from trimmed text: DuckDB's cast also reads '1_0' as 10 and 'NaN'/'Infinity' as numbers."""
+    return f"case when not contains({t}, '_') and isfinite(try_cast({t} as double)) then try_cast({t} as double) end"
 
 
 def _parse_text(col: Column, t: str) -> str:
@@ -202,12 +274,10 @@ def _parse_text(col: Column, t: str) -> str:
             f"else date_trunc('month', try_cast({t} as date)) end"
         )
     if col.type == "int":
-        return (
-            f"case when try_cast({t} as double) = floor(try_cast({t} as double)) "
-            f"then try_cast(try_cast({t} as double) as bigint) end"
-        )
+        d = _number(t)
+        return f"case when {d} = floor({d}) then try_cast({d} as bigint) end"
     if col.type == "decimal":
-        return f"try_cast({t} as double)"
+        return _number(t)
     if col.type == "bool":
         return (
             f"case when lower({t}) in {_sql_list(TRUE_TOKENS)} then true "
@@ -216,20 +286,51 @@ def _parse_text(col: Column, t: str) -> str:
     raise ValueError(f"unknown column type {col.type}")
 
 
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT")
+NUMERIC_TYPES = (*INTEGER_TYPES, "FLOAT", "DOUBLE")
+
+
+def is_nested(source_type: str) -> bool:
+    """A struct, list, array, map or union as DuckDB reads it: never a plain value of a feed column."""
+    t = source_type.upper()
+    return "[" in t or t.startswith(("STRUCT", "MAP", "UNION", "LIST"))
+
+
 def _parse_typed(col: Column, src: str, source_type: str) -> str:
-    """Parse a column that the reader already typed (Parquet)."""
+    """Parse a column that the reader already typed (Parquet). Only a lossless conversion is a cast; anything else
+    goes through the text rules (a double 0.4 is not an int, -1 is not a boolean, NaN is not an amount)."""
+    t = source_type.upper()
+    numeric = t in NUMERIC_TYPES or t.startswith("DECIMAL")
     if col.type == "month":
         return f"cast(date_trunc('month', try_cast({src} as date)) as date)"
-    if col.type == "timestamp" and source_type.upper().startswith("TIMESTAMP"):
+    if col.type == "timestamp" and t.startswith(("TIMESTAMP", "DATE")):
         return f"cast({src} as timestamptz)"
-    return f"try_cast({src} as {col.raw_type})"
+    if col.type == "date" and t == "DATE":
+        return src
+    if col.type == "int" and t in INTEGER_TYPES:
+        return f"try_cast({src} as bigint)"
+    if col.type == "int" and numeric:
+        d = f"cast({src} as double)"
+        return f"case when isfinite({d}) and {d} = floor({d}) then try_cast({d} as bigint) end"
+    if col.type == "decimal" and numeric:
+        return f"case when isfinite(cast({src} as double)) then cast({src} as double) end"
+    if col.type == "bool" and t == "BOOLEAN":
+        return src
+    if col.type in ("string", "enum"):
+        return f"cast({src} as varchar)"
+    return _parse_text(col, f"nullif(trim(cast({src} as varchar)), '')")
 
 
-def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str]) -> list[tuple[str, str, str]]:
+def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str],
+            not_plain: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(rule, SQL condition that is true when the row breaks it, SQL message expression).
 
     `text[col]`: the column's value as text (for messages); `missing[col]`: true when the file gives no value
-    (cheap: it does not build the text of a typed value)."""
+    (cheap: it does not build the text of a typed value); `not_plain[col]`: true when the value is a JSON object or
+    array, or a struct or list (such a value is rejected, never loaded as its text)."""
+    window = plausible_window()
+    until_run = f"now() + interval {quote_literal(window.tolerance)}"
     checks: list[tuple[str, str, str]] = []
     for col in feed.columns:
         c = quote_ident(col.name)
@@ -238,6 +339,10 @@ def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str]) -> list[t
         if col.required:
             checks.append((f"required:{col.name}", absent,
                            f"{name} || ': required value is missing'"))
+        if not_plain and col.name in not_plain:
+            checks.append((f"type:{col.name}", not_plain[col.name],
+                           f"{name} || ': ' || {t} || ' is not a plain value (a JSON object or array, or a "
+                           f"struct or list)'"))
         if col.type != "string" and col.type != "enum":
             checks.append((f"type:{col.name}", f"not ({absent}) and {c} is null",
                            f"{name} || ': cannot read ''' || {t} || ''' as {col.type}'"))
@@ -250,8 +355,19 @@ def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str]) -> list[t
         if col.max is not None:
             checks.append((f"range:{col.name}", f"{c} > {col.max}",
                            f"{name} || ': ' || {t} || ' is above the maximum {col.max:g}'"))
+        if col.is_temporal:
+            since = f"{'timestamptz' if col.type == 'timestamp' else 'date'} {quote_literal(window.since)}"
+            if col.future:
+                upper_text = f"before {window.far_until}"
+                too_late = f"{c} >= date {quote_literal(window.far_until)}"
+            else:
+                upper_text = f"up to the run time + {window.tolerance}"
+                too_late = "false" if col.not_in_future else f"{c} > {until_run}"
+            checks.append((f"plausible:{col.name}", f"{c} < {since} or {too_late}",
+                           f"{name} || ': ' || {t} || ' is outside the plausible window (from {window.since}, "
+                           f"{upper_text})'"))
         if col.not_in_future:
-            checks.append((f"future:{col.name}", f"{c} > now() + {FUTURE_TOLERANCE}",
+            checks.append((f"future:{col.name}", f"{c} > {until_run}",
                            f"{name} || ': ' || {t} || ' is in the future'"))
     for rule in feed.rules:
         checks.append((f"rule:{rule.name}", f"not coalesce(({rule.predicate}), true)",
@@ -289,27 +405,39 @@ class CompiledFeed:
 
 
 def compile_feed(feed: Feed, source_sql: str, source_types: dict[str, str], record_columns: list[str],
-                 jsonl: bool = False) -> CompiledFeed:
+                 jsonl: bool = False, lines: bool = False, xlsx: bool = False) -> CompiledFeed:
     """The contract as SQL over one reader: what finds duplicated keys, what types every column and tells whether
     the row meets the contract, and what lists the rules a rejected row breaks.
 
     `source_sql` yields the columns as read plus `__file` (the file DuckDB read the row from) and `__row` (the
-    row's 1-based position in that file), for one file or for many files read by one reader.
+    row's 1-based position in that file), for one file or for many files read by one reader; with `lines`, also
+    `__line` (the physical line the row starts on); JSON lines also `__malformed` (the line, when it is not JSON)
+    and `__nested` (the columns whose value is a JSON object or array).
     `record_columns` are the columns as read, kept as the JSON `_record` of a rejected row.
 
     Every row gets one cheap boolean (_ok, the AND of all rules over the typed columns); the list of the rules a
     row breaks, with its messages and its JSON record, is built only for the rows that break one (rejected_sql
     filters on _ok first). Columns that the reader already typed (Parquet) are not turned into text but for
     those messages."""
-    typed_cols = ["s.__malformed as __malformed"] if jsonl else []
+    typed_cols = ["s.__malformed as __malformed", "s.__nested as __nested"] if jsonl else []
+    if xlsx:
+        typed_cols.append("s.__uncached as __uncached")
     text: dict[str, str] = {}
     missing: dict[str, str] = {}
+    not_plain: dict[str, str] = {}
     for col in feed.columns:
         src = f"s.{quote_ident(col.name)}"
         stype = source_types.get(col.name)
         t_col = quote_ident("__t_" + col.name)
+        if jsonl:
+            not_plain[col.name] = f"list_contains(__nested, {quote_literal(col.name)})"
         if stype is None:
             text[col.name], missing[col.name] = "cast(null as varchar)", "true"
+            parsed = f"cast(null as {col.raw_type})"
+        elif is_nested(stype):  # a struct or list column: every value of it is rejected
+            typed_cols.append(f"{src} as {t_col}")
+            text[col.name], missing[col.name] = f"cast({t_col} as varchar)", f"{t_col} is null"
+            not_plain[col.name] = f"{t_col} is not null"
             parsed = f"cast(null as {col.raw_type})"
         elif stype.upper() == "VARCHAR":
             expr = f"nullif(trim({src}), '')"
@@ -321,9 +449,13 @@ def compile_feed(feed: Feed, source_sql: str, source_types: dict[str, str], reco
             text[col.name], missing[col.name] = f"cast({t_col} as varchar)", f"{t_col} is null"
             parsed = _parse_typed(col, src, stype)
         typed_cols.append(f"{parsed} as {quote_ident(col.name)}")
-    checks = _checks(feed, text, missing)
+    checks = _checks(feed, text, missing, not_plain)
     if jsonl:
         checks.insert(0, ("malformed_line", "__malformed is not null", "'line is not a valid JSON object'"))
+    if xlsx:
+        checks.insert(0, ("formula_not_calculated", "__uncached is not null",
+                          "'formula cell(s) without a calculated value in column(s) ' || __uncached || ' (the "
+                          "workbook was saved without calculating them; open it in Excel and save it again)'"))
     # one expression (not split into conjuncts): DuckDB evaluates it over the typed columns computed once, above
     # the join with _dups, instead of pushing each conjunct down into the reader with the casts inlined
     ok = "coalesce(" + " and ".join(f"not coalesce({cond}, false)" for _rule, cond, _msg in checks) + ", false)"
@@ -332,7 +464,8 @@ def compile_feed(feed: Feed, source_sql: str, source_types: dict[str, str], reco
     record = "{" + ", ".join(f"{quote_literal(c)}: s.{quote_ident(c)}" for c in record_columns) + "}"
     out_cols = ", ".join(f"c.{quote_ident(c)}" for c in feed.column_names)
     key_cols = [quote_ident(k) for k in _dup_key_columns(feed)]
-    typed = (f"select s.__file, s.__row as _ordinal, {record} as _source, {', '.join(typed_cols)} "
+    line = "s.__line" if lines else "cast(null as bigint)"
+    typed = (f"select s.__file, s.__row as _ordinal, {line} as _line, {record} as _source, {', '.join(typed_cols)} "
              f"from ({source_sql}) as s")
     dups = ("select __file as __dup_file, "
             + "".join(f"{k} as {quote_ident(f'__dup_k{i}')}, " for i, k in enumerate(key_cols))
@@ -344,11 +477,12 @@ def compile_feed(feed: Feed, source_sql: str, source_types: dict[str, str], reco
     # the JSON record is only made for rejected rows (to_json of every row is the costliest part of a load)
     rejected = f"""
 with bad as (
-    select c.__file, c._ordinal, c._source, list_filter([{problems}], lambda x: x is not null) as _problems
+    select c.__file, c._ordinal, c._line, c._source,
+        list_filter([{problems}], lambda x: x is not null) as _problems
     {joined}
     where not {ok}
 )
-select __file, _ordinal, _problems, cast(to_json(_source) as varchar) as _record from bad
+select __file, _ordinal, _line, _problems, cast(to_json(_source) as varchar) as _record from bad
 """
     return CompiledFeed(dups, checked, rejected)
 
@@ -379,14 +513,21 @@ def _csv_reader(paths: list[Path], header: list[str], rejects: str) -> str:
 
 
 def _jsonl_reader(paths: list[Path], feed: Feed) -> str:
+    """Every physical line of each (UTF-8, LF or CRLF) file, numbered; a blank line is no record, a line that is not
+    JSON is a malformed record. The file is split on line feeds only, so no byte of a value (a 0x1F, a quote) can
+    split or merge lines."""
     lines = (
-        f"select __file, line, try_cast(line as json) as j from read_csv({_path_list(paths)}, header = false, "
-        f"auto_detect = false, delim = '\x1f', quote = '', escape = '', columns = {{'line': 'VARCHAR'}}, "
-        f"filename = '__file') where trim(line) <> ''"
+        f"select __file, __line, rtrim(line, chr(13)) as line from ("
+        f"select filename as __file, unnest(ls) as line, generate_subscripts(ls, 1) as __line from ("
+        f"select filename, string_split(content, chr(10)) as ls from read_text({_path_list(paths)})))"
     )
+    parsed = f"select __file, __line, line, try_cast(line as json) as j from ({lines}) where trim(line) <> ''"
     cols = ", ".join(f"j ->> {quote_literal(c.name)} as {quote_ident(c.name)}" for c in feed.columns)
-    return _with_row_numbers(f"select __file, {cols}, case when j is null then line end as __malformed "
-                             f"from ({lines})")
+    nested = ", ".join(f"case when json_type(j, {quote_literal('$.' + c.name)}) in ('OBJECT', 'ARRAY') "
+                       f"then {quote_literal(c.name)} end" for c in feed.columns)
+    return (f"select __file, __line, {cols}, case when j is null then line end as __malformed, "
+            f"list_filter([{nested}], lambda x: x is not null) as __nested, "
+            f"row_number() over (partition by __file order by __line) as __row from ({parsed})")
 
 
 def _parquet_reader(paths: list[Path], names: list[str]) -> str:
@@ -410,6 +551,23 @@ class PendingFile:
     group: tuple  # files with the same group are read by one statement
     names: list[str] = field(default_factory=list)  # Parquet: column names as stored
     frame: object = None  # xlsx: the DataFrame
+    lines: int | None = None  # text files: physical lines (landing.scan_text)
+    unread_note: str | None = None  # what of the file is not read (xlsx: the sheets after the first)
+
+
+def _scan(lf: LandingFile, feed: Feed, work_dir: Path, digest: str, suffix: str) -> tuple[Path, str, int]:
+    """(what DuckDB reads, encoding, physical lines) of a text file: a UTF-8 copy when the file is GB18030 or
+    its line endings are mixed (DuckDB's CSV parser refuses a file with both \\r\\n and \\n), or, for JSON lines,
+    when it starts with a byte-order mark."""
+    try:
+        scan = scan_text(lf.path, declared_encoding(feed.name))
+    except LandingError as exc:
+        raise FeedLoadError(str(exc)) from exc
+    path = lf.path
+    if scan.encoding == "gb18030" or scan.mixed_newlines or (suffix == ".jsonl" and scan.encoding == "utf-8-sig"):
+        path = transcode_to_utf8(lf.path, scan.encoding, work_dir / f"{digest}{suffix}",
+                                 normalise_newlines=scan.mixed_newlines)
+    return path, scan.encoding, scan.lines
 
 
 def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, work_dir: Path, digest: str,
@@ -425,25 +583,20 @@ def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, wo
     if lf.format == "csv":
         if lf.path.stat().st_size == 0:
             return pending(lf.path, "empty", [], {}, ("empty",))
-        try:
-            encoding = detect_encoding(lf.path)
-        except LandingError as exc:
-            raise FeedLoadError(str(exc)) from exc
-        path = lf.path
-        if encoding == "gb18030":
-            path = transcode_to_utf8(lf.path, encoding, work_dir / f"{digest}.csv")
+        path, encoding, lines = _scan(lf, feed, work_dir, digest, ".csv")
         header = csv_header(path)
         if not header:
             return pending(path, encoding, [], {}, ("empty",))
-        if len(set(header)) != len(header):
-            dupes = sorted({h for h in header if header.count(h) > 1})
-            raise FeedLoadError(f"{lf.path}: duplicated column(s) {', '.join(dupes)} in the header "
-                                f"(rule: header_unique)")
+        _require_unique(lf, header)
         _require_columns(lf, feed, header)
-        return pending(path, encoding, header, dict.fromkeys(header, "VARCHAR"), ("csv", tuple(header)))
+        return pending(path, encoding, header, dict.fromkeys(header, "VARCHAR"), ("csv", tuple(header)),
+                       lines=lines)
     if lf.format == "jsonl":
-        return pending(lf.path, "utf-8", [*feed.column_names, "__malformed"],
-                       dict.fromkeys(feed.column_names, "VARCHAR"), ("jsonl",))
+        if lf.path.stat().st_size == 0:
+            return pending(lf.path, "empty", [], {}, ("empty",))
+        path, encoding, lines = _scan(lf, feed, work_dir, digest, ".jsonl")
+        return pending(path, encoding, [*feed.column_names, "__malformed"],
+                       dict.fromkeys(feed.column_names, "VARCHAR"), ("jsonl",), lines=lines)
     if lf.format == "parquet":
         schema = (parquet_schema or {}).get(str(lf.path))
         src = f"read_parquet({quote_literal(str(lf.path))})"
@@ -455,24 +608,74 @@ def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, wo
                                 f"(rule: parquet_readable; the file was not loaded)") from exc
         names = [str(n) for n, *_ in described] if described is not None else [n for n, *_ in schema]
         columns = [n.strip().lower() for n in names]
+        _require_unique(lf, columns)
         _require_columns(lf, feed, columns)
         # the types as DuckDB reads them are asked once per group (load_feed), from its first file
         types = {c: str(t) for c, (_n, t, *_r) in zip(columns, described, strict=True)} if described else {}
         group = ("parquet", tuple(schema) if schema is not None else tuple(map(tuple, described)))
         return pending(lf.path, "parquet", columns, types or dict.fromkeys(columns, ""), group, names=names)
     if lf.format == "xlsx":
-        import pandas as pd
-
-        try:
-            frame = pd.read_excel(lf.path, dtype=str, engine="openpyxl")
-        except Exception as exc:  # not a zip, not a workbook, no sheet: openpyxl raises many kinds
-            raise FeedLoadError(f"{lf.path}: cannot read the Excel workbook ({type(exc).__name__}: {exc}) "
-                                f"(rule: xlsx_readable; the file was not loaded)") from exc
-        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        frame, note = read_workbook(lf)
+        _require_unique(lf, list(frame.columns))
         _require_columns(lf, feed, list(frame.columns))
-        columns = list(frame.columns)
-        return pending(lf.path, "xlsx", columns, dict.fromkeys(columns, "VARCHAR"), ("xlsx", digest), frame=frame)
+        columns = [c for c in frame.columns if c != "__uncached"]
+        return pending(lf.path, "xlsx", columns, dict.fromkeys(columns, "VARCHAR"), ("xlsx", digest), frame=frame,
+                       unread_note=note)
     raise FeedLoadError(f"{lf.path}: unsupported format {lf.format}")
+
+
+# a formula cell whose workbook was saved without its calculated value (<f> and no <v>): openpyxl reads it as empty
+_UNCACHED_FORMULA = re.compile(rb"<c\b[^>]*>\s*<f\b[^>]*(?:/>|>[^<]*</f>)\s*(?:<v\s*/>|<v>\s*</v>)?\s*</c>")
+
+
+def read_workbook(lf: LandingFile) -> tuple[object, str | None]:
+    """The first sheet of a workbook as text columns (pandas over openpyxl), with `__uncached`: per row, the
+    columns whose cell is a formula without a calculated value (else the row would load an empty value); and a
+    note naming the other sheets that hold data (they are not read; raw.unread_files records them)."""
+    import zipfile
+
+    import openpyxl
+    import pandas as pd
+
+    try:
+        frame = pd.read_excel(lf.path, dtype=str, engine="openpyxl")
+        workbook = openpyxl.load_workbook(lf.path, read_only=True, data_only=False)
+    except Exception as exc:  # not a zip, not a workbook, no sheet: openpyxl raises many kinds
+        raise FeedLoadError(f"{lf.path}: cannot read the Excel workbook ({type(exc).__name__}: {exc}) "
+                            f"(rule: xlsx_readable; the file was not loaded)") from exc
+    try:
+        sheets = workbook.worksheets
+        others = [ws.title for ws in sheets[1:]
+                  if any(v is not None for row in ws.iter_rows(max_row=2, values_only=True) for v in row)]
+        first = sheets[0]
+        with zipfile.ZipFile(lf.path) as z:
+            xml_names = [n for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+            uncached = any(_UNCACHED_FORMULA.search(z.read(n)) for n in xml_names)
+        header = [str(c).strip().lower() for c in frame.columns]
+        frame.columns = header
+        frame["__uncached"] = None
+        if uncached:
+            # only then: the formulas as written, cell by cell (openpyxl has no vectorised reader), against the values
+            formulas = pd.DataFrame(list(first.iter_rows(min_row=2, max_row=len(frame) + 1, values_only=True)))
+            formulas = formulas.iloc[:, :len(header)].reindex(columns=range(len(header)))
+            formulas.columns = header
+            is_uncached = formulas.map(lambda v: isinstance(v, str) and v.startswith("=")).to_numpy() & \
+                frame[header].isna().to_numpy()
+            names = pd.DataFrame(is_uncached, columns=header).apply(
+                lambda row: ",".join(c for c, bad in zip(header, row, strict=True) if bad) or None, axis=1)
+            frame["__uncached"] = names.to_numpy()
+    finally:
+        workbook.close()
+    note = (f"sheet(s) {', '.join(repr(t) for t in others)} not read: only the first sheet of a workbook "
+            f"({first.title!r}) is read; move the rows to it or land each sheet as its own file") if others else None
+    return frame, note
+
+
+def _require_unique(lf: LandingFile, header: list[str]) -> None:
+    if len(set(header)) != len(header):
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        raise FeedLoadError(f"{lf.path}: duplicated column(s) {', '.join(dupes)} in the header (rule: header_unique) "
+                            f"(names are compared trimmed and in lower case; the file was not loaded)")
 
 
 def _require_columns(lf: LandingFile, feed: Feed, header: list[str]) -> None:
@@ -515,65 +718,120 @@ def _parquet_schemas(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[
 FILES_DDL = """
 create or replace temp table _files (
     __file varchar, source_file varchar, file_hash varchar, file_day date, encoding varchar,
-    extra_columns varchar, loaded_at timestamptz
+    extra_columns varchar, loaded_at timestamptz, lines bigint, header_lines bigint
 )
+"""
+
+LINEMAP_DDL = ("create or replace temp table _linemap (__file varchar, record bigint, line_number bigint, "
+               "byte_pos bigint)")
+
+
+def linemap_sql(paths: list[Path]) -> str:
+    """Record number -> physical line (and 1-based byte offset) of every record of these CSV files, from their text:
+    a line starts a record when the quotes before it are balanced (RFC 4180: a doubled quote adds two) and it is not
+    empty (DuckDB skips empty lines); line 1 is the header. Only read for files that need it: with malformed lines
+    (the reader skips them, so its row numbers run short) or whose rejected rows are not simply line = row + 1
+    (quoted values spanning lines, empty lines)."""
+    return f"""
+with t as (select filename as __file, string_split(content, chr(10)) as ls from read_text({_path_list(paths)})),
+l as (select __file, unnest(ls) as line, generate_subscripts(ls, 1) as ln from t),
+q as (select __file, ln, line, strlen(line) + 1 as nbytes, length(line) - length(replace(line, '"', '')) as quotes
+      from l),
+c as (select *, coalesce(sum(quotes) over w, 0) as q_before, coalesce(sum(nbytes) over w, 0) as off from q
+      window w as (partition by __file order by ln rows between unbounded preceding and 1 preceding))
+select __file, row_number() over (partition by __file order by ln) as record, ln as line_number, off + 1 as byte_pos
+from c where ln > 1 and q_before % 2 = 0 and line <> '' and line <> chr(13)
 """
 
 
 def batch_source(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile],
-                 tag: str) -> tuple[str, dict[str, str], list[str], str | None, bool]:
-    """(source SQL, types as read, record columns, rejects table, jsonl) for files of one group."""
+                 tag: str) -> tuple[str, dict[str, str], list[str], str | None, str]:
+    """(source SQL, types as read, record columns, rejects table, kind) for files of one group."""
     first = files[0]
     kind = first.group[0]
     paths = [f.read_path for f in files]
     if kind == "csv":
         rejects = f"rej_{tag}"
-        return _csv_reader(paths, first.columns, rejects), first.types, first.columns, rejects, False
+        return _csv_reader(paths, first.columns, rejects), first.types, first.columns, rejects, kind
     if kind == "jsonl":
-        return _jsonl_reader(paths, feed), first.types, first.columns, None, True
+        return _jsonl_reader(paths, feed), first.types, first.columns, None, kind
     if kind == "parquet":
         sql = _parquet_reader(paths, first.names)
         described = con.execute(f"describe {sql}").fetchall()
         types = {str(n): str(t) for n, t, *_ in described if str(n) in first.types}
-        return sql, types, first.columns, None, False
+        return sql, types, first.columns, None, kind
     if kind == "xlsx":
         view = f"xlsx_{tag}"
         con.register(view, first.frame)
         sql = _with_row_numbers(f"select *, {quote_literal(str(first.read_path))} as __file from {quote_ident(view)}")
-        return sql, first.types, first.columns, None, False
+        return sql, first.types, first.columns, None, kind
     raise ValueError(kind)
 
 
 def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile], run_id: str,
                loaded_at: dict[str, dt.datetime]) -> list[FileLoad]:
     """Load files of one group in ONE transaction and (but for empty files) ONE read: raw rows, rejected rows and
-    one load_log row per file. A file is loaded completely or not at all; so is the batch."""
+    one load_log row per file. A file is loaded completely or not at all; so is the batch.
+
+    Row numbers are record numbers within the file (1-based, the header excluded, malformed records counted);
+    line numbers of rejected rows are the physical line the record starts on (CSV, JSON lines; the sheet row of a
+    workbook; none for Parquet)."""
     tag = files[0].digest[:16]
     empty = files[0].group == ("empty",)
+    kind = files[0].group[0]
     rejects: str | None = None
     con.execute("begin transaction")
     try:
         con.execute(FILES_DDL)
         con.execute(
             "insert into _files select unnest(?), unnest(?), unnest(?), try_cast(unnest(?) as date), unnest(?), "
-            "unnest(?), unnest(?)",
+            "unnest(?), unnest(?), unnest(?), unnest(?)",
             [[str(f.read_path) for f in files], [f.rel for f in files], [f.digest for f in files],
              [f.lf.day for f in files], [f.encoding for f in files], [",".join(f.extra_columns) for f in files],
-             [loaded_at[f.digest] for f in files]],
+             [loaded_at[f.digest] for f in files], [f.lines for f in files],
+             [1 if kind in ("csv", "xlsx") else None for f in files]],
         )
+        con.execute(LINEMAP_DDL)
         if empty:
             con.execute("create or replace temp table _counts as select __file, 0::bigint as loaded, "
                         "0::bigint as rejected from _files")
         else:
-            source_sql, types, record_columns, rejects, jsonl = batch_source(con, feed, files, tag)
-            if files[0].group[0] != "parquet":
+            source_sql, types, record_columns, rejects, kind = batch_source(con, feed, files, tag)
+            if kind != "parquet":
                 # CSV (one read_csv per file, with its rejects table), JSON lines and Excel are read ONCE, in
                 # file order (the readers number rows with window functions, which do not keep it); Parquet is
                 # read where it is used (projection pushdown: the duplicate search reads the key columns only)
                 con.execute(f"create or replace temp table _src as select s.* from ({source_sql}) as s "
                             f"join _files as f using (__file) order by f.loaded_at, s.__row")
                 source_sql = "select * from _src"
-            compiled = compile_feed(feed, source_sql, types, record_columns, jsonl=jsonl)
+            malformed = "select __file, 0 as n from _files where false"
+            if rejects:
+                # DuckDB may report several errors for one line: one rejected row per line
+                con.execute(
+                    f"create or replace temp table _malformed as select f.__file, f.source_file, f.file_hash, "
+                    f"f.loaded_at, r.line, min(r.line_byte_position) as line_byte_position, "
+                    f"arg_max(r.error_type || ': ' || r.error_message, coalesce(r.column_idx, 0)) as reason, "
+                    f"any_value(r.csv_line) as csv_line "
+                    f"from {quote_ident(rejects)} as r join {quote_ident(rejects + '_scan')} as s "
+                    f"using (scan_id, file_id) join _files as f on f.__file = s.file_path "
+                    f"group by f.__file, f.source_file, f.file_hash, f.loaded_at, r.line"
+                )
+                malformed = "select __file, count(*) as n from _malformed group by __file"
+                with_malformed = [r[0] for r in con.execute("select distinct __file from _malformed").fetchall()]
+                if with_malformed:
+                    # the reader numbered the rows it kept: renumber them as records, the malformed ones counted
+                    con.execute(f"insert into _linemap {linemap_sql([Path(p) for p in with_malformed])}")
+                    con.execute(
+                        "create or replace temp table _src as with good as ("
+                        "select m.__file, m.record, row_number() over (partition by m.__file order by m.record) "
+                        "as __row from _linemap as m anti join _malformed as x "
+                        "on x.__file = m.__file and x.line_byte_position = m.byte_pos) "
+                        "select s.* replace (coalesce(g.record, s.__row) as __row) from _src as s "
+                        "left join good as g on g.__file = s.__file and g.__row = s.__row "
+                        "join _files as f on f.__file = s.__file order by f.loaded_at, s.__row"
+                    )
+            compiled = compile_feed(feed, source_sql, types, record_columns, jsonl=kind == "jsonl",
+                                    lines=kind == "jsonl", xlsx=kind == "xlsx")
             cols = ", ".join(f"v.{quote_ident(c)}" for c in feed.column_names)
             con.execute(f"create or replace temp table _rows as select __file, count(*) as n from ({source_sql}) "
                         f"group by __file")
@@ -588,38 +846,44 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
             total = con.execute("select coalesce(sum(n), 0) from _rows").fetchone()[0]
             if inserted == total:  # nothing rejected: no need to read the batch again
                 con.execute("create or replace temp table _rejected as select __file, 0::bigint as _ordinal, "
-                            "[]::varchar[] as _problems, ''::varchar as _record from _files where false")
+                            "null::bigint as _line, []::varchar[] as _problems, ''::varchar as _record "
+                            "from _files where false")
             else:
                 con.execute(f"create or replace temp table _rejected as {compiled.rejected_sql}")
                 rejected = con.execute("select count(*) from _rejected").fetchone()[0]
                 if inserted + rejected != total:  # every row is loaded or rejected, never both, never neither
                     raise FeedLoadError(f"feed {feed.name}: {total} rows read but {inserted} loaded and {rejected} "
                                         f"rejected ({', '.join(f.rel for f in files)}; the files were not loaded)")
+                if kind == "csv":
+                    # a CSV file whose physical lines are not header + one per record (a quoted value spans lines,
+                    # an empty line): its rejected rows' lines come from its text
+                    unmapped = [r[0] for r in con.execute(
+                        f"select f.__file from _files as f join _rows as n using (__file) "
+                        f"left join ({malformed}) as m using (__file) "
+                        f"where f.lines is distinct from 1 + n.n + coalesce(m.n, 0) "
+                        f"and f.__file in (select __file from _rejected) "
+                        f"and f.__file not in (select __file from _linemap)").fetchall()]
+                    if unmapped:
+                        con.execute(f"insert into _linemap {linemap_sql([Path(p) for p in unmapped])}")
             con.execute(
-                REJECTED_ROWS_INSERT + "select ?, f.source_file, f.file_hash, b._ordinal, null, "
+                REJECTED_ROWS_INSERT + "select ?, f.source_file, f.file_hash, b._ordinal, "
+                "coalesce(m.line_number, b._line, b._ordinal + f.header_lines), "
                 "split_part(b._problems[1], '|', 1), "
                 "array_to_string(list_transform(b._problems, lambda x: substr(x, strpos(x, '|') + 1)), '; '), "
                 "b._record, f.loaded_at, ? from _rejected as b join _files as f using (__file) "
+                "left join _linemap as m on m.__file = b.__file and m.record = b._ordinal "
                 "order by f.loaded_at, b._ordinal",
                 [feed.name, run_id],
             )
-            malformed = "select __file, 0 as n from _files where false"
             if rejects:
-                # DuckDB may report several errors for one line: one rejected row per line
                 con.execute(
-                    f"create or replace temp table _malformed as select f.__file, f.source_file, f.file_hash, "
-                    f"f.loaded_at, r.line, arg_max(r.error_type || ': ' || r.error_message, "
-                    f"coalesce(r.column_idx, 0)) as reason, any_value(r.csv_line) as csv_line "
-                    f"from {quote_ident(rejects)} as r join {quote_ident(rejects + '_scan')} as s "
-                    f"using (scan_id, file_id) join _files as f on f.__file = s.file_path "
-                    f"group by all"
-                )
-                con.execute(
-                    REJECTED_ROWS_INSERT + "select ?, source_file, file_hash, line - 1, line, "
-                    "'malformed_line', reason, csv_line, loaded_at, ? from _malformed order by loaded_at, line",
+                    REJECTED_ROWS_INSERT + "select ?, x.source_file, x.file_hash, "
+                    "coalesce(m.record, x.line - 1), coalesce(m.line_number, x.line), 'malformed_line', x.reason, "
+                    "x.csv_line, x.loaded_at, ? "
+                    "from _malformed as x left join _linemap as m "
+                    "on m.__file = x.__file and m.byte_pos = x.line_byte_position order by x.loaded_at, x.line",
                     [feed.name, run_id],
                 )
-                malformed = "select __file, count(*) as n from _malformed group by __file"
             con.execute(
                 f"create or replace temp table _counts as "
                 f"with r as (select __file, count(*) as n from _rejected group by __file), "
@@ -635,7 +899,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
             [feed.name, run_id],
         )
         counts = dict(con.execute("select __file, [loaded, rejected] from _counts").fetchall())
-        for t in ("_src", "_dups", "_rows", "_rejected", "_counts", "_malformed", "_files"):
+        for t in ("_src", "_dups", "_rows", "_rejected", "_counts", "_malformed", "_files", "_linemap"):
             con.execute(f"drop table if exists {t}")
         for f in files:
             # tests kill the process here: the batch's rows are written, not committed (SERVICESCORE_FAULT_PAUSE)
@@ -648,7 +912,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
         if rejects:
             for t in (rejects, rejects + "_scan"):
                 con.execute(f"drop table if exists {quote_ident(t)}")
-        if files[0].group[0] == "xlsx":
+        if kind == "xlsx":
             con.unregister(f"xlsx_{tag}")
     results = []
     for f in files:
@@ -672,12 +936,20 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
     columns, readable Parquet footer), then grouped by how DuckDB reads them (all Parquet files with the same
     schema, all CSV files with the same header, all JSON lines files) and each group is loaded by one statement
     in one transaction. If a group's statement fails, its files are loaded one by one so that the error names
-    the file and the other files still load."""
-    files, ignored = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
+    the file and the other files still load.
+
+    Every landed file not read in this run is in `result.unread` with the reason, and (with the refused files)
+    one row each in raw.unread_files."""
+    files, unread_entries = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
     feed = FEEDS[feed_name]
-    result = FeedLoadResult(feed=feed_name, ignored=ignored)
+    result = FeedLoadResult(feed=feed_name)
     started = dt.datetime.now(dt.UTC)
     root = landing.resolve()
+    unread: list[tuple[str, str | None, str]] = []  # (source file, hash, reason)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        unread_hashes = list(pool.map(_hash_if_inside(root), [entry for entry, _reason in unread_entries]))
+    for (entry, reason), digest in zip(unread_entries, unread_hashes, strict=True):
+        unread.append((f"{feed_name}/{entry.name}", digest, reason))
     loads: dict[str, FileLoad] = {}  # by relative name, reported in file order
     with connect(warehouse, timezone, memory_limit, threads) as con:
         ensure_raw_schema(con)
@@ -706,6 +978,7 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
                 result.errors.append(_error_message(lf, exc))
                 continue
             groups.setdefault(pf.group, []).append(pf)
+        notes = {pf.rel: pf.unread_note for group in groups.values() for pf in group if pf.unread_note}
         for group in groups.values():
             for batch in _chunks(group):
                 try:
@@ -721,6 +994,13 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
                         except (FeedLoadError, duckdb.Error) as file_exc:
                             result.errors.append(_error_message(pf.lf, file_exc))
                 loads.update((fl.source_file, fl) for fl in done)
+                unread += [(fl.source_file, fl.file_hash, notes[fl.source_file]) for fl in done
+                           if fl.source_file in notes]
+        result.unread = [(name, reason) for name, _digest, reason in unread]
+        refused = [(rel, digest, msg) for (lf, digest, rel) in new for msg in result.errors
+                   if msg.startswith(f"{lf.path}:")]
+        _record_unread(con, feed.name, run_id, [*unread, *((rel, digest, f"file refused: {msg.split(': ', 1)[1]}")
+                                                        for rel, digest, msg in refused)])
         order = {str(lf.path.relative_to(root)): i for i, lf in enumerate(files)}
         result.files = sorted(loads.values(), key=lambda fl: order[fl.source_file])
         # rows rejected earlier for a reference that this or an earlier load has since brought
@@ -728,9 +1008,36 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
         touched = [f.file_hash for f in result.files if not f.skipped]
         result.months_touched = months_touched(con, feed, list(dict.fromkeys(touched + recovered_from)), timezone)
     if result.errors:
-        raise FeedLoadError(f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - "
-                            + "\n  - ".join(result.errors))
+        error = FeedLoadError(f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - "
+                              + "\n  - ".join(result.errors))
+        error.result = result
+        raise error
     return result
+
+
+def _hash_if_inside(root: Path):
+    def digest(entry: Path) -> str | None:
+        try:
+            resolved = entry.resolve()
+        except OSError:
+            return None
+        if not entry.is_file() or (resolved != root and root not in resolved.parents):
+            return None
+        try:
+            return file_hash(entry)
+        except OSError:
+            return None
+    return digest
+
+
+def _record_unread(con: duckdb.DuckDBPyConnection, feed: str, run_id: str,
+                   rows: list[tuple[str, str | None, str]]) -> None:
+    """One raw.unread_files row per file not read in this run (one statement)."""
+    if not rows:
+        return
+    names, digests, reasons = (list(c) for c in zip(*rows, strict=True))
+    con.execute("insert into raw.unread_files select ?, unnest(?), unnest(?), unnest(?), ?, now()",
+                [feed, names, digests, reasons, run_id])
 
 
 # input bytes per statement: bounds the memory of one batch. Measured on tier L tickets (365 Parquet files,

@@ -19,7 +19,7 @@ TECHS = [
 ]
 TICKET_HEADER = ",".join(FEEDS["tickets"].column_names)
 GOOD_TICKET = "K1,2026-05-01 09:00:00,2026-05-01 09:30:00,2026-05-01 12:00:00,,2026-05-01 12:00:00," \
-              "resolved,repair,P2,phone,T001,C1,P1,1,true,0"
+              "resolved,repair,P2,phone,T001,C1,P1,1,true,0,"  # sla_due_at empty
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
