@@ -39,9 +39,10 @@ from ingestion.landing import (
     list_files,
     transcode_to_utf8,
 )
-from ingestion.paths import duckdb_settings
+from ingestion.organisation import organisation_timezone
+from ingestion.paths import DataDir, duckdb_settings
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_TIMEZONE = None  # None: the organisation's zone (ingestion.organisation) of the warehouse's data folder
 FUTURE_TOLERANCE = "interval 1 day"
 
 REJECTED_ROWS_DDL = """
@@ -133,8 +134,13 @@ def quote_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def warehouse_timezone(warehouse: Path) -> str:
+    """The organisation's zone of the data folder that holds the warehouse file (ingestion.organisation)."""
+    return organisation_timezone(DataDir(warehouse.resolve().parent))
+
+
 @contextlib.contextmanager
-def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE, memory_limit: str | None = None,
+def connect(warehouse: Path, timezone: str | None = DEFAULT_TIMEZONE, memory_limit: str | None = None,
             threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived writer connection; DuckDB allows one writer process, so never keep it open.
     Memory and threads: ingestion.paths.duckdb_settings (the pipeline's limits)."""
@@ -146,7 +152,7 @@ def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE, memory_limit: str
             f"{warehouse}: the warehouse is locked by another process (another run is writing it): {exc}"
         ) from exc
     try:
-        con.execute(f"set TimeZone = {quote_literal(timezone)}")
+        con.execute(f"set TimeZone = {quote_literal(timezone or warehouse_timezone(warehouse))}")
         yield con
     finally:
         con.close()
@@ -654,7 +660,7 @@ def _error_message(lf: LandingFile, exc: Exception) -> str:
 
 def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_dir: Path,
               day_from: str | None = None, day_to: str | None = None,
-              timezone: str = DEFAULT_TIMEZONE, memory_limit: str | None = None,
+              timezone: str | None = DEFAULT_TIMEZONE, memory_limit: str | None = None,
               threads: int | None = None) -> FeedLoadResult:
     """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed.
 
@@ -663,6 +669,7 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
     schema, all CSV files with the same header, all JSON lines files) and each group is loaded by one statement
     in one transaction. If a group's statement fails, its files are loaded one by one so that the error names
     the file and the other files still load."""
+    timezone = timezone or warehouse_timezone(warehouse)
     files, ignored = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
     feed = FEEDS[feed_name]
     result = FeedLoadResult(feed=feed_name, ignored=ignored)
