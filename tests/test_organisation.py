@@ -68,8 +68,8 @@ def test_operations_file_then_environment(data_dir: DataDir, monkeypatch: pytest
     ("working_weekdays: []", {}, "operations.yaml: organisation.working_weekdays: expected a non-empty list"),
     ("holiday_country: XX", {}, "operations.yaml: organisation.holiday_country: 'XX' is not a country of the "
                                 "holidays package"),
-    ("holiday_subdivision: BY", {}, "operations.yaml: organisation.holiday_subdivision: the Chinese calendar (chinese_calendar) has no "
-                                    "subdivisions, got 'BY'"),
+    ("holiday_subdivision: BY", {}, "operations.yaml: organisation.holiday_subdivision: the Chinese calendar "
+                                    "(chinese_calendar) has no subdivisions, got 'BY'"),
     ("zone: UTC", {}, "operations.yaml: organisation: unknown key(s) zone; known: timezone, workday_start"),
     ("timezone: UTC", {"SERVICESCORE_TIMEZONE": "Nowhere/City"},
      "SERVICESCORE_TIMEZONE: unknown time zone 'Nowhere/City'"),
@@ -87,8 +87,9 @@ def test_bad_settings_name_the_file_and_key(data_dir: DataDir, monkeypatch: pyte
 
 
 def _days(con, first: str, last: str):
-    return con.execute("select calendar_date, is_workday, is_holiday, holiday_name, is_makeup_workday, is_estimated "
-                       "from raw.work_calendar where calendar_date between ? and ? order by 1", [first, last]).fetchall()
+    return con.execute("select calendar_date, is_workday, is_holiday, holiday_name, is_makeup_workday, "
+                       "is_estimated from raw.work_calendar where calendar_date between ? and ? order by 1",
+                       [first, last]).fetchall()
 
 
 def test_german_calendar_from_the_holidays_package():

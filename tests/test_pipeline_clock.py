@@ -108,8 +108,9 @@ def test_business_hours_on_the_german_calendar_and_working_day(berlin):
     paths = berlin[0]
     assert q(paths.warehouse, "select is_workday, is_holiday, holiday_name from raw.work_calendar "
              "where calendar_date = '2026-05-25'") == [(False, True, "Pentecost Monday")]
-    assert q(paths.warehouse, "select ticket_id, handling_hours, handling_business_hours from marts.fct_service_tickets "
-             "where ticket_id in ('K4', 'K8') order by 1") == [("K4", 288.0, 56.0), ("K8", 12.0, 7.0)]
+    assert q(paths.warehouse, "select ticket_id, handling_hours, handling_business_hours "
+             "from marts.fct_service_tickets where ticket_id in ('K4', 'K8') order by 1"
+             ) == [("K4", 288.0, 56.0), ("K8", 12.0, 7.0)]
     assert q(paths.warehouse, "select avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n "
              "from marts.kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-06'"
              ) == [(150.0, (56 + 7) / 2, 2)]
