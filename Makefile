@@ -30,7 +30,7 @@ browser:
 
 ## docs: the dbt docs site (project + warehouse catalog) under $(SERVICESCORE_DATA_DIR)/reports/dbt_docs
 docs: setup
-	cd dbt_project && ../$(DBT) docs generate --static --quiet --profiles-dir . \
+	cd dbt_project && ../$(PY) -m ingestion.organisation ../$(DBT) docs generate --static --quiet --profiles-dir . \
 		--target-path $(SERVICESCORE_DATA_DIR)/reports/dbt_docs --log-path $(SERVICESCORE_DATA_DIR)/reports/dbt_docs/logs
 	@echo "dbt docs: $(SERVICESCORE_DATA_DIR)/reports/dbt_docs/static_index.html (one file, open it in a browser)"
 

@@ -13,9 +13,11 @@
 --                                     file is GB18030 and DuckDB reads GB18030 only through the `encodings`
 --                                     extension, which cannot be downloaded here. A few thousand rows.
 --     floor_input/work_calendar.parquet  calendar_date, is_workday: the same days the pipeline writes to
---                                     raw.work_calendar (ingestion.work_calendar.calendar_frame, chinese_calendar
---                                     holidays and make-up working days)
+--                                     raw.work_calendar (ingestion.work_calendar.calendar_frame: the organisation's
+--                                     holidays, make-up working days and working weekdays)
 --     floor_input/sla_targets.csv     a copy of the seed dbt_project/seeds/sla_targets.csv
+--     floor_input/organisation.csv    the organisation's clock of the data folder (ingestion/organisation.py):
+--                                     timezone, workday_start_seconds, workday_end_seconds
 -- benchmarks/run.py prepares floor_input/ before the timed part (it is reference data, not the feeds).
 -- It writes the table kpi_technician_monthly (in the database the script runs in) and prints its row count.
 --
@@ -27,7 +29,14 @@
 -- the later file, then the later row of the file (Parquet) -- the pipeline breaks them by load time, then
 -- row number; the landing files of one run load in day order, so the order is the same.
 
-set TimeZone = 'Asia/Shanghai';
+set variable organisation_timezone = (select timezone from read_csv('floor_input/organisation.csv', header = true));
+set variable workday_start_seconds = (
+    select cast(workday_start_seconds as bigint) from read_csv('floor_input/organisation.csv', header = true)
+);
+set variable workday_end_seconds = (
+    select cast(workday_end_seconds as bigint) from read_csv('floor_input/organisation.csv', header = true)
+);
+set TimeZone = getvariable('organisation_timezone');
 
 -- ------------------------------------------------------------------ reference data
 create or replace temp table roster as
@@ -42,7 +51,7 @@ typed as (
         nullif(trim(technician_id), '') as technician_id,
         cast(valid_from as date) as valid_from,
         nullif(trim(team_id), '') as team_id,
-        timezone('Asia/Shanghai', cast(updated_at as timestamptz)) as updated_at,
+        timezone(getvariable('organisation_timezone'), cast(updated_at as timestamptz)) as updated_at,
         filename
     from source
 ),
@@ -72,7 +81,7 @@ select
     calendar_date,
     is_workday,
     coalesce(
-        sum(case when is_workday then 32400 else 0 end) over (
+        sum(case when is_workday then getvariable('workday_end_seconds') - getvariable('workday_start_seconds') else 0 end) over (
             order by calendar_date rows between unbounded preceding and 1 preceding
         ),
         0
@@ -83,16 +92,19 @@ create or replace temp table sla_targets as
 select priority, cast(target_hours as double) as target_hours, hours_basis
 from read_csv('floor_input/sla_targets.csv', header = true);
 
--- Business seconds "clock" at a local timestamp (workday 09:00-18:00 = 32400..64800 s of the day).
+-- Business seconds "clock" at a local timestamp (the working day, e.g. 09:00-18:00 = 32400..64800 s of the day).
 create or replace temp macro business_seconds(ts, cum_before, is_workday) as
     cum_before + case
-        when is_workday then least(greatest(epoch(ts) - epoch(date_trunc('day', ts)), 32400), 64800) - 32400
+        when is_workday then least(
+            greatest(epoch(ts) - epoch(date_trunc('day', ts)), getvariable('workday_start_seconds')),
+            getvariable('workday_end_seconds')
+        ) - getvariable('workday_start_seconds')
         else 0
     end;
 
 -- CSV timestamps: naive local wall time or ISO-8601 with an offset -> local wall time.
 create or replace temp macro local_ts(text_value) as
-    timezone('Asia/Shanghai', cast(nullif(text_value, '') as timestamptz));
+    timezone(getvariable('organisation_timezone'), cast(nullif(text_value, '') as timestamptz));
 
 -- ------------------------------------------------------------------ tickets
 create or replace temp table tickets as

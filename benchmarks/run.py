@@ -154,7 +154,8 @@ def child_env(data: Path) -> dict[str, str]:
 
 
 def prepare_floor_input(data: Path) -> None:
-    """Reference inputs of floor.sql (untimed): UTF-8 roster copies, the working calendar, the SLA seed."""
+    """Reference inputs of floor.sql (untimed): UTF-8 roster copies, the working calendar, the SLA seed, the
+    organisation's clock (zone and working day)."""
     from ingestion.landing import detect_encoding, transcode_to_utf8
     from ingestion.work_calendar import calendar_frame
     from orchestration.partitions import PARTITIONS_START
@@ -164,14 +165,25 @@ def prepare_floor_input(data: Path) -> None:
     (floor_input / "technicians").mkdir(parents=True)
     for src in sorted((data / "landing" / "technicians").glob("*.csv")):
         transcode_to_utf8(src, detect_encoding(src), floor_input / "technicians" / src.name)
+    from ingestion.organisation import load_organisation
+    from ingestion.paths import DataDir
+
+    organisation = load_organisation(DataDir(data))
     today = dt.date.today()
-    frame = calendar_frame(dt.date.fromisoformat(PARTITIONS_START), dt.date(today.year + 1, 12, 31))
+    frame = calendar_frame(dt.date.fromisoformat(PARTITIONS_START), dt.date(today.year + 1, 12, 31), organisation)
     import duckdb
 
     with duckdb.connect() as con:
         con.register("calendar_frame", frame)
         con.execute(f"copy (select calendar_date, is_workday from calendar_frame order by calendar_date) "
                     f"to '{floor_input / 'work_calendar.parquet'}' (format parquet)")
+
+    def seconds(hhmm: str) -> int:
+        return int(hhmm[:2]) * 3600 + int(hhmm[3:]) * 60
+
+    (floor_input / "organisation.csv").write_text(
+        "timezone,workday_start_seconds,workday_end_seconds\n"
+        f"{organisation.timezone},{seconds(organisation.workday_start)},{seconds(organisation.workday_end)}\n")
     shutil.copy(REPO / "dbt_project" / "seeds" / "sla_targets.csv", floor_input / "sla_targets.csv")
 
 

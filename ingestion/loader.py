@@ -42,10 +42,11 @@ from ingestion.landing import (
     scan_text,
     transcode_to_utf8,
 )
-from ingestion.paths import duckdb_settings
+from ingestion.organisation import organisation_timezone
+from ingestion.paths import DataDir, duckdb_settings
 from ingestion.recovery import recover_late_references
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_TIMEZONE = None  # None: the organisation's zone (ingestion.organisation) of the warehouse's data folder
 
 REJECTED_ROWS_DDL = """
 create table if not exists raw.rejected_rows (
@@ -170,8 +171,13 @@ def quote_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def warehouse_timezone(warehouse: Path) -> str:
+    """The organisation's zone of the data folder that holds the warehouse file (ingestion.organisation)."""
+    return organisation_timezone(DataDir(warehouse.resolve().parent))
+
+
 @contextlib.contextmanager
-def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE, memory_limit: str | None = None,
+def connect(warehouse: Path, timezone: str | None = DEFAULT_TIMEZONE, memory_limit: str | None = None,
             threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived writer connection; DuckDB allows one writer process, so never keep it open.
     Memory and threads: ingestion.paths.duckdb_settings (the pipeline's limits)."""
@@ -181,7 +187,7 @@ def connect(warehouse: Path, timezone: str = DEFAULT_TIMEZONE, memory_limit: str
     except duckdb.Error as exc:
         raise connect_error(warehouse, exc) from exc
     try:
-        con.execute(f"set TimeZone = {quote_literal(timezone)}")
+        con.execute(f"set TimeZone = {quote_literal(timezone or warehouse_timezone(warehouse))}")
         yield con
     finally:
         con.close()
@@ -928,7 +934,7 @@ def _error_message(lf: LandingFile, exc: Exception) -> str:
 
 def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_dir: Path,
               day_from: str | None = None, day_to: str | None = None,
-              timezone: str = DEFAULT_TIMEZONE, memory_limit: str | None = None,
+              timezone: str | None = DEFAULT_TIMEZONE, memory_limit: str | None = None,
               threads: int | None = None) -> FeedLoadResult:
     """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed.
 
@@ -940,6 +946,7 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
 
     Every landed file not read in this run is in `result.unread` with the reason, and (with the refused files)
     one row each in raw.unread_files."""
+    timezone = timezone or warehouse_timezone(warehouse)
     files, unread_entries = list_files(landing, feed_name, day_from=day_from, day_to=day_to)
     feed = FEEDS[feed_name]
     result = FeedLoadResult(feed=feed_name)

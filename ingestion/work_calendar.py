@@ -1,17 +1,23 @@
-"""The working calendar (raw.work_calendar): Chinese public holidays and make-up working days.
+"""The working calendar (raw.work_calendar): public holidays, make-up working days and working weekdays.
 
-Built from the `chinese_calendar` library, one row per calendar day. Days outside the years the
-library covers fall back to Monday-Friday working days and are flagged `is_estimated`.
+One row per calendar day, for the organisation's holiday country and working weekdays (ingestion.organisation):
+CN (the default) from the `chinese_calendar` library, with its make-up working days (调休); any other country
+from the maintained `holidays` package (public holidays; it has no make-up days). With `chinese_calendar`, days
+outside the years the library covers fall back to the working weekdays and are flagged `is_estimated`.
 dbt reads the table as a source (staging.stg_work_calendar__days) for business hours and dim_date.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import chinese_calendar
 import duckdb
 import pandas as pd
+
+from ingestion.organisation import DEFAULT_HOLIDAY_COUNTRY, OrganisationSettings, load_organisation
+from ingestion.paths import DataDir
 
 TABLE = "raw.work_calendar"
 
@@ -30,18 +36,32 @@ def _covered_years() -> tuple[int, int]:
     return min(known).year, max(known).year
 
 
-def calendar_frame(start: date, end: date) -> pd.DataFrame:
-    """One row per day in [start, end] with the columns of raw.work_calendar."""
+def _holiday_tables(org: OrganisationSettings, start: date, end: date) -> tuple[dict, dict, int, int]:
+    """(holidays by date, make-up working days by date, first and last year known) of the organisation."""
+    if org.holiday_country == DEFAULT_HOLIDAY_COUNTRY:
+        first_year, last_year = _covered_years()
+        return chinese_calendar.holidays, chinese_calendar.workdays, first_year, last_year
+    import holidays as holidays_lib
+
+    # the package computes every year from its rules: no year is estimated
+    known = holidays_lib.country_holidays(org.holiday_country, subdiv=org.holiday_subdivision,
+                                          years=range(start.year, end.year + 1), language="en_US")
+    return dict(known.items()), {}, start.year, end.year
+
+
+def calendar_frame(start: date, end: date, organisation: OrganisationSettings | None = None) -> pd.DataFrame:
+    """One row per day in [start, end] with the columns of raw.work_calendar, for the organisation's holiday
+    country and working weekdays (default: the settings in force, ingestion.organisation)."""
     if end < start:
         raise ValueError(f"calendar end {end} is before start {start}")
-    first_year, last_year = _covered_years()
-    holidays = chinese_calendar.holidays
-    makeup = chinese_calendar.workdays
+    org = organisation or load_organisation()
+    holidays, makeup, first_year, last_year = _holiday_tables(org, start, end)
+    working = org.working_isoweekdays
     # a loop over days (a few thousand), never over data rows
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     rows = []
     for day in days:
-        weekend = day.weekday() >= 5
+        weekend = day.isoweekday() not in working
         if first_year <= day.year <= last_year:
             is_holiday = day in holidays
             is_makeup = day in makeup
@@ -55,13 +75,20 @@ def calendar_frame(start: date, end: date) -> pd.DataFrame:
     return frame
 
 
-def write_work_calendar(con: duckdb.DuckDBPyConnection, start: date, end: date) -> int:
+def _settings_of(con: duckdb.DuckDBPyConnection) -> OrganisationSettings:
+    """The settings of the data folder whose warehouse `con` has open (an in-memory database: the environment's)."""
+    row = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()
+    return load_organisation(DataDir(Path(row[0]).resolve().parent) if row and row[0] else None)
+
+
+def write_work_calendar(con: duckdb.DuckDBPyConnection, start: date, end: date,
+                        organisation: OrganisationSettings | None = None) -> int:
     """Replace raw.work_calendar with the days [start, end]; returns the number of rows written.
 
     The replacement is one `create or replace table` statement inside a transaction, so readers
     see either the old or the new calendar.
     """
-    frame = calendar_frame(start, end)
+    frame = calendar_frame(start, end, organisation or _settings_of(con))
     select_list = ", ".join(f"cast({name} as {sql_type}) as {name}" for name, sql_type in COLUMNS)
     con.execute("create schema if not exists raw")
     con.register("work_calendar_frame", frame)

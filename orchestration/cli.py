@@ -140,15 +140,16 @@ def run_pipeline(paths: DataDir, months: tuple[str, str] | None = None, full_ref
     count for (or `months`: first and last month start, YYYY-MM-01)."""
     import datetime as dt
 
+    from ingestion.organisation import organisation_timezone
     from orchestration.jobs import BUILD_JOB, INGEST_JOB
-    from orchestration.partitions import TIMEZONE, appraisal_months
+    from orchestration.partitions import appraisal_months
 
     prepare_home(paths)  # the runs' resources resolve the data folder from the environment: make it this one
     results = [run_job(INGEST_JOB)]
     if not results[-1].success:
         return results
     if months is None:
-        months = data_months(paths, TIMEZONE)
+        months = data_months(paths, organisation_timezone(paths))
         if months is None:
             return results
         months = (months[0], min(months[1], dt.date.today().replace(day=1).isoformat()))

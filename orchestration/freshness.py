@@ -33,7 +33,6 @@ from ingestion.contracts import FEEDS
 from ingestion.loader import quote_ident, quote_literal
 from orchestration.ingestion_assets import raw_asset_key
 from orchestration.operations_settings import FreshnessLag, load_settings
-from orchestration.partitions import TIMEZONE
 from orchestration.resources import WarehouseResource
 
 # the record time whose newest value tells how fresh a feed is
@@ -89,8 +88,9 @@ def build_freshness_check(feed: str) -> AssetChecksDefinition:
         lag = load_settings(paths).freshness[feed]
         con = duckdb.connect(str(paths.warehouse), read_only=True)
         try:
-            con.execute(f"set TimeZone = {quote_literal(warehouse.timezone or TIMEZONE)}")
-            newest = newest_record_at(con, feed, warehouse.timezone or TIMEZONE)
+            zone = warehouse.zone()
+            con.execute(f"set TimeZone = {quote_literal(zone)}")
+            newest = newest_record_at(con, feed, zone)
         finally:
             con.close()
         return freshness_result(feed, newest, dt.datetime.now(dt.UTC), lag)
@@ -114,7 +114,7 @@ check_feed_freshness = define_asset_job(
 freshness_hourly = ScheduleDefinition(
     name="freshness_hourly",
     cron_schedule="30 * * * *",
-    execution_timezone=TIMEZONE,
+    execution_timezone="UTC",  # any zone: every hour at :30 (zones off by 30 or 45 minutes see another minute)
     job=check_feed_freshness,
     default_status=DefaultScheduleStatus.STOPPED,
     description="Every hour at :30, the freshness checks of the event feeds.",

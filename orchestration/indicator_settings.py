@@ -15,6 +15,22 @@ The business edits three CSV files in ``dbt_project/seeds/`` (loaded as dbt seed
 
     grade, grade_name_zh, grade_name_en, min_score
 
+``sla_targets.csv``  resolution target per ticket priority, one row for each of P1..P4::
+
+    priority, target_hours, hours_basis
+
+``training_settings.csv``  training management settings, exactly one row::
+
+    appraisal_method, bottom_quartile_share, bottom_quartile_min_rated, onboarding_window_days,
+    coverage_horizon_days, outcome_window_months, min_group_size, outcome_hours_basis
+
+``training_course_mapping.csv``  the course recommended per indicator, at most one row per indicator::
+
+    indicator_code, course_id
+
+Numbers and dates are written with ASCII digits: Python reads full-width (``１００``) or Arabic-Indic (``١٠٠``)
+digits as numbers, but `dbt seed` does not, so they are refused here with the row.
+
 ``validate_settings(path_or_dir)`` checks them and returns the indicator rows; any broken rule raises
 ``IndicatorSettingsError`` whose message names the file, the row (the line number in the file, the header
 being row 1) and the rule. All violations are reported at once.
@@ -36,6 +52,9 @@ from pathlib import Path
 INDICATOR_SETTINGS_FILE = "indicator_settings.csv"
 APPRAISAL_SETTINGS_FILE = "appraisal_settings.csv"
 GRADE_BANDS_FILE = "grade_bands.csv"
+SLA_TARGETS_FILE = "sla_targets.csv"
+TRAINING_SETTINGS_FILE = "training_settings.csv"
+COURSE_MAPPING_FILE = "training_course_mapping.csv"
 
 
 @dataclass(frozen=True)
@@ -109,8 +128,33 @@ APPRAISAL_COLUMNS = (
     "forced_a_max_share",
 )
 GRADE_BAND_COLUMNS = ("grade", "grade_name_zh", "grade_name_en", "min_score")
+SLA_COLUMNS = ("priority", "target_hours", "hours_basis")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+TRAINING_COLUMNS = (
+    "appraisal_method",
+    "bottom_quartile_share",
+    "bottom_quartile_min_rated",
+    "onboarding_window_days",
+    "coverage_horizon_days",
+    "outcome_window_months",
+    "min_group_size",
+    "outcome_hours_basis",
+)
+# whole-number training settings and their allowed range (the seed's dbt tests, dbt_project/seeds/_training__seeds.yml)
+TRAINING_WHOLE_NUMBERS: dict[str, tuple[int, int | None]] = {
+    "bottom_quartile_min_rated": (2, None),
+    "onboarding_window_days": (1, None),
+    "coverage_horizon_days": (1, None),
+    "outcome_window_months": (1, 12),
+    "min_group_size": (1, None),
+}
+COURSE_MAPPING_COLUMNS = ("indicator_code", "course_id")
+COURSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+# what `dbt seed` reads as a number / a date: ASCII digits only
+ASCII_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+ASCII_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 WEIGHT_TOTAL = Decimal(100)
 WEIGHT_TOLERANCE = Decimal("0.0001")
 
@@ -193,7 +237,21 @@ def _read_csv(path: Path, expected: tuple[str, ...], out: _Collector) -> list[tu
     return rows
 
 
+def _has_non_ascii_digit(value: str) -> bool:
+    return any(ch.isdigit() and not "0" <= ch <= "9" for ch in value)
+
+
+def _non_ascii_digits(value: str, row: int, column: str, out: _Collector) -> bool:
+    if _has_non_ascii_digit(value):
+        out.add(row, "ascii_digits", f"{column} {value!r} has digits other than 0-9 (full-width or another "
+                "script); write it with ASCII digits")
+        return True
+    return False
+
+
 def _decimal(value: str, row: int, column: str, out: _Collector) -> Decimal | None:
+    if _non_ascii_digits(value, row, column, out):
+        return None
     try:
         number = Decimal(value)
     except InvalidOperation:
@@ -202,11 +260,32 @@ def _decimal(value: str, row: int, column: str, out: _Collector) -> Decimal | No
     if not number.is_finite():
         out.add(row, "number", f"{column} {value!r} is not a finite number")
         return None
+    if not ASCII_NUMBER.match(value):  # e.g. '1_000', which Decimal reads and dbt seed does not
+        out.add(row, "number", f"{column} {value!r} is not a number")
+        return None
     return number
 
 
+def _whole(value: str, row: int, column: str, minimum: int, maximum: int | None, out: _Collector) -> int | None:
+    number = _decimal(value, row, column, out)
+    if number is None:
+        return None
+    shown = f"at least {minimum}" if maximum is None else f"within {minimum}..{maximum}"
+    if number != number.to_integral_value() or "." in value or "e" in value.lower():
+        out.add(row, "whole_number", f"{column} {value!r} must be a whole number {shown}")
+        return None
+    if number < minimum or (maximum is not None and number > maximum):
+        out.add(row, "range", f"{column} {value} must be a whole number {shown}")
+        return None
+    return int(number)
+
+
 def _date(value: str, row: int, column: str, out: _Collector) -> date | None:
+    if _non_ascii_digits(value, row, column, out):
+        return None
     try:
+        if not ASCII_DATE.match(value):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         out.add(row, "date", f"{column} {value!r} is not a date YYYY-MM-DD")
@@ -450,11 +529,78 @@ def _validate_grade_bands(path: Path) -> list[str]:
     return out.violations
 
 
+def _validate_sla_targets(path: Path) -> list[str]:
+    out = _Collector(path.name)
+    seen: dict[str, int] = {}
+    records = _read_csv(path, SLA_COLUMNS, out)
+    for line, rec in records:
+        priority = rec["priority"]
+        if _check_one_of(priority, PRIORITIES, line, "priority", out):
+            if priority in seen:
+                out.add(line, "priority_unique", f"priority {priority} already has a target in row {seen[priority]}")
+            else:
+                seen[priority] = line
+        target = _decimal(rec["target_hours"], line, "target_hours", out)
+        if target is not None and target <= 0:
+            out.add(line, "target_positive", f"target_hours {rec['target_hours']} must be greater than 0")
+        _check_one_of(rec["hours_basis"], HOURS_BASES, line, "hours_basis", out)
+    if records:
+        missing = [p for p in PRIORITIES if p not in seen]
+        if missing:
+            out.add(1, "priorities_complete", f"priorities {missing} have no target (every ticket priority needs one)")
+    return out.violations
+
+
+def _validate_training_settings(path: Path) -> list[str]:
+    out = _Collector(path.name)
+    records = _read_csv(path, TRAINING_COLUMNS, out)
+    for line, _rec in records[1:]:
+        out.add(line, "one_row", f"the file must have exactly one settings row (row {records[0][0]} is it)")
+    for line, rec in records[:1]:
+        _check_one_of(rec["appraisal_method"], METHODS, line, "appraisal_method", out)
+        share = _decimal(rec["bottom_quartile_share"], line, "bottom_quartile_share", out)
+        if share is not None and not Decimal("0.01") <= share <= Decimal("0.5"):
+            out.add(line, "range", f"bottom_quartile_share {rec['bottom_quartile_share']} must be within 0.01..0.5")
+        for column, (minimum, maximum) in TRAINING_WHOLE_NUMBERS.items():
+            _whole(rec[column], line, column, minimum, maximum, out)
+        _check_one_of(rec["outcome_hours_basis"], HOURS_BASES, line, "outcome_hours_basis", out)
+    return out.violations
+
+
+def _validate_course_mapping(path: Path) -> list[str]:
+    out = _Collector(path.name)
+    seen: dict[str, int] = {}
+    for line, rec in _read_csv(path, COURSE_MAPPING_COLUMNS, out):
+        code = rec["indicator_code"]
+        if code not in INDICATORS:
+            out.add(line, "unknown_indicator", f"indicator_code {code!r} is not one of the 15 catalogue indicators")
+        elif code in seen:
+            out.add(line, "indicator_unique", f"indicator {code} already has a course in row {seen[code]} "
+                    "(one course per indicator)")
+        else:
+            seen[code] = line
+        if not COURSE_ID.match(rec["course_id"]):
+            out.add(line, "course_id", f"course_id {rec['course_id']!r} is not a course id (letters, digits, _ "
+                    "or -, e.g. TC04)")
+    return out.violations
+
+
+# the optional files of the seeds directory, checked when present
+OPTIONAL_FILES = (
+    (APPRAISAL_SETTINGS_FILE, _validate_appraisal_settings),
+    (GRADE_BANDS_FILE, _validate_grade_bands),
+    (SLA_TARGETS_FILE, _validate_sla_targets),
+    (TRAINING_SETTINGS_FILE, _validate_training_settings),
+    (COURSE_MAPPING_FILE, _validate_course_mapping),
+)
+
+
 def validate_settings(path_or_dir: str | Path) -> list[SettingRow]:
     """Validate the appraisal settings and return the indicator setting rows.
 
     ``path_or_dir`` is either the ``indicator_settings.csv`` file (only it is checked) or the seeds directory
-    holding ``indicator_settings.csv`` and, when present, ``appraisal_settings.csv`` and ``grade_bands.csv``.
+    holding ``indicator_settings.csv`` and, when present, ``appraisal_settings.csv``, ``grade_bands.csv``,
+    ``sla_targets.csv``, ``training_settings.csv`` and ``training_course_mapping.csv``.
     Raises ``IndicatorSettingsError`` listing every broken rule (file, row, rule, message).
     """
     path = Path(path_or_dir)
@@ -464,10 +610,9 @@ def validate_settings(path_or_dir: str | Path) -> list[SettingRow]:
         if not indicator_path.is_file():
             raise IndicatorSettingsError([f"{INDICATOR_SETTINGS_FILE} row -: rule file_exists: not found in {path}"])
         rows, violations = _validate_indicator_settings(indicator_path)
-        if (path / APPRAISAL_SETTINGS_FILE).is_file():
-            violations += _validate_appraisal_settings(path / APPRAISAL_SETTINGS_FILE)
-        if (path / GRADE_BANDS_FILE).is_file():
-            violations += _validate_grade_bands(path / GRADE_BANDS_FILE)
+        for name, validate in OPTIONAL_FILES:
+            if (path / name).is_file():
+                violations += validate(path / name)
     elif path.is_file():
         rows, violations = _validate_indicator_settings(path)
     else:

@@ -9,6 +9,7 @@ Defaults need no configuration. An optional YAML file, `$SERVICESCORE_OPERATIONS
     freshness:                      # per feed: lag of the newest record before the check warns / fails
       tickets: {warn_after_hours: 36, fail_after_hours: 72}
       supervisor_reviews: {warn_after_hours: 1080, fail_after_hours: 1800}
+    organisation: {...}             # the organisation's clock: read by ingestion.organisation, not here
 
 Settings are read when a schedule, sensor or check runs, never when the code location loads.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from ingestion.acceptance import DEFAULT_MAX_REJECTED_SHARE
+from ingestion.organisation import config_path as organisation_config_path
 from ingestion.paths import DataDir
 
 DEFAULT_CLOSING_DAY = 5
@@ -58,10 +60,8 @@ class OperationsSettings:
 
 
 def config_path(paths: DataDir | None = None) -> Path:
-    explicit = os.environ.get("SERVICESCORE_OPERATIONS_CONFIG")
-    if explicit:
-        return Path(explicit)
-    return (paths or DataDir.from_env()).root / "operations.yaml"
+    # one definition of where the file is: the organisation's clock (ingestion.organisation) lives in it too
+    return organisation_config_path(paths)
 
 
 def load_settings(paths: DataDir | None = None) -> OperationsSettings:

@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from dagster import MonthlyPartitionsDefinition
 
 PARTITIONS_START = "1990-01-01"
-TIMEZONE = "Asia/Shanghai"
+# Keys are the organisation's local days and months (the loader and dbt cut them in its zone, ingestion.organisation).
+# The definitions are built at import, before any setting is read, so they use the earliest zone on earth
+# (UTC+14): a key exists once its day has begun in any zone; keys are labels, their windows are never instants.
+TIMEZONE = "Etc/GMT-14"
 
 appraisal_months = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, timezone=TIMEZONE, end_offset=1)
 

@@ -1,12 +1,13 @@
 """The nightly schedule and the sensor that publishes after an ingestion.
 
-02:00 Asia/Shanghai, `nightly_ingest` requests an `ingest_feeds` run every night (it loads every landing file not
-loaded yet; the request lists the new files found by comparing with raw.load_log by name and modification time).
-When an ingest run that carries the tag `servicescore/then-publish=true` (the nightly run, the landing sensor's
-runs, or one started from the UI with that tag) succeeds, `publish_after_ingest` requests a `build_and_publish` run
-over the month range of `orchestration.partitions.months_to_publish(today, closing_day, touched)`: the current
-month, the previous month until the closing day, and back to the oldest month the new rows touched (the ingestion
-assets report `months_touched`). A published month that receives late data gets a new version of its publication (a
+At 02:00 in the organisation's time zone (ingestion.organisation), `nightly_ingest` requests an `ingest_feeds`
+run every night (it loads every landing file not loaded yet; the request lists the new files found by comparing
+with raw.load_log by name and modification time). When an ingest run that carries the tag
+`servicescore/then-publish=true` (the nightly run, the landing sensor's runs, or one started from the UI with that
+tag) succeeds, `publish_after_ingest` requests a `build_and_publish` run over the month range of
+`orchestration.partitions.months_to_publish(today, closing_day, touched)`: the current month, the previous month
+until the closing day, and back to the oldest month the new rows touched (the ingestion assets report
+`months_touched`). A published month that receives late data gets a new version of its publication (a
 restatement, orchestration.serving). Both runs carry the warehouse-writing tag, so the instance's queued run
 coordinator runs them one after the other, never at once.
 """
@@ -33,10 +34,11 @@ from dagster import (
     schedule,
 )
 
+from ingestion.organisation import DEFAULT_TIMEZONE, organisation_timezone
 from ingestion.paths import DataDir
 from orchestration.jobs import BUILD_JOB, INGEST_JOB, build_and_publish, ingest_feeds
 from orchestration.operations_settings import load_settings
-from orchestration.partitions import TIMEZONE, appraisal_months, months_to_publish
+from orchestration.partitions import appraisal_months, months_to_publish
 from orchestration.sensors import (
     THEN_PUBLISH_TAG,
     TRIGGER_TAG,
@@ -49,14 +51,17 @@ from orchestration.sensors import (
 
 NIGHTLY = "nightly_ingest"
 PUBLISH_SENSOR = "publish_after_ingest"
-NIGHTLY_CRON = "0 2 * * *"
+NIGHTLY_TICK_MINUTES = 15
+NIGHTLY_CRON = f"*/{NIGHTLY_TICK_MINUTES} * * * *"  # in UTC; see nightly_ingest
+NIGHTLY_LOCAL_TIME = dt.time(2, 0)
 PARENT_RUN_TAG = "servicescore/after-run"
 # without the warehouse (a run holds it at 02:00), files changed in this window count as new
 RECENT_SECONDS = 48 * 3600
 
 
-def local_today(timezone: str = TIMEZONE) -> dt.date:
-    return dt.datetime.now(ZoneInfo(timezone)).date()
+def local_today(timezone: str | None = None) -> dt.date:
+    """Today in `timezone`, default the organisation's zone (ingestion.organisation)."""
+    return dt.datetime.now(ZoneInfo(timezone or organisation_timezone())).date()
 
 
 def nightly_files(instance: DagsterInstance, paths: DataDir, now: float | None = None) -> tuple[list[str], str]:
@@ -86,18 +91,37 @@ def nightly_request(instance: DagsterInstance, paths: DataDir, day: dt.date) -> 
     return RunRequest(run_key=f"{NIGHTLY}-{day.isoformat()}", tags=tags)
 
 
+def nightly_local_day(tick: dt.datetime, timezone: str) -> dt.date | None:
+    """The local day whose nightly run the tick starts, or None. A tick starts it when 02:00 local time of that
+    day falls in (previous tick, this tick]: once a day, also on the days daylight saving time skips 02:00
+    (then at 03:00) or repeats it (the second 02:00 comes after a later previous tick)."""
+    zone = ZoneInfo(timezone)
+    now = tick.astimezone(zone).replace(tzinfo=None)
+    before = (tick - dt.timedelta(minutes=NIGHTLY_TICK_MINUTES)).astimezone(zone).replace(tzinfo=None)
+    target = dt.datetime.combine(now.date(), NIGHTLY_LOCAL_TIME)
+    return now.date() if before < target <= now else None
+
+
+# The organisation's zone is a setting read at run time (ingestion.organisation), while a schedule's cron zone is
+# fixed when the code location loads: the schedule ticks every quarter hour in UTC (every zone's offset is a
+# multiple of 15 minutes) and a tick starts the nightly run only at 02:00 in the organisation's zone.
 @schedule(
     name=NIGHTLY,
     cron_schedule=NIGHTLY_CRON,
-    execution_timezone=TIMEZONE,
+    execution_timezone="UTC",
     job_name=INGEST_JOB,
     default_status=DefaultScheduleStatus.STOPPED,
-    description="02:00 Asia/Shanghai: ingest the landing files not loaded yet; "
+    description=f"02:00 in the organisation's time zone (operations.yaml organisation.timezone, default "
+    f"{DEFAULT_TIMEZONE}): ingest the landing files not loaded yet; "
     "publish_after_ingest then builds, checks and publishes the months to publish.",
 )
 def nightly_ingest(context: ScheduleEvaluationContext):
-    day = context.scheduled_execution_time.astimezone(ZoneInfo(TIMEZONE)).date()
-    return nightly_request(context.instance, DataDir.from_env(), day)
+    paths = DataDir.from_env()
+    zone = organisation_timezone(paths)
+    day = nightly_local_day(context.scheduled_execution_time, zone)
+    if day is None:
+        return SkipReason(f"the nightly run starts at 02:00 {zone}")
+    return nightly_request(context.instance, paths, day)
 
 
 def months_touched_by_run(instance: DagsterInstance, run_id: str) -> list[dt.date]:

@@ -85,8 +85,8 @@ def test_floor_fails_loudly_without_its_inputs(tmp_path: Path, monkeypatch: pyte
     shutil.copytree(FIXTURE, data / "landing")
     bench = bench_module()
     con = duckdb.connect()
-    monkeypatch.chdir(data)  # no floor_input/: the roster cannot be read
-    with pytest.raises(duckdb.IOException, match="floor_input/technicians"):
+    monkeypatch.chdir(data)  # no floor_input/: the organisation's clock (its first input) cannot be read
+    with pytest.raises(duckdb.IOException, match="floor_input/organisation.csv"):
         for statement in duckdb.extract_statements(bench.FLOOR_SQL.read_text()):
             con.execute(statement)
 

@@ -266,3 +266,141 @@ def test_invalid_scoring_settings(tmp_path: Path, appraisal: str, bands: str, ex
     with pytest.raises(IndicatorSettingsError) as excinfo:
         validate_settings(_seeds_dir(tmp_path, appraisal, bands))
     assert expected in str(excinfo.value), excinfo.value.violations
+
+
+# --- digits dbt seed cannot read; the SLA targets and training seeds ------------------------------------------
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        pytest.param(
+            [f"{CSAT},quantitative,0.9,0.75,６０,5,2026-01-01,", *VALID_ROWS[1:]],
+            "indicator_settings.csv row 2: rule ascii_digits: weight '６０' has digits other than 0-9 (full-width or "
+            "another script); write it with ASCII digits",
+            id="full_width_weight",
+        ),
+        pytest.param(
+            [*VALID_ROWS[:2], f"{REVIEW},qualitative,4.5,3.5,١٠٠,1,2026-01-01,"],
+            "indicator_settings.csv row 4: rule ascii_digits: weight '١٠٠' has digits other than 0-9 (full-width or "
+            "another script); write it with ASCII digits",
+            id="arabic_indic_weight",
+        ),
+        pytest.param(
+            [f"{CSAT},quantitative,0.9,0.75,60,5,２026-01-01,", *VALID_ROWS[1:]],
+            "indicator_settings.csv row 2: rule ascii_digits: effective_from '２026-01-01' has digits other than 0-9",
+            id="full_width_date",
+        ),
+        pytest.param(
+            [f"{CSAT},quantitative,0.9,0.75,6_0,5,2026-01-01,", *VALID_ROWS[1:]],
+            "indicator_settings.csv row 2: rule number: weight '6_0' is not a number",
+            id="underscore_number",
+        ),
+    ],
+)
+def test_digits_dbt_seed_cannot_read(tmp_path: Path, rows: list[str], expected: str) -> None:
+    """Python's Decimal reads '１００' and '١٠٠' as 100; dbt seed does not: refused here, naming the row."""
+    with pytest.raises(IndicatorSettingsError) as excinfo:
+        validate_settings(_write(tmp_path, rows))
+    assert [v for v in excinfo.value.violations if v.startswith(expected)], excinfo.value.violations
+
+
+SLA_OK = "priority,target_hours,hours_basis\nP1,4,calendar\nP2,8,business\nP3,24,business\nP4,72,business\n"
+TRAINING_OK = (
+    "appraisal_method,bottom_quartile_share,bottom_quartile_min_rated,onboarding_window_days,coverage_horizon_days,"
+    "outcome_window_months,min_group_size,outcome_hours_basis\n"
+    "quantitative,0.25,8,90,90,2,5,business\n"
+)
+MAPPING_OK = "indicator_code,course_id\ncsat,TC04\navg_handling_time,TC02\n"
+
+
+def _seeds(tmp_path: Path, sla: str = SLA_OK, training: str = TRAINING_OK, mapping: str = MAPPING_OK) -> Path:
+    _write(tmp_path, VALID_ROWS)
+    (tmp_path / "sla_targets.csv").write_text(sla, encoding="utf-8")
+    (tmp_path / "training_settings.csv").write_text(training, encoding="utf-8")
+    (tmp_path / "training_course_mapping.csv").write_text(mapping, encoding="utf-8")
+    return tmp_path
+
+
+def test_sla_and_training_seeds_valid(tmp_path: Path) -> None:
+    assert len(validate_settings(_seeds(tmp_path))) == 3
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        pytest.param(
+            {"sla": SLA_OK + "P2,6,business\n"},
+            ["sla_targets.csv row 6: rule priority_unique: priority P2 already has a target in row 3"],
+            id="sla_duplicate_priority",
+        ),
+        pytest.param(
+            {"sla": SLA_OK.replace("P3,24,", "P3,-24,")},
+            ["sla_targets.csv row 4: rule target_positive: target_hours -24 must be greater than 0"],
+            id="sla_negative_target",
+        ),
+        pytest.param(
+            {"sla": SLA_OK.replace("P4,72,business\n", "")},
+            ["sla_targets.csv row 1: rule priorities_complete: priorities ['P4'] have no target (every ticket "
+             "priority needs one)"],
+            id="sla_missing_priority",
+        ),
+        pytest.param(
+            {"sla": SLA_OK.replace("P1,4,calendar", "P1,４,wallclock")},
+            ["sla_targets.csv row 2: rule ascii_digits: target_hours '４' has digits other than 0-9 (full-width or "
+             "another script); write it with ASCII digits",
+             "sla_targets.csv row 2: rule allowed_hours_basis: hours_basis 'wallclock' is not one of "
+             "['business', 'calendar']"],
+            id="sla_full_width_and_basis",
+        ),
+        pytest.param(
+            {"sla": SLA_OK.replace("P4,", "P5,")},
+            ["sla_targets.csv row 5: rule allowed_priority: priority 'P5' is not one of ['P1', 'P2', 'P3', 'P4']",
+             "sla_targets.csv row 1: rule priorities_complete: priorities ['P4'] have no target (every ticket "
+             "priority needs one)"],
+            id="sla_unknown_priority",
+        ),
+        pytest.param(
+            {"training": TRAINING_OK + "comprehensive,0.25,8,90,90,2,5,business\n"},
+            ["training_settings.csv row 3: rule one_row: the file must have exactly one settings row (row 2 is it)"],
+            id="training_two_rows",
+        ),
+        pytest.param(
+            {"training": TRAINING_OK.replace("quantitative,0.25,8,90,90,2,5,business",
+                                             "quality,0.75,1,٩٠,0,13,2.5,hourly")},
+            ["training_settings.csv row 2: rule allowed_appraisal_method: appraisal_method 'quality' is not one of "
+             "['quantitative', 'qualitative', 'comprehensive']",
+             "training_settings.csv row 2: rule range: bottom_quartile_share 0.75 must be within 0.01..0.5",
+             "training_settings.csv row 2: rule range: bottom_quartile_min_rated 1 must be a whole number at least 2",
+             "training_settings.csv row 2: rule ascii_digits: onboarding_window_days '٩٠' has digits other than 0-9 "
+             "(full-width or another script); write it with ASCII digits",
+             "training_settings.csv row 2: rule range: coverage_horizon_days 0 must be a whole number at least 1",
+             "training_settings.csv row 2: rule range: outcome_window_months 13 must be a whole number within 1..12",
+             "training_settings.csv row 2: rule whole_number: min_group_size '2.5' must be a whole number at least 1",
+             "training_settings.csv row 2: rule allowed_outcome_hours_basis: outcome_hours_basis 'hourly' is not "
+             "one of ['business', 'calendar']"],
+            id="training_every_rule",
+        ),
+        pytest.param(
+            {"training": TRAINING_OK.replace(",min_group_size", ",min_group")},
+            ["training_settings.csv row 1: rule columns: missing columns ['min_group_size'], unexpected columns "
+             "['min_group']; expected ['appraisal_method', 'bottom_quartile_share', 'bottom_quartile_min_rated', "
+             "'onboarding_window_days', 'coverage_horizon_days', 'outcome_window_months', 'min_group_size', "
+             "'outcome_hours_basis']"],
+            id="training_missing_column",
+        ),
+        pytest.param(
+            {"mapping": MAPPING_OK + "csat,TC05\nsla,TC06\nnps,TC 06\n"},
+            ["training_course_mapping.csv row 4: rule indicator_unique: indicator csat already has a course in row 2 "
+             "(one course per indicator)",
+             "training_course_mapping.csv row 5: rule unknown_indicator: indicator_code 'sla' is not one of the 15 "
+             "catalogue indicators",
+             "training_course_mapping.csv row 6: rule course_id: course_id 'TC 06' is not a course id (letters, "
+             "digits, _ or -, e.g. TC04)"],
+            id="mapping_rules",
+        ),
+    ],
+)
+def test_invalid_sla_and_training_seeds(tmp_path: Path, files: dict[str, str], expected: list[str]) -> None:
+    with pytest.raises(IndicatorSettingsError) as excinfo:
+        validate_settings(_seeds(tmp_path, **files))
+    assert excinfo.value.violations == expected

@@ -1,16 +1,31 @@
 {#- Time-zone and time-of-day helpers. Adapter-specific syntax lives only here (dispatch per adapter). -#}
 
-{#- An instant (timestamp with time zone) as naive local time in var('timezone'). -#}
+{#- A setting of the organisation's clock (var timezone / workday_start / workday_end, from the environment the
+    orchestration sets, ingestion/organisation.py). Parsing needs no value; compiling without one is an error. -#}
+{% macro organisation_setting(name, parse_value) -%}
+    {%- set value = var(name) -%}
+    {%- if not value and execute -%}
+        {{ exceptions.raise_compiler_error(
+            "dbt var '" ~ name ~ "' is empty: the organisation's clock comes from the environment (SERVICESCORE_DBT_"
+            ~ (name | upper) ~ "), set by the pipeline's dbt step; to run dbt by hand use "
+            ~ "`python -m ingestion.organisation dbt ...` (ingestion/organisation.py)") }}
+    {%- endif -%}
+    {{- return(value or parse_value) -}}
+{%- endmacro %}
+
+{% macro organisation_timezone() -%}{{ return(organisation_setting('timezone', 'UTC')) }}{%- endmacro %}
+
+{#- An instant (timestamp with time zone) as naive local time in the organisation's zone (var('timezone')). -#}
 {% macro to_local_ts(column) -%}
     {{ return(adapter.dispatch('to_local_ts')(column)) }}
 {%- endmacro %}
 
 {% macro default__to_local_ts(column) -%}
-    convert_timezone('{{ var("timezone") }}', {{ column }})
+    convert_timezone('{{ organisation_timezone() }}', {{ column }})
 {%- endmacro %}
 
 {% macro duckdb__to_local_ts(column) -%}
-    timezone('{{ var("timezone") }}', {{ column }})
+    timezone('{{ organisation_timezone() }}', {{ column }})
 {%- endmacro %}
 
 {#- Seconds since local midnight of a naive local timestamp (fractional). -#}
@@ -45,8 +60,8 @@
     {{- (parts[0] | int) * 3600 + (parts[1] | int) * 60 -}}
 {%- endmacro %}
 
-{% macro workday_start_seconds() -%}{{ hhmm_to_seconds(var('workday_start')) }}{%- endmacro %}
-{% macro workday_end_seconds() -%}{{ hhmm_to_seconds(var('workday_end')) }}{%- endmacro %}
+{% macro workday_start_seconds() -%}{{ hhmm_to_seconds(organisation_setting('workday_start', '00:00')) }}{%- endmacro %}
+{% macro workday_end_seconds() -%}{{ hhmm_to_seconds(organisation_setting('workday_end', '00:00')) }}{%- endmacro %}
 
 {#- ANSI extract(); isodow (1 = Monday .. 7 = Sunday) is adapter-specific. -#}
 {% macro date_part_of(part, column) -%}

@@ -32,9 +32,8 @@ from ingestion.mappings import MAPPINGS_DIR, external_dir
 from ingestion.mappings.engine import MappingResult, apply_mapping
 from ingestion.mappings.sources import quote_ident
 from ingestion.mappings.spec import MappingError
+from ingestion.organisation import organisation_timezone
 from ingestion.paths import REPO_ROOT, DataDir
-
-TIMEZONE = "Asia/Shanghai"  # the pipeline's business zone (dbt var `timezone`, orchestration.partitions)
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def export_months(mapping: MappingResult, today: dt.date | None = None) -> tuple
             row = con.execute(
                 f"select least({low}), greatest({high}) "
                 "from read_csv($files, all_varchar = true, header = true, union_by_name = true)",
-                {"files": files, "tz": TIMEZONE},
+                {"files": files, "tz": organisation_timezone()},  # the data folder's clock
             ).fetchone()
             if row and row[0] is not None:
                 lows.append(row[0])
