@@ -291,9 +291,9 @@ def test_apply_writes_contract_files_and_rejected_rows(tmp_path: Path) -> None:
         rows = list(csv.reader(f))
     assert rows[0] == ["ticket_id", "created_at", "first_response_at", "resolved_at", "closed_at", "updated_at",
                        "status", "service_type", "priority", "channel", "technician_id", "customer_id",
-                       "product_id", "onsite_visits", "first_time_fix", "reopened_count"]
+                       "product_id", "onsite_visits", "first_time_fix", "reopened_count", "sla_due_at"]
     assert rows[1:] == [["A", "2021-01-01T00:00:00+00:00", "", "", "", "2021-01-01T00:00:00+00:00", "open",
-                         "repair", "P2", "", "T1", "", "", "", "", "0"]]
+                         "repair", "P2", "", "T1", "", "", "", "", "0", ""]]
     tech = (landing / "technicians" / "2021-01-02_t.csv").read_text(encoding="utf-8").splitlines()
     assert tech == ["technician_id,name,team_id,team_name,region,level,hire_date,leave_date,manager_id,"
                     "valid_from,updated_at", "T1,T1,t1,,,,2020-01-01,,,2020-01-01,"]
@@ -340,7 +340,7 @@ def test_excel_and_gb18030_sources_map_like_utf8_csv(tmp_path: Path) -> None:
         "first_response_at": ts("2021-01-01T01:06:00+00:00"), "resolved_at": None, "closed_at": None,
         "updated_at": ts("2021-01-01T01:05:00+00:00"), "status": "open", "service_type": "repair",
         "priority": "P2", "channel": None, "technician_id": "张三", "customer_id": None, "product_id": None,
-        "onsite_visits": 2, "first_time_fix": None, "reopened_count": None,
+        "onsite_visits": 2, "first_time_fix": None, "reopened_count": None, "sla_due_at": None,
     }]
     assert results == [expected, expected, expected]
 
