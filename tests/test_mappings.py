@@ -444,9 +444,10 @@ def test_dry_run_cli_explains_each_rejection(tmp_path: Path, capsys: pytest.Capt
                                    "C,2021-01-02,Low,T\nD,2021-01-02,Low,T\n")
     report = dry_run(m, src)
     assert "mapped:   1" in report and "rejected: 3" in report
-    assert "      2  feeds.tickets.columns.priority.values\n             rows 3, 4\n" \
+    # physical lines (the header is line 1)
+    assert "      2  feeds.tickets.columns.priority.values\n             lines 4, 5\n" \
            "             e.g. value of column 'p' not in the value map of priority: Low" in report
-    assert "      1  feeds.tickets.columns.created_at.formats\n             rows 2\n" in report
+    assert "      1  feeds.tickets.columns.created_at.formats\n             lines 3\n" in report
     assert "     ticket_id=A, created_at=2020-12-31T16:00:00+00:00, updated_at=" in report
     assert cli(["dry-run", str(m), "--source", str(src)]) == 0
     assert "rejected: 3" in capsys.readouterr().out
