@@ -11,10 +11,10 @@ whole pipeline there, and a summary.
 Steps: the dry-run report (rows mapped and rejected by rule with physical lines, day/month ambiguity, the
 indicators the source cannot support); `apply_mapping` writes the landing files (one per day of the export,
 `output.split_by_day`) and the mapping's rejected rows into <data-dir>; then, with
-SERVICESCORE_DATA_DIR=<data-dir>, the ingestion job loads every landing day and the build job builds,
-checks and publishes every month the export's rows count for (their `period_columns`: a ServiceNow
-incident opened in March and resolved in November counts for November too), so the whole export is published, not only the months of the landing days. Finally a short
-summary of what was published is read back from the serving file.
+SERVICESCORE_DATA_DIR=<data-dir>, the ingestion job loads every landing day and the build job builds, checks
+and publishes every month the export's rows count for (their `period_columns`: a ServiceNow incident opened in
+March and resolved in November counts for November too), so the whole export is published, not only the months
+of the landing days. Finally a short summary of what was published is read back from the serving file.
 
 Exit status: 0 published, 1 the pipeline failed (a step or a blocking check), 2 a mapping or source error
 (including apply refusing to write: a guessed day/month order with ambiguous rows, or more rejected rows
