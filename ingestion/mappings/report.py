@@ -60,7 +60,9 @@ def support(run: _Run) -> Support:
                 available.add((feed, col))
             else:
                 empty.add((feed, col))
-            if rules[col].constant is not None and rules[col].when is None:
+            # a constant for an optional measure (reopened_count: 0) is the mapping's claim, not the source's
+            # data; constants of required columns (priority, service_type) classify rows and are not listed
+            if rules[col].constant is not None and rules[col].when is None and not FEEDS[feed].column(col).required:
                 constants[(feed, col)] = str(rules[col].constant)
     return Support(available, empty, constants)
 

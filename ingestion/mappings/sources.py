@@ -164,7 +164,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, csv_
     record_lines, line_of_byte = _record_lines(csv_path, spec)
     if spec.header and len(record_lines):
         record_lines = record_lines[1:]
-    bad_lines = line_of_byte(np.array([r[0] for r in rejects], dtype=np.int64))
+    bad_lines = line_of_byte(np.array([r[0] for r in rejects], dtype=np.int64), record_lines)
     is_bad = np.isin(record_lines, bad_lines)
     note = None
     if len(record_lines) == good + len(rejects) and int(is_bad.sum()) == len(rejects):
@@ -201,7 +201,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, csv_
 
 
 def _record_lines(path: Path, spec: SourceSpec):
-    """(physical lines, 1-based, where a record starts; a function byte offsets -> physical lines)."""
+    """(physical lines, 1-based, where a record starts; a function byte offsets -> record start lines)."""
     data = np.fromfile(path, dtype=np.uint8)
     newlines = np.flatnonzero(data == 10)
     starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
@@ -213,8 +213,12 @@ def _record_lines(path: Path, spec: SourceSpec):
     even = np.searchsorted(quotes, starts) % 2 == 0
     lines = np.flatnonzero(even & ~blank).astype(np.int64) + 1
 
-    def line_of_byte(offsets: np.ndarray) -> np.ndarray:
-        return np.searchsorted(newlines, offsets, side="left").astype(np.int64) + 1
+    def line_of_byte(offsets: np.ndarray, records: np.ndarray) -> np.ndarray:
+        """The record starting at or after each offset (DuckDB's position of a bad record can be the line
+        break before it, e.g. after a blank line)."""
+        record_starts = starts[records - 1]
+        i = np.minimum(np.searchsorted(record_starts, offsets, side="left"), max(len(records) - 1, 0))
+        return records[i] if len(records) else np.zeros(len(offsets), dtype=np.int64)
 
     return lines, line_of_byte
 
