@@ -763,3 +763,27 @@ def test_dry_run_lists_the_indicators_the_source_cannot_support(tmp_path: Path) 
     assert "   avg_handling_time" not in report and "   sla_attainment" not in report
     assert "indicators that read a constant of the mapping (measured as the mapping says, not the source):\n" \
            "   first_time_fix_rate        tickets.onsite_visits = 1" in report
+
+
+def test_one_command_for_your_own_export_checks_its_arguments_and_refuses_early(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """python -m ingestion.mappings.pipeline --mapping FILE --source FILE [--data DIR]: the argument errors and
+    a refused apply end with exit 2 and a message before any pipeline step (the full run: test_external_pipeline)."""
+    from ingestion.mappings.pipeline import main as pipeline
+
+    m = mapping_file(tmp_path, dated({"column": "d", "date_order": "auto"}))
+    src = write(tmp_path / "src.csv", AMBIGUOUS_CSV)
+    with pytest.raises(SystemExit) as e:
+        pipeline(["--mapping", str(m)])
+    assert e.value.code == 2 and "--mapping needs --source FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pipeline(["pwc", "--mapping", str(m), "--source", str(src)])
+    assert "give a built-in export or --mapping, not both" in capsys.readouterr().err
+    assert pipeline(["--mapping", str(m), "--source", str(tmp_path / "nope.csv")]) == 2
+    assert "nope.csv: source file not found" in capsys.readouterr().err
+    data = tmp_path / "mine"
+    assert pipeline(["--mapping", str(m), "--source", str(src), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "feeds.tickets.columns.updated_at.date_order: the order is guessed (auto) but 2 of 4 rows" in err
+    # nothing landed and no pipeline ran (only the data folder's Dagster settings and lock file exist)
+    assert sorted(x.name for x in data.rglob("*") if x.is_file()) == [".warehouse.lock", "dagster.yaml"]
