@@ -23,7 +23,7 @@ import duckdb
 import pytest
 import yaml
 
-from ingestion.mappings.pipeline import EXPORTS, run_export
+from ingestion.mappings.pipeline import EXPORTS, Export, run_export
 from ingestion.organisation import DEFAULT_TIMEZONE
 from ingestion.paths import DataDir
 
@@ -36,7 +36,9 @@ def declared_zone(export: str) -> str:
     return yaml.safe_load(EXPORTS[export].mapping.read_text())["source"]["timezone"]
 
 
-def run_or_skip(export: str, tmp_path_factory: pytest.TempPathFactory):
+def run_or_skip(export: str, tmp_path_factory: pytest.TempPathFactory, own: bool = False):
+    """own: as `python -m ingestion.mappings.pipeline --mapping FILE --source FILE --data DIR` does it (the
+    mapping and file given as your own export), else the built-in shortcut."""
     source = EXPORTS[export].source_path()
     if not source.exists():
         pytest.skip(f"real export not found: {source} (set SERVICESCORE_EXTERNAL_DIR)")
@@ -45,7 +47,8 @@ def run_or_skip(export: str, tmp_path_factory: pytest.TempPathFactory):
     mp.setenv("SERVICESCORE_DATA_DIR", str(root))
     mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
     try:
-        run = run_export(export, root)
+        spec = Export.own(EXPORTS[export].mapping, source) if own else export
+        run = run_export(spec, root)
     finally:
         mp.undo()
     return run
@@ -53,7 +56,7 @@ def run_or_skip(export: str, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def pwc(tmp_path_factory: pytest.TempPathFactory):
-    return run_or_skip("pwc", tmp_path_factory)
+    return run_or_skip("pwc", tmp_path_factory, own=True)
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +214,12 @@ def servicenow_expected() -> dict[tuple[str, str], tuple[int, float]]:
 
 def test_pwc_maps_loads_and_publishes(pwc):
     assert pwc.ok, pwc.summary
+    assert pwc.export == "pwc_call_center"  # your own export: named after the mapping
+    # the dry run came first; the call centre has no complaints, NPS or reopen data of its own
+    assert "apply would write the mapped rows" in pwc.dry_run
+    assert "   nps                        needs surveys.nps" in pwc.support
+    assert "   complaint_rate             needs complaints.received_at, complaints.technician_id" in pwc.support
+    assert "   reopen_rate                tickets.reopened_count = 0" in pwc.support
     feeds = pwc.mapping.feeds
     assert (feeds["tickets"].mapped, feeds["surveys"].mapped, feeds["technicians"].mapped) == (5000, 4054, 8)
     assert pwc.mapping.rejected == 0
@@ -276,6 +285,11 @@ def test_pwc_appraisal_scores_every_agent_month(pwc):
 
 def test_servicenow_maps_loads_and_publishes(servicenow):
     assert servicenow.ok, servicenow.summary
+    # dd-mm-yyyy declared by the formats: ambiguous rows are reported, none is contrary
+    assert "   day/month: feeds.tickets.columns.created_at: " in servicenow.dry_run
+    assert [(c.column, c.order, c.contrary) for c in servicenow.mapping.feeds["tickets"].date_checks] == [
+        ("created_at", "day_first", 0), ("resolved_at", "day_first", 0), ("closed_at", "day_first", 0),
+        ("updated_at", "day_first", 0)]
     tickets = servicenow.mapping.feeds["tickets"]
     assert (tickets.mapped, tickets.rejected, tickets.superseded) == (861, 29, 5108)
     assert servicenow.mapping.feeds["technicians"].mapped == 117

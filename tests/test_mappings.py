@@ -291,9 +291,9 @@ def test_apply_writes_contract_files_and_rejected_rows(tmp_path: Path) -> None:
         rows = list(csv.reader(f))
     assert rows[0] == ["ticket_id", "created_at", "first_response_at", "resolved_at", "closed_at", "updated_at",
                        "status", "service_type", "priority", "channel", "technician_id", "customer_id",
-                       "product_id", "onsite_visits", "first_time_fix", "reopened_count"]
+                       "product_id", "onsite_visits", "first_time_fix", "reopened_count", "sla_due_at"]
     assert rows[1:] == [["A", "2021-01-01T00:00:00+00:00", "", "", "", "2021-01-01T00:00:00+00:00", "open",
-                         "repair", "P2", "", "T1", "", "", "", "", "0"]]
+                         "repair", "P2", "", "T1", "", "", "", "", "0", ""]]
     tech = (landing / "technicians" / "2021-01-02_t.csv").read_text(encoding="utf-8").splitlines()
     assert tech == ["technician_id,name,team_id,team_name,region,level,hire_date,leave_date,manager_id,"
                     "valid_from,updated_at", "T1,T1,t1,,,,2020-01-01,,,2020-01-01,"]
@@ -340,7 +340,7 @@ def test_excel_and_gb18030_sources_map_like_utf8_csv(tmp_path: Path) -> None:
         "first_response_at": ts("2021-01-01T01:06:00+00:00"), "resolved_at": None, "closed_at": None,
         "updated_at": ts("2021-01-01T01:05:00+00:00"), "status": "open", "service_type": "repair",
         "priority": "P2", "channel": None, "technician_id": "张三", "customer_id": None, "product_id": None,
-        "onsite_visits": 2, "first_time_fix": None, "reopened_count": None,
+        "onsite_visits": 2, "first_time_fix": None, "reopened_count": None, "sla_due_at": None,
     }]
     assert results == [expected, expected, expected]
 
@@ -444,9 +444,10 @@ def test_dry_run_cli_explains_each_rejection(tmp_path: Path, capsys: pytest.Capt
                                    "C,2021-01-02,Low,T\nD,2021-01-02,Low,T\n")
     report = dry_run(m, src)
     assert "mapped:   1" in report and "rejected: 3" in report
-    assert "      2  feeds.tickets.columns.priority.values\n             rows 3, 4\n" \
+    # physical lines (the header is line 1)
+    assert "      2  feeds.tickets.columns.priority.values\n             lines 4, 5\n" \
            "             e.g. value of column 'p' not in the value map of priority: Low" in report
-    assert "      1  feeds.tickets.columns.created_at.formats\n             rows 2\n" in report
+    assert "      1  feeds.tickets.columns.created_at.formats\n             lines 3\n" in report
     assert "     ticket_id=A, created_at=2020-12-31T16:00:00+00:00, updated_at=" in report
     assert cli(["dry-run", str(m), "--source", str(src)]) == 0
     assert "rejected: 3" in capsys.readouterr().out
@@ -487,3 +488,302 @@ def test_split_by_day_names_a_timestamp_column(tmp_path: Path) -> None:
         load_mapping(mapping_file(tmp_path, doc))
     assert "output.split_by_day.tickets: 'status' is not a timestamp or date column of tickets" in str(e.value)
     assert "output.split_by_day.surveys: 'surveys' is not a feed of this mapping" in str(e.value)
+
+
+# --- issue 16: dates cannot be silently wrong, bad records are rejected one by one -------------------------
+
+
+def dated(column_rule: dict, **source: object) -> dict:
+    doc = tickets_mapping({
+        "ticket_id": {"column": "id"},
+        "created_at": {"constant": "2021-06-01T00:00:00Z", "formats": ["iso8601"]},
+        "updated_at": column_rule,
+    })
+    doc["source"].update(source)
+    return doc
+
+
+def test_declared_order_rejects_rows_of_the_other_order_and_reports_ambiguity(tmp_path: Path) -> None:
+    """month_first declared on a file with both kinds: 13/04 parses only day-first and is rejected (it used to
+    be rejected as 'no format'; its day <= 12 neighbours were swapped without a word): now the rule says so,
+    and the ambiguous share is counted."""
+    doc = dated({"column": "d", "date_order": "month_first"})
+    r, rows, rejected = run(tmp_path, doc, (
+        "id,d,tech\n"
+        "A,03/04/2021 10:00,T\n"   # ambiguous: March 4 (declared) or April 3
+        "B,13/04/2021 10:00,T\n"   # only day-first: rejected, never swapped
+        "C,04/13/2021 10:00,T\n"   # only month-first: April 13
+        "D,05/05/2021 10:00,T\n"   # the same date both ways: not ambiguous
+    ))
+    assert [(x["ticket_id"], x["updated_at"]) for x in rows] == [
+        ("A", ts("2021-03-04T10:00:00+08:00")), ("C", ts("2021-04-13T10:00:00+08:00")),
+        ("D", ts("2021-05-05T10:00:00+08:00"))]
+    assert [(x["row_number"], x["line"], x["rule"]) for x in rejected] == [
+        (2, 3, "feeds.tickets.columns.updated_at.date_order")]
+    assert rejected[0]["reason"].startswith(
+        "column 'd' of updated_at parses only day_first, not month_first as declared; day and month are not "
+        "swapped: 13/04/2021 10:00")
+    (check,) = r.results["tickets"].date_checks
+    assert (check.column, check.order, check.declared, check.values, check.ambiguous, check.contrary,
+            check.first_ambiguous) == ("updated_at", "month_first", True, 4, 1, 1, [2])
+    assert r.refusals() == []  # declared: the ambiguous row is read as declared, and reported
+    src = tmp_path / "src.csv"
+    text = dry_run(mapping_file(tmp_path, doc), src)
+    assert ("   day/month: feeds.tickets.columns.updated_at: 1 of 4 rows (25.0 %) parse both day-first and "
+            "month-first; read month_first, declared; 1 rows parse only day_first and are rejected (check the "
+            "order); first ambiguous lines 2") in text
+
+
+def test_explicit_formats_get_the_same_check(tmp_path: Path) -> None:
+    doc = dated({"column": "d", "formats": ["%d-%m-%Y %H:%M"]})
+    r, rows, rejected = run(tmp_path, doc, "id,d,tech\nA,02-01-2021 08:00,T\nB,01-31-2021 08:00,T\n")
+    assert [x["updated_at"] for x in rows] == [ts("2021-01-02T08:00:00+08:00")]
+    assert [(x["line"], x["rule"]) for x in rejected] == [(3, "feeds.tickets.columns.updated_at.formats")]
+    assert "parses only month_first, not day_first as declared" in rejected[0]["reason"]
+    assert [(c.ambiguous, c.contrary) for c in r.results["tickets"].date_checks] == [(1, 1)]
+
+
+AMBIGUOUS_CSV = "id,d,tech\nA,13-04-2021,T\nB,03-04-2021,T\nC,25-12-2021,T\nD,07-08-2021,T\n"
+
+
+def test_guessed_order_with_ambiguous_rows_refuses_to_write(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    doc = dated({"column": "d", "date_order": "auto"})
+    m = mapping_file(tmp_path, doc)
+    src = write(tmp_path / "src.csv", AMBIGUOUS_CSV)
+    landing = tmp_path / "out" / "landing"
+    with pytest.raises(MappingError) as e:
+        apply_mapping(m, src, landing, as_of=dt.date(2021, 12, 31))
+    assert str(e.value) == (
+        f"{m}: feeds.tickets.columns.updated_at.date_order: the order is guessed (auto) but 2 of 4 rows (50.0 %) "
+        "parse both day-first and month-first (first lines 3, 5); say date_order: day_first or month_first; "
+        "nothing was written")
+    assert not landing.exists() and not (tmp_path / "out" / "mapping_rejected").exists()
+    report = dry_run(m, src)
+    assert "read day_first, guessed (date_order: auto)" in report
+    assert "apply would REFUSE to write:\n   feeds.tickets.columns.updated_at.date_order: the order is guessed" \
+        in report
+    assert cli(["apply", str(m), "--source", str(src), "--landing", str(landing)]) == 2
+    assert "2 of 4 rows (50.0 %) parse both" in capsys.readouterr().err
+
+
+def test_guessed_order_without_ambiguity_writes(tmp_path: Path) -> None:
+    doc = dated({"column": "d", "date_order": "auto"})
+    r, rows, rejected = run(tmp_path, doc, "id,d,tech\nA,12-13-2021,T\nB,01-25-2021,T\nC,05-05-2021,T\n"
+                                           "D,25-01-2021,T\n")
+    assert [x["updated_at"] for x in rows] == [ts("2021-12-13T00:00:00+08:00"), ts("2021-01-25T00:00:00+08:00"),
+                                               ts("2021-05-05T00:00:00+08:00")]
+    assert [(x["line"], x["rule"]) for x in rejected] == [(5, "feeds.tickets.columns.updated_at.date_order")]
+    assert "parses only day_first, not month_first as guessed from the other rows" in rejected[0]["reason"]
+    assert r.refusals() == []
+
+
+@pytest.mark.parametrize(("order", "text", "expected"), [
+    ("day_first", "15-03-16 10:00", "2016-03-15T10:00:00+08:00"),
+    ("day_first", "01/12/99", "1999-12-01T00:00:00+08:00"),
+    ("day_first", "15.03.2016 10:00:30", "2016-03-15T10:00:30+08:00"),
+    ("month_first", "03-15-16 10:00", "2016-03-15T10:00:00+08:00"),
+    ("month_first", "12/01/68", "2068-12-01T00:00:00+08:00"),  # 00-68 -> 20yy (then out of the window)
+])
+def test_two_digit_years_work_with_either_order(tmp_path: Path, order: str, text: str, expected: str) -> None:
+    doc = dated({"column": "d", "date_order": order}, plausible={"from": "1990-01-01", "until": "2099-12-31"})
+    _, rows, rejected = run(tmp_path, doc, f"id,d,tech\nA,{text},T\n")
+    assert rejected == []
+    assert [x["updated_at"] for x in rows] == [ts(expected)]
+
+
+def test_plausible_window_rejects_absurd_timestamps(tmp_path: Path) -> None:
+    """%Y on a two-digit year reads year 0016; 9999 and 1970 epochs are no dates of a ticket: rejected."""
+    future = (dt.datetime.now(UTC) + dt.timedelta(days=3)).strftime("%d-%m-%Y %H:%M")
+    doc = dated({"column": "d", "formats": ["%d-%m-%Y %H:%M"]})
+    _, rows, rejected = run(tmp_path, doc, (
+        "id,d,tech\n"
+        "A,15-03-16 10:00,T\n"
+        "B,01-01-1970 08:00,T\n"
+        "C,31-12-9999 00:00,T\n"
+        "D,01-01-1990 00:00,T\n"
+        f"E,{future},T\n"
+    ))
+    assert [x["ticket_id"] for x in rows] == ["D"]
+    assert [(x["ticket_id"] if False else x["line"], x["rule"]) for x in rejected] == [
+        (2, "feeds.tickets.columns.updated_at.plausible"), (3, "feeds.tickets.columns.updated_at.plausible"),
+        (4, "feeds.tickets.columns.updated_at.plausible"), (6, "feeds.tickets.columns.updated_at.plausible")]
+    assert rejected[0]["reason"] == ("updated_at is outside the plausible window 1990-01-01 .. one day after the "
+                                     "run (widen it with source.plausible): 0016-03-15 01:54:17+00")
+
+
+def test_plausible_window_is_configurable_per_source_and_column(tmp_path: Path) -> None:
+    doc = dated({"column": "d", "formats": ["%Y-%m-%d %H:%M"], "plausible": {"until": "2030-12-31"}},
+                plausible={"from": "1980-01-01"})
+    _, rows, rejected = run(tmp_path, doc, (
+        "id,d,tech\nA,1980-01-01 00:00,T\nB,1979-12-31 23:59,T\nC,2030-12-31 23:59,T\nD,2031-01-01 00:00,T\n"))
+    assert [x["ticket_id"] for x in rows] == ["A", "C"]
+    assert [(x["line"], x["rule"]) for x in rejected] == [
+        (3, "feeds.tickets.columns.updated_at.plausible"), (5, "feeds.tickets.columns.updated_at.plausible")]
+    assert "window 1980-01-01 .. 2030-12-31 (widen it with feeds.tickets.columns.updated_at.plausible)" in \
+        rejected[1]["reason"]
+    bad = json.loads(json.dumps(doc))
+    bad["source"]["plausible"] = {"from": "2020-01-01", "until": "2019-01-01"}
+    with pytest.raises(MappingError, match=r"m.yaml: source.plausible: until 2019-01-01 is before from 2020-01-01"):
+        load_mapping(mapping_file(tmp_path, bad))
+    bad["source"]["plausible"] = {"since": "2020-01-01"}
+    with pytest.raises(MappingError, match=r"m.yaml: source.plausible.since: unknown key"):
+        load_mapping(mapping_file(tmp_path, bad))
+
+
+MALFORMED_CSV = (
+    "id,at,tech,note\r\n"                          # line 1
+    "A,2021-01-01 08:00,T1,\"two\r\nlines\"\r\n"   # lines 2-3
+    "B,2021-01-01 09:00,T1,plain\r\n"               # line 4
+    "\r\n"                                          # line 5: blank, not a record
+    "C,2021-01-01 10:00,T1,a,b\r\n"                 # line 6: too many fields
+    "D,yesterday,T1,\"he said \"\"hi\"\"\"\r\n"     # line 7: maps badly (created_at)
+    "E,2021-01-01 11:00,T2,ok\r\n"                  # line 8
+    "F,2021-01-01 12:00,T2,\"cut off\r\n"           # line 9: unterminated quote, the last record
+)
+
+
+def test_malformed_records_are_rejected_with_physical_lines_and_the_rest_loads(tmp_path: Path) -> None:
+    doc = tickets_mapping({
+        "ticket_id": {"column": "id"},
+        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        "customer_id": {"column": "note"},
+    })
+    src = write(tmp_path / "src.csv", MALFORMED_CSV)
+    landing = tmp_path / "data" / "landing"
+    result = apply_mapping(mapping_file(tmp_path, doc), src, landing, as_of=dt.date(2021, 1, 2))
+    assert (result.feeds["tickets"].mapped, result.feeds["tickets"].rejected, result.malformed, result.rejected) \
+        == (3, 1, 2, 3)
+    with (landing / "tickets" / "2021-01-02_t.csv").open(encoding="utf-8", newline="") as f:
+        assert [(r["ticket_id"], r["customer_id"]) for r in csv.DictReader(f)] == [
+            ("A", "two\r\nlines"), ("B", "plain"), ("E", "ok")]
+    with result.rejected_path.open(encoding="utf-8", newline="") as f:
+        rej = [(r["feed"], r["row_number"], r["line"], r["rule"], r["reason"]) for r in csv.DictReader(f)]
+    assert rej == [
+        # records are numbered in the file (the blank line is none), malformed ones included
+        ("(source)", "3", "6", "source.csv.too_many_fields", "line 6: Expected Number of Columns: 4 Found: 5"),
+        ("(source)", "6", "9", "source.csv.unterminated_quote", "line 9: Value with unterminated quote found."),
+        ("tickets", "4", "7", "feeds.tickets.columns.created_at.formats",
+         "column 'at' of created_at matches none of the formats [%Y-%m-%d %H:%M]: yesterday; "
+         "column 'at' of updated_at matches none of the formats [%Y-%m-%d %H:%M]: yesterday"),
+    ]
+    report = dry_run(mapping_file(tmp_path, doc), src)
+    assert "== malformed source records: 2 (not read; the rest of the file is)\n" \
+           "          1  source.csv.too_many_fields\n             lines 6\n" in report
+    assert "      1  feeds.tickets.columns.created_at.formats\n             lines 7\n" in report
+
+
+def test_max_rejected_share_refuses_and_is_validated(tmp_path: Path) -> None:
+    doc = tickets_mapping({
+        "ticket_id": {"column": "id"},
+        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+    })
+    doc["source"]["max_rejected_share"] = 0.4
+    src = write(tmp_path / "src.csv", "id,at,tech\nA,2021-01-01 08:00,T\nB,2021-01-01 08:00,T\n"
+                                      "C,2021-01-01 08:00,T,x\nD,soon,T\n")
+    m = mapping_file(tmp_path, doc)
+    with pytest.raises(MappingError) as e:
+        apply_mapping(m, src, tmp_path / "landing")
+    assert str(e.value) == (f"{m}: source.max_rejected_share: tickets rejects 2 of 4 rows (50.0 %, 1 malformed "
+                            "source records), more than 40 %; nothing was written")
+    doc["source"]["max_rejected_share"] = 0.5
+    assert apply_mapping(mapping_file(tmp_path, doc), src, tmp_path / "landing").feeds["tickets"].mapped == 2
+    doc["source"]["max_rejected_share"] = 1.5
+    with pytest.raises(MappingError, match=r"m.yaml: source.max_rejected_share: Input should be less than or "
+                                           r"equal to 1"):
+        load_mapping(mapping_file(tmp_path, doc))
+
+
+def test_split_by_day_on_a_date_column(tmp_path: Path) -> None:
+    """It crashed apply with a raw BinderException (a bound zone the date expression does not use)."""
+    doc = json.loads(json.dumps(VALID))
+    doc["feeds"]["technicians"] = {
+        "derive_from": "tickets", "distinct_on": ["technician_id"],
+        "columns": {"technician_id": {"column": "tech"}, "name": {"column": "tech"},
+                    "team_id": {"constant": "t1"}, "hire_date": {"column": "at", "formats": ["%Y-%m-%d"],
+                                                                  "pick": "min"},
+                    "valid_from": {"column": "at", "formats": ["%Y-%m-%d"], "pick": "min"}},
+    }
+    doc["output"] = {"split_by_day": {"technicians": "valid_from"}}
+    src = write(tmp_path / "s.csv", "id,at,tech\nA,2021-01-03,T1\nB,2021-01-05,T2\nC,2021-01-04,T1\n")
+    result = apply_mapping(mapping_file(tmp_path, doc), src, tmp_path / "landing", as_of=dt.date(2021, 2, 1))
+    assert [p.name for p in result.feeds["technicians"].paths] == ["2021-01-03_t.csv", "2021-01-05_t.csv"]
+    assert [p.name for p in result.feeds["tickets"].paths] == ["2021-01-03_t.csv"]
+
+
+def test_per_record_sla_due_date_or_target_hours(tmp_path: Path) -> None:
+    base = {
+        "ticket_id": {"column": "id"},
+        "created_at": {"column": "opened", "formats": ["%Y-%m-%d %H:%M"]},
+        "updated_at": {"column": "opened", "formats": ["%Y-%m-%d %H:%M"]},
+    }
+    csv_text = "id,opened,due,target,tech\nA,2021-01-01 08:00,2021-01-02 08:00,4,T\nB,2021-01-01 09:00,,,T\n"
+    _, rows, rejected = run(tmp_path, tickets_mapping(
+        {**base, "sla_due_at": {"column": "due", "formats": ["%Y-%m-%d %H:%M"]}}), csv_text)
+    assert rejected == []
+    assert [(x["ticket_id"], x["sla_due_at"]) for x in rows] == [("A", ts("2021-01-02T08:00:00+08:00")), ("B", None)]
+    _, rows, rejected = run(tmp_path, tickets_mapping(
+        {**base, "sla_due_at": {"base": "created_at", "add": [{"hours": "target"}],
+                                "when": {"column": "target", "not_null": True}}}), csv_text)
+    assert rejected == []
+    assert [(x["ticket_id"], x["sla_due_at"]) for x in rows] == [("A", ts("2021-01-01T12:00:00+08:00")), ("B", None)]
+
+
+def test_every_indicator_of_the_settings_has_its_inputs() -> None:
+    from ingestion.measures import INDICATOR_INPUTS
+    from ingestion.paths import DBT_PROJECT_DIR
+
+    with (DBT_PROJECT_DIR / "seeds" / "indicator_settings.csv").open(encoding="utf-8") as f:
+        codes = {row["indicator_code"] for row in csv.DictReader(f)}
+    assert len(codes) == 15
+    assert set(INDICATOR_INPUTS) == codes
+
+
+def test_dry_run_lists_the_indicators_the_source_cannot_support(tmp_path: Path) -> None:
+    doc = tickets_mapping({
+        "ticket_id": {"column": "id"},
+        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        "resolved_at": {"column": "done", "formats": ["%Y-%m-%d %H:%M"]},
+        "first_response_at": {"column": "answered", "formats": ["%Y-%m-%d %H:%M"]},
+        "onsite_visits": {"constant": 1},
+        "status": {"constant": "resolved"},
+    })
+    src = write(tmp_path / "s.csv", "id,at,done,answered,tech\nA,2021-01-01 08:00,2021-01-01 09:00,,T\n")
+    report = dry_run(mapping_file(tmp_path, doc), src)
+    assert "\nindicators this source cannot support (11 of 15; they are not measured, never 0):\n" \
+           "   csat                       needs surveys.responded_at, surveys.technician_id, surveys.overall_score\n" \
+        in report
+    assert "   first_response_time        needs tickets.first_response_at (mapped, but empty in this source)\n" \
+        in report
+    assert "   reopen_rate                needs tickets.reopened_count\n" in report
+    assert "   complaint_rate             needs complaints.received_at, complaints.technician_id\n" in report
+    assert "   avg_handling_time" not in report and "   sla_attainment" not in report
+    assert "indicators that read a constant of the mapping (measured as the mapping says, not the source):\n" \
+           "   first_time_fix_rate        tickets.onsite_visits = 1" in report
+
+
+def test_one_command_for_your_own_export_checks_its_arguments_and_refuses_early(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """python -m ingestion.mappings.pipeline --mapping FILE --source FILE [--data DIR]: the argument errors and
+    a refused apply end with exit 2 and a message before any pipeline step (the full run: test_external_pipeline)."""
+    from ingestion.mappings.pipeline import main as pipeline
+
+    m = mapping_file(tmp_path, dated({"column": "d", "date_order": "auto"}))
+    src = write(tmp_path / "src.csv", AMBIGUOUS_CSV)
+    with pytest.raises(SystemExit) as e:
+        pipeline(["--mapping", str(m)])
+    assert e.value.code == 2 and "--mapping needs --source FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pipeline(["pwc", "--mapping", str(m), "--source", str(src)])
+    assert "give a built-in export or --mapping, not both" in capsys.readouterr().err
+    assert pipeline(["--mapping", str(m), "--source", str(tmp_path / "nope.csv")]) == 2
+    assert "nope.csv: source file not found" in capsys.readouterr().err
+    data = tmp_path / "mine"
+    assert pipeline(["--mapping", str(m), "--source", str(src), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "feeds.tickets.columns.updated_at.date_order: the order is guessed (auto) but 2 of 4 rows" in err
+    # nothing landed and no pipeline ran (only the data folder's Dagster settings and lock file exist)
+    assert sorted(x.name for x in data.rglob("*") if x.is_file()) == [".warehouse.lock", "dagster.yaml"]

@@ -7,6 +7,8 @@ Public interface:
     external_dir() -> Path: the folder of real exports (SERVICESCORE_EXTERNAL_DIR or ../shared/external)
 
 CLI: python -m ingestion.mappings {dry-run,apply} MAPPING.yaml --source FILE [--landing DIR]
+     python -m ingestion.mappings.pipeline --mapping FILE --source FILE [--data DIR]   (dry run, apply, pipeline)
+What each indicator needs from the feeds (the dry run's "cannot support" list): ingestion.measures.
 Format reference: docs/bring_your_own_data.md.
 """
 

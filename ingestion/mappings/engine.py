@@ -30,8 +30,11 @@ from typing import Any
 import duckdb
 
 from ingestion.contracts import FEEDS, Feed
-from ingestion.mappings.sources import SOURCE_TABLE, load_source, quote_ident
+from ingestion.mappings.sources import MALFORMED_TABLE, SOURCE_TABLE, load_source, quote_ident
 from ingestion.mappings.spec import (
+    AUTO,
+    DAY_MONTH_ORDERS,
+    DEFAULT_PLAUSIBLE_FROM,
     ISO8601,
     TARGET_NAME,
     ColumnRule,
@@ -39,8 +42,10 @@ from ingestion.mappings.spec import (
     FeedMapping,
     Mapping,
     MappingError,
+    generated_formats,
     load_mapping,
     referenced_source_columns,
+    swap_day_month,
 )
 
 CLEAN_TABLE = "src_clean"
@@ -48,7 +53,46 @@ DURATION_PATTERN = r"^\d+:[0-5]\d:[0-5]\d(\.\d+)?$"
 OFFSET_PATTERN = r"(Z|[+-]\d\d(:?\d\d)?)$"
 TRUE_TOKENS = ["true", "t", "1", "y", "yes"]
 FALSE_TOKENS = ["false", "f", "0", "n", "no"]
-REJECTED_COLUMNS = ("mapping", "feed", "source_file", "row_number", "rule", "reason", "record")
+REJECTED_COLUMNS = ("mapping", "feed", "source_file", "row_number", "line", "rule", "reason", "record")
+# the year position of generated date_order formats: four digits -> %Y, two digits -> %y (DuckDB's pivot)
+YEAR_LAST_4 = r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}(\D|$)"
+YEAR_LAST_2 = r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2}(\D|$)"
+YEAR_FIRST_4 = r"^\d{4}[-/.]"
+OTHER_ORDER = {"day_first": "month_first", "month_first": "day_first"}
+
+
+@dataclass
+class DateCheck:
+    """Day/month order of one timestamp or date column over the rows of its feed."""
+
+    column: str
+    order: str  # the order the column was read in: day_first | month_first
+    declared: bool  # False: `date_order: auto`, guessed from the rows that parse only one way
+    values: int  # rows with a text for the column
+    ambiguous: int  # rows whose text parses both ways to different dates (e.g. 03/04/2021)
+    contrary: int  # rows that parse only in the other order (rejected, never swapped)
+    first_ambiguous: list[int] = field(default_factory=list)  # physical lines of the first ones
+
+    @property
+    def ambiguous_share(self) -> float:
+        return self.ambiguous / self.values if self.values else 0.0
+
+    @property
+    def refuses(self) -> bool:
+        """A guessed order with ambiguous rows: apply refuses to write."""
+        return not self.declared and self.ambiguous > 0
+
+    def describe(self, feed: str) -> str:
+        how = "declared" if self.declared else "guessed (date_order: auto)"
+        text = (f"feeds.{feed}.columns.{self.column}: {self.ambiguous} of {self.values} rows "
+                f"({100 * self.ambiguous_share:.1f} %) parse both day-first and month-first; read {self.order}, "
+                f"{how}")
+        if self.contrary:
+            text += (f"; {self.contrary} rows parse only {OTHER_ORDER[self.order]} and are rejected "
+                     "(check the order)")
+        if self.first_ambiguous:
+            text += "; first ambiguous lines " + ", ".join(str(x) for x in self.first_ambiguous)
+        return text
 
 
 @dataclass
@@ -62,6 +106,7 @@ class FeedResult:
     rejected_by_rule: dict[str, int] = field(default_factory=dict)
     path: Path | None = None  # the (first) landing file written
     paths: list[Path] = field(default_factory=list)  # all landing files (several with split_by_day)
+    date_checks: list[DateCheck] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +115,7 @@ class MappingResult:
     source_file: Path
     feeds: dict[str, FeedResult]
     rejected_path: Path | None = None
+    malformed: int = 0  # source records that could not be read (feed `(source)` in the rejected rows)
 
     @property
     def mapped(self) -> int:
@@ -77,7 +123,7 @@ class MappingResult:
 
     @property
     def rejected(self) -> int:
-        return sum(f.rejected for f in self.feeds.values())
+        return sum(f.rejected for f in self.feeds.values()) + self.malformed
 
 
 class _Params:
@@ -133,6 +179,8 @@ class _FeedCompiler:
         self.contract: Feed = FEEDS[feed]
         self.p = p
         self.done: dict[str, str] = {}
+        self.orders: dict[str, str] = {}  # the order an `auto` column resolved to
+        self.day_month: dict[str, tuple[str, bool, str, str]] = {}  # col -> (order, declared, ambiguous, text)
 
     def where(self, col: str) -> str:
         return f"feeds.{self.feed}.columns.{col}"
@@ -223,8 +271,83 @@ class _FeedCompiler:
             failures = [_Failure(f"({cond} and {f.condition})", f.rule, f.message) for f in failures]
         if rule.fallback is not None:
             expr = f"coalesce({expr}, {self.done[rule.fallback]})"
+        if c.type in ("timestamp", "date", "month"):
+            failures.append(self.plausible(col, c.type, rule, expr))
         self.done[col] = expr
         return _Compiled(expr, failures)
+
+    def plausible(self, col: str, ctype: str, rule: ColumnRule, expr: str) -> _Failure:
+        """Reject a value outside the plausible window (never write year 0015, 1970 epochs or 9999)."""
+        src = self.mapping.source.plausible
+        own = rule.plausible
+        low = (own.from_ if own is not None and own.from_ is not None else src.from_) or DEFAULT_PLAUSIBLE_FROM
+        high = own.until if own is not None and own.until is not None else src.until
+        key = f"{self.where(col)}.plausible" if own is not None else "source.plausible"
+        shown = f"{low} .. {high if high is not None else 'one day after the run'}"
+        if ctype == "timestamp":
+            zone = self.p(rule.timezone or self.mapping.source.timezone or "UTC")
+            too_low = f"{expr} < timezone({zone}, {self.p(low)}::date::timestamp)"
+            too_high = (f"{expr} >= timezone({zone}, ({self.p(high)}::date + 1)::timestamp)" if high is not None
+                        else f"{expr} > now() + interval 1 day")
+        else:
+            too_low = f"{expr} < {self.p(low)}::date"
+            too_high = f"{expr} > {self.p(high)}::date" if high is not None else f"{expr} > current_date + 1"
+        return _Failure(
+            f"({expr} is not null and ({too_low} or {too_high}))", f"{self.where(col)}.plausible",
+            f"{self.p(f'{col} is outside the plausible window {shown} (widen it with {key}): ')} || "
+            f"{expr}::varchar",
+        )
+
+    def naive(self, text: str, rule: ColumnRule, ctype: str, order: str | None) -> tuple[str, list[str]]:
+        """(SQL: the text parsed to a naive timestamp, the formats tried) for the given day/month order."""
+        with_time = ctype == "timestamp"
+        if rule.formats is not None:
+            formats = list(rule.formats)
+            if order is not None and order != rule.day_month_order():
+                formats = [f if f == ISO8601 else swap_day_month(f) for f in formats]
+            parts = []
+            strp = [f for f in formats if f != ISO8601]
+            if strp:
+                parts.append(f"try_strptime({text}, {self.p(strp)}::varchar[])")
+            if ISO8601 in formats:
+                parts.append(self.iso_naive(text))
+            return (parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"), formats
+        if order is not None or rule.date_order is not None:
+            order = order or rule.date_order
+            if order == AUTO:
+                order = "day_first"
+            if order == "year_first":
+                fmts = generated_formats(order, with_time, "%Y")
+                return (f"(case when regexp_matches({text}, {self.p(YEAR_FIRST_4)}) then "
+                        f"try_strptime({text}, {self.p(fmts)}::varchar[]) end)"), fmts
+            four = generated_formats(order, with_time, "%Y")
+            two = generated_formats(order, with_time, "%y")
+            return (f"(case when regexp_matches({text}, {self.p(YEAR_LAST_4)}) "
+                    f"then try_strptime({text}, {self.p(four)}::varchar[]) "
+                    f"when regexp_matches({text}, {self.p(YEAR_LAST_2)}) "
+                    f"then try_strptime({text}, {self.p(two)}::varchar[]) end)"), four + two
+        if ctype == "month":
+            return f"try_strptime({text}, {self.p(['%Y-%m'])}::varchar[])", ["%Y-%m"]
+        return self.iso_naive(text), [ISO8601]
+
+    def iso_naive(self, text: str) -> str:
+        return (f"(case when not regexp_matches({text}, {self.p(OFFSET_PATTERN)}) "
+                f"then try_cast({text} as timestamp) end)")
+
+    def guess_order(self, con: duckdb.DuckDBPyConnection, col: str, rule: ColumnRule, rows: str,
+                    where: str) -> None:
+        """`date_order: auto`: the order most rows that parse only one way have (ties: day first)."""
+        ctype = self.contract.column(col).type
+        text, _, _ = self.text_expr(col, rule)
+        d, _ = self.naive(text, rule, ctype, "day_first")
+        m, _ = self.naive(text, rule, ctype, "month_first")
+        only_d, only_m = _execute(
+            con,
+            f"select count(*) filter (where ({d}) is not null and ({m}) is null), "
+            f"count(*) filter (where ({m}) is not null and ({d}) is null) from {rows} as c where {where}",
+            self.p.values,
+        ).fetchone()
+        self.orders[col] = "month_first" if only_m > only_d else "day_first"
 
     def typed(self, col: str, ctype: str, rule: ColumnRule, text: str, desc: str) -> tuple[str, list[_Failure]]:
         w = self.where(col)
@@ -254,18 +377,31 @@ class _FeedCompiler:
                  f"{desc} is not a boolean for {col} (map it with values:, e.g. Y: true): ")
             return expr, fails
         # timestamp, date, month
-        with_time = ctype == "timestamp"
-        formats = rule.candidate_formats(with_time) or ([ISO8601] if ctype != "month" else ["%Y-%m"])
-        strp = [f for f in formats if f != ISO8601]
-        naive_parts = []
-        if strp:
-            naive_parts.append(f"try_strptime({text}, {self.p(strp)}::varchar[])")
-        has_iso = ISO8601 in formats
-        has_offset = f"regexp_matches({text}, {self.p(OFFSET_PATTERN)})"
-        if has_iso:
-            naive_parts.append(f"(case when not {has_offset} then try_cast({text} as timestamp) end)")
-        naive = f"coalesce({', '.join(naive_parts)})" if len(naive_parts) > 1 else naive_parts[0]
+        declared_order = rule.day_month_order()
+        order = self.orders.get(col, "day_first") if declared_order == AUTO else declared_order
+        naive, formats = self.naive(text, rule, ctype, order if order in DAY_MONTH_ORDERS else None)
         shown = ", ".join(formats)
+        other = None
+        if order in DAY_MONTH_ORDERS:
+            # the other reading of the same text: a row that parses only that way is rejected (never swapped),
+            # a row that parses both ways to different dates is ambiguous (counted and reported)
+            other, _ = self.naive(text, rule, ctype, OTHER_ORDER[order])
+            aspect = "formats" if rule.formats is not None else "date_order"
+            how = "declared" if declared_order != AUTO else "guessed from the other rows (date_order: auto)"
+            contrary = (f"{desc} of {col} parses only {OTHER_ORDER[order]}, not {order} as {how}; "
+                        "day and month are not swapped: ")
+            fails.append(_Failure(
+                f"({text} is not null and ({naive}) is null and ({other}) is not null)", f"{w}.{aspect}",
+                f"{self.p(contrary)} || {text}",
+            ))
+            self.day_month[col] = (
+                order, declared_order != AUTO,
+                f"coalesce(({naive}) is not null and ({other}) is not null and ({naive}) <> ({other}), false)",
+                text,
+            )
+        unparsed = f"{text} is not null" if other is None else f"{text} is not null and ({other}) is null"
+        has_offset = f"regexp_matches({text}, {self.p(OFFSET_PATTERN)})"
+        has_iso = ISO8601 in formats
         if ctype == "timestamp":
             zone = rule.timezone or self.mapping.source.timezone
             local = f"timezone({self.p(zone)}, {naive})" if zone is not None else "null::timestamptz"
@@ -274,20 +410,21 @@ class _FeedCompiler:
                         f"else {local} end)")
             else:
                 expr = local
-            aspect = "formats" if rule.formats is not None else "date_order"
-            if rule.formats is None and rule.date_order is None:
-                aspect = "formats"
+            aspect = "date_order" if rule.formats is None and rule.date_order is not None else "formats"
             message = f"{desc} of {col} matches none of the formats [{shown}]"
             if zone is None:
                 message += " (text without an offset needs a timezone)"
-            fail(f"{expr} is null", aspect, message + ": ")
+            fails.append(_Failure(f"({unparsed} and {expr} is null)", f"{w}.{aspect}",
+                                  f"{self.p(message + ': ')} || {text}"))
             return expr, fails
         date_expr = f"cast({naive} as date)"
         if has_iso:
             date_expr = f"coalesce({date_expr}, cast(try_cast({text} as timestamptz) as date))"
         if ctype == "month":
             date_expr = f"date_trunc('month', {date_expr})::date"
-        fail(f"{date_expr} is null", "formats", f"{desc} of {col} matches none of the formats [{shown}]: ")
+        aspect = "date_order" if rule.formats is None and rule.date_order is not None else "formats"
+        fails.append(_Failure(f"({unparsed} and {date_expr} is null)", f"{w}.{aspect}",
+                              f"{self.p(f'{desc} of {col} matches none of the formats [{shown}]: ')} || {text}"))
         return date_expr, fails
 
 
@@ -307,6 +444,36 @@ class _Run:
     mapping: Mapping
     source_file: Path
     results: dict[str, FeedResult]
+    malformed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def refusals(self) -> list[str]:
+        """Why `apply` must not write: a guessed day/month order with ambiguous rows, or a feed rejecting
+        more than source.max_rejected_share of its rows. Each message names the key and the counts."""
+        out: list[str] = []
+        for feed, res in self.results.items():
+            for check in res.date_checks:
+                if check.refuses:
+                    out.append(
+                        f"feeds.{feed}.columns.{check.column}.date_order: the order is guessed (auto) but "
+                        f"{check.ambiguous} of {check.values} rows ({100 * check.ambiguous_share:.1f} %) parse both "
+                        f"day-first and month-first (first lines {', '.join(map(str, check.first_ambiguous))}); "
+                        "say date_order: day_first or month_first"
+                    )
+        limit = self.mapping.source.max_rejected_share
+        if limit is not None:
+            for feed, res in self.results.items():
+                own = self.mapping.feeds[feed].derive_from is None
+                bad = res.rejected + (self.malformed if own else 0)
+                total = res.mapped + bad
+                if total and bad / total > limit:
+                    out.append(
+                        f"source.max_rejected_share: {feed} rejects {bad} of {total} rows "
+                        f"({100 * bad / total:.1f} %"
+                        + (f", {self.malformed} malformed source records" if own and self.malformed else "")
+                        + f"), more than {100 * limit:g} %"
+                    )
+        return out
 
 
 def run_mapping(mapping: Mapping, source_file: Path, work_dir: Path | None = None) -> _Run:
@@ -315,7 +482,8 @@ def run_mapping(mapping: Mapping, source_file: Path, work_dir: Path | None = Non
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
     work = work_dir or Path(os.environ.get("TMPDIR", "/tmp")) / "servicescore_mappings"
-    columns = load_source(con, mapping, source_file, work)
+    read = load_source(con, mapping, source_file, work)
+    columns = read.columns
     missing = [(where, name) for where, name in referenced_source_columns(mapping) if name not in columns]
     if missing:
         raise MappingError("\n".join(
@@ -324,7 +492,7 @@ def run_mapping(mapping: Mapping, source_file: Path, work_dir: Path | None = Non
             for where, name in missing
         ))
     packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns)
-    con.execute(f"create temp view src_records as select _row_number, to_json(struct_pack({packed}))::varchar "
+    con.execute(f"create temp view src_records as select _row_number, _line, to_json(struct_pack({packed}))::varchar "
                 f"as record from {SOURCE_TABLE}")
     p = _Params()
     tokens = p(list(mapping.source.null_tokens))
@@ -335,20 +503,26 @@ def run_mapping(mapping: Mapping, source_file: Path, work_dir: Path | None = Non
         cleaned.append(f"case when list_contains({tokens}::varchar[], {value}) then null else {value} end as {ref}")
     _execute(
         con,
-        f"create temp table {CLEAN_TABLE} as select _row_number, {', '.join(cleaned)} from {SOURCE_TABLE}",
+        f"create temp table {CLEAN_TABLE} as select _row_number, _line, {', '.join(cleaned)} from {SOURCE_TABLE}",
         p.values,
     )
     total = con.execute(f"select count(*) from {CLEAN_TABLE}").fetchone()[0]
     con.execute(
-        "create temp table rejected (feed varchar, row_number bigint, record varchar, "
+        "create temp table rejected (feed varchar, row_number bigint, line bigint, record varchar, "
         "reasons struct(rule varchar, reason varchar)[])"
+    )
+    # malformed source records: rejected once, as feed `(source)`, with their physical line
+    con.execute(
+        "insert into rejected select '(source)', row_number, line, to_json({'_raw_record': raw})::varchar, "
+        f"[{{'rule': rule, 'reason': reason}}] from {MALFORMED_TABLE}"
     )
     results: dict[str, FeedResult] = {}
     order = [f for f, fm in mapping.feeds.items() if fm.derive_from is None]
     order += [f for f, fm in mapping.feeds.items() if fm.derive_from is not None]
     for feed in order:
         results[feed] = _run_feed(con, mapping, feed, total)
-    return _Run(con, mapping, source_file, results)
+    notes = [read.note] if read.note else []
+    return _Run(con, mapping, source_file, results, read.malformed, notes)
 
 
 def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total: int) -> FeedResult:
@@ -375,6 +549,9 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
     superseded = (total - candidates) if fm.derive_from is None else 0
     fc = _FeedCompiler(mapping, feed, fm, p)
     where = " and ".join(fc.condition(c) for c in fm.filter) or "true"
+    for col, rule in fm.columns.items():
+        if rule.day_month_order() == AUTO:
+            fc.guess_order(con, col, rule, f"rows_{f}", where)
     # 2. mapped, row level
     exprs: list[str] = []
     failures: list[tuple[str, str, str]] = []
@@ -391,13 +568,32 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
         failures += [(x.condition, p(x.rule), x.message) for x in compiled.failures]
         any_fail = " or ".join(f"coalesce({x.condition}, false)" for x in compiled.failures) or "false"
         flags.append(f"({any_fail}) as _f_{col}")
+    checked = list(fc.day_month)
+    ambiguity = "".join(f", {fc.day_month[col][2]} as _amb_{_ident(col)}, {fc.day_month[col][3]} is not null "
+                        f"as _has_{_ident(col)}" for col in checked)
     _execute(
         con,
-        f"create temp table m1_{f} as select c._row_number, {', '.join(exprs)}, {', '.join(flags)}, "
-        f"{_reasons_sql(failures)} as _reasons from rows_{f} as c where {where}",
+        f"create temp table m1_{f} as select c._row_number, c._line, {', '.join(exprs)}, {', '.join(flags)}, "
+        f"{_reasons_sql(failures)} as _reasons{ambiguity} from rows_{f} as c where {where}",
         p.values,
     )
     mapped_in = con.execute(f"select count(*) from m1_{f}").fetchone()[0]
+    date_checks = []
+    for col in checked:
+        x = _ident(col)
+        order, declared, _, _ = fc.day_month[col]
+        rule_key = f"feeds.{feed}.columns.{col}." + ("formats" if fm.columns[col].formats is not None
+                                                      else "date_order")
+        values, ambiguous, first = con.execute(
+            f"select count(*) filter (where _has_{x}), count(*) filter (where _amb_{x}), "
+            f"list(coalesce(_line, _row_number) order by _row_number) filter (where _amb_{x})[1:5] from m1_{f}"
+        ).fetchone()
+        contrary = con.execute(
+            f"select count(*) from m1_{f} where len(list_filter(_reasons, lambda r: r.rule = $rule "
+            "and contains(r.reason, ' parses only '))) > 0",
+            {"rule": rule_key},
+        ).fetchone()[0]
+        date_checks.append(DateCheck(col, order, declared, values, ambiguous, contrary, list(first or [])))
     filtered_out = candidates - mapped_in
     # 3. distinct_on
     if fm.distinct_on is not None:
@@ -419,13 +615,14 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
             }[pick]
             aggs.append(f"{agg} as {x}")
         con.execute(
-            "insert into rejected select $feed, m._row_number, s.record, m._reasons "
+            "insert into rejected select $feed, m._row_number, m._line, s.record, m._reasons "
             f"from m1_{f} as m join src_records as s using (_row_number) where len(m._reasons) > 0",
             {"feed": feed},
         )
         flag_cols = ", ".join(f"false as _f_{c}" for c in contract.column_names)
         con.execute(
-            f"create temp table m2_{f} as select min(_row_number) as _row_number, {', '.join(keys)}, "
+            f"create temp table m2_{f} as select min(_row_number) as _row_number, min(_line) as _line, "
+            f"{', '.join(keys)}, "
             f"{', '.join(aggs)}, {flag_cols}, []::struct(rule varchar, reason varchar)[] as _reasons, "
             f"true as _is_group from m1_{f} where len(_reasons) = 0 group by {', '.join(keys)}"
         )
@@ -470,7 +667,7 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
     con.execute(f"create temp table accepted_rows_{f} as select _row_number from m3_{f} where len(_all) = 0")
     packed = ", ".join(f"{c} := m.{c}" for c in contract.column_names)
     con.execute(
-        f"insert into rejected select $feed, m._row_number, "
+        f"insert into rejected select $feed, m._row_number, m._line, "
         f"case when m._is_group then to_json(struct_pack({packed}))::varchar else s.record end, "
         "m._all "
         f"from m3_{f} as m left join src_records as s on s._row_number = m._row_number and not m._is_group "
@@ -485,7 +682,7 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
     mapped = con.execute(f"select count(*) from out_{f}").fetchone()[0]
     rejected = con.execute("select count(*) from rejected where feed = $feed", {"feed": feed}).fetchone()[0]
     return FeedResult(feed, total if fm.derive_from is None else candidates, superseded, filtered_out,
-                      mapped, rejected, by_rule)
+                      mapped, rejected, by_rule, date_checks=date_checks)
 
 
 def _rule_origin(rule: ColumnRule) -> str:
@@ -555,11 +752,13 @@ def write_outputs(
     days: dict[str, list[str]] = {}
     for feed, col in split.items():
         day = _day_expr(feed, col)
-        days[feed] = [r[0] for r in run.con.execute(
-            f"select distinct {day} as d from out_{_ident(feed)} where d is not null order by d", {"zone": zone}
+        days[feed] = [r[0] for r in _execute(
+            run.con, f"select distinct {day} as d from out_{_ident(feed)} where d is not null order by d",
+            {"zone": zone},
         ).fetchall()]
         # rows without a day go into the first day's file
-        run.con.execute(
+        _execute(
+            run.con,
             f"create or replace temp table day_{_ident(feed)} as select *, "
             f"coalesce({day}, $first) as _day from out_{_ident(feed)}",
             {"zone": zone, "first": days[feed][0] if days[feed] else as_of.isoformat()},
@@ -587,11 +786,12 @@ def write_outputs(
     rejected_path = Path(rejected_dir) / f"{stem}.csv"
     select = (
         f"select {_sql_string(name)} as mapping, feed, {_sql_string(str(run.source_file))} as source_file, "
-        "row_number, reasons[1].rule as rule, array_to_string(list_transform(reasons, lambda r: r.reason), '; ') "
-        "as reason, record from rejected order by feed, row_number"
+        "row_number, line, reasons[1].rule as rule, "
+        "array_to_string(list_transform(reasons, lambda r: r.reason), '; ') as reason, record "
+        "from rejected order by feed, row_number"
     )
     _copy(run.con, select, rejected_path, "csv")
-    return MappingResult(name, run.source_file, run.results, rejected_path)
+    return MappingResult(name, run.source_file, run.results, rejected_path, run.malformed)
 
 
 def apply_mapping(
@@ -612,6 +812,9 @@ def apply_mapping(
     rejected = Path(rejected_dir) if rejected_dir is not None else landing_dir.parent / "mapping_rejected"
     run = run_mapping(mapping, Path(source_path), work_dir=landing_dir.parent / "work")
     try:
+        refusals = run.refusals()
+        if refusals:
+            raise MappingError("\n".join(f"{mapping_path}: {r}; nothing was written" for r in refusals))
         return write_outputs(run, landing_dir, rejected, as_of or dt.date.today())
     finally:
         run.con.close()
@@ -619,11 +822,11 @@ def apply_mapping(
 
 def rejected_rows(run: _Run, feed: str | None = None) -> list[dict[str, Any]]:
     rows = run.con.execute(
-        "select feed, row_number, reasons[1].rule, array_to_string(list_transform(reasons, lambda r: r.reason), "
-        "'; '), record from rejected where $feed is null or feed = $feed order by feed, row_number",
+        "select feed, row_number, line, reasons[1].rule, array_to_string(list_transform(reasons, lambda r: "
+        "r.reason), '; '), record from rejected where $feed is null or feed = $feed order by feed, row_number",
         {"feed": feed},
     ).fetchall()
-    return [dict(zip(("feed", "row_number", "rule", "reason", "record"), r, strict=True)) for r in rows]
+    return [dict(zip(("feed", "row_number", "line", "rule", "reason", "record"), r, strict=True)) for r in rows]
 
 
 def mapped_rows(run: _Run, feed: str, limit: int | None = None, as_text: bool = False) -> list[dict[str, Any]]:

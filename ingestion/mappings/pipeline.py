@@ -1,19 +1,24 @@
-"""A real export end to end: map it into a data folder of its own, then run the whole pipeline there.
+"""Your own export (or a built-in one) end to end: dry run, apply into a data folder of its own, then the
+whole pipeline there, and a summary.
 
+    python -m ingestion.mappings.pipeline --mapping FILE --source FILE [--data DIR]   # your own export
     python -m ingestion.mappings.pipeline pwc          # make external-pwc
     python -m ingestion.mappings.pipeline servicenow   # make external-servicenow
-    options: --data-dir DIR (default data/external/<export>), --source FILE (default: the file in
-             ingestion.mappings.external_dir()), --date YYYY-MM-DD (the mapping's run date)
+    options: --data DIR (alias --data-dir; default data/external/<export or mapping name>), --source FILE
+             (built-in exports: default the file in ingestion.mappings.external_dir()), --date YYYY-MM-DD
+             (the mapping's run date)
 
-Steps: `apply_mapping` writes the landing files (one per day of the export, `output.split_by_day`) and the
-mapping's rejected rows into <data-dir>; then, with SERVICESCORE_DATA_DIR=<data-dir>, the ingestion job
-loads every landing day and the build job builds, checks and publishes every month the export's rows count
-for (their `period_columns`: a ServiceNow incident opened in March and resolved in November counts for
-November too), so the whole export is published, not only the months of the landing days. Finally a short
-summary of what was published is read back from the serving file.
+Steps: the dry-run report (rows mapped and rejected by rule with physical lines, day/month ambiguity, the
+indicators the source cannot support); `apply_mapping` writes the landing files (one per day of the export,
+`output.split_by_day`) and the mapping's rejected rows into <data-dir>; then, with
+SERVICESCORE_DATA_DIR=<data-dir>, the ingestion job loads every landing day and the build job builds, checks
+and publishes every month the export's rows count for (their `period_columns`: a ServiceNow incident opened in
+March and resolved in November counts for November too), so the whole export is published, not only the months
+of the landing days. Finally a short summary of what was published is read back from the serving file.
 
-Exit status: 0 published, 1 the pipeline failed (a step or a blocking check), 2 a mapping or source error,
-3 another run holds the data folder's warehouse lock.
+Exit status: 0 published, 1 the pipeline failed (a step or a blocking check), 2 a mapping or source error
+(including apply refusing to write: a guessed day/month order with ambiguous rows, or more rejected rows
+than source.max_rejected_share), 3 another run holds the data folder's warehouse lock.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import duckdb
 
 from ingestion.contracts import FEEDS
 from ingestion.mappings import MAPPINGS_DIR, external_dir
-from ingestion.mappings.engine import MappingResult, apply_mapping
+from ingestion.mappings.engine import MappingResult, apply_mapping, run_mapping
+from ingestion.mappings.report import report, support_lines
 from ingestion.mappings.sources import quote_ident
-from ingestion.mappings.spec import MappingError
+from ingestion.mappings.spec import MappingError, load_mapping
 from ingestion.organisation import organisation_timezone
 from ingestion.paths import REPO_ROOT, DataDir
 
@@ -42,11 +48,18 @@ class Export:
 
     name: str
     mapping: Path
-    source: str  # relative to external_dir()
+    source: str  # relative to external_dir(), or an absolute path (your own export)
     description: str
 
     def source_path(self) -> Path:
         return external_dir() / self.source
+
+    @classmethod
+    def own(cls, mapping: Path, source: Path) -> Export:
+        """Your own export: the data folder is named after the mapping's `name`."""
+        m = load_mapping(mapping)
+        return cls(m.name, Path(mapping).resolve(), str(Path(source).resolve()),
+                   m.description or f"{m.name} (your own export)")
 
     def default_data_dir(self) -> Path:
         return REPO_ROOT / "data" / "external" / self.name
@@ -66,6 +79,8 @@ class ExportRun:
     export: str
     data_dir: DataDir
     mapping: MappingResult | None = None
+    dry_run: str = ""  # the dry-run report of the same mapping and source
+    support: list[str] = field(default_factory=list)  # the indicators the source cannot support
     months: tuple[str, str] | None = None
     results: list = field(default_factory=list)
     summary: str = ""
@@ -186,8 +201,16 @@ def run_export(export: str | Export, data_dir: str | Path | None = None, source:
     prepare_home(paths)
     run = ExportRun(spec.name, paths)
     started = time.monotonic()
+    source_path = Path(source or spec.source_path())
+    # the dry run first: its report is printed, and apply refuses on what it would refuse on
+    dry = run_mapping(load_mapping(spec.mapping), source_path, work_dir=paths.root / "work")
+    try:
+        run.dry_run = report(dry, f"dry run: mapping {spec.mapping} on {source_path}", samples=2)
+        run.support = support_lines(dry)
+    finally:
+        dry.con.close()
     with warehouse_lock(paths):
-        run.mapping = apply_mapping(spec.mapping, Path(source or spec.source_path()), paths.landing, as_of=as_of)
+        run.mapping = apply_mapping(spec.mapping, source_path, paths.landing, as_of=as_of)
         run.mapping_seconds = time.monotonic() - started
         run.months = export_months(run.mapping)
         run.results = run_pipeline(paths, months=run.months)
@@ -201,20 +224,35 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m ingestion.mappings.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("export", choices=sorted(EXPORTS), help="which real export")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="the data folder of this export (default: data/external/<export>)")
+    parser.add_argument("export", nargs="?", choices=sorted(EXPORTS),
+                        help="a built-in real export (or give --mapping and --source)")
+    parser.add_argument("--mapping", type=Path, default=None, help="your mapping file (with --source)")
+    parser.add_argument("--data", "--data-dir", dest="data_dir", type=Path, default=None,
+                        help="the data folder of this export (default: data/external/<export or mapping name>)")
     parser.add_argument("--source", type=Path, default=None,
-                        help="the export file (default: under $SERVICESCORE_EXTERNAL_DIR or ../shared/external)")
+                        help="the export file (built-in exports: default under $SERVICESCORE_EXTERNAL_DIR or "
+                             "../shared/external)")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=None,
                         help="run date in the names of files not split by day (default: today)")
     args = parser.parse_args(argv)
-    spec = EXPORTS[args.export]
-    data_dir = args.data_dir or spec.default_data_dir()
-    print(f"{spec.name}: {spec.description}")
-    print(f"  mapping {spec.mapping.relative_to(REPO_ROOT)}, source {args.source or spec.source_path()}")
-    print(f"  data folder {Path(data_dir).resolve()}")
     try:
+        if args.mapping is not None:
+            if args.export is not None:
+                parser.error("give a built-in export or --mapping, not both")
+            if args.source is None:
+                parser.error("--mapping needs --source FILE (the export to map)")
+            if not args.source.is_file():
+                raise MappingError(f"{args.source}: source file not found")
+            spec = Export.own(args.mapping, args.source)
+        elif args.export is not None:
+            spec = EXPORTS[args.export]
+        else:
+            parser.error("give --mapping FILE --source FILE, or a built-in export: " + ", ".join(sorted(EXPORTS)))
+        data_dir = args.data_dir or spec.default_data_dir()
+        print(f"{spec.name}: {spec.description}")
+        shown = spec.mapping.relative_to(REPO_ROOT) if spec.mapping.is_relative_to(REPO_ROOT) else spec.mapping
+        print(f"  mapping {shown}, source {args.source or spec.source_path()}")
+        print(f"  data folder {Path(data_dir).resolve()}")
         run = run_export(spec, data_dir, args.source, args.date)
     except MappingError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -223,17 +261,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     assert run.mapping is not None
+    print(run.dry_run)
+    print()
     print(f"mapped in {run.mapping_seconds:.1f} s:")
     for feed, res in run.mapping.feeds.items():
         extra = f", superseded {res.superseded}" if res.superseded else ""
         extra += f", filtered out {res.filtered_out}" if res.filtered_out else ""
         print(f"  {feed}: {res.mapped} rows in {len(res.paths)} landing file(s), rejected {res.rejected}{extra}")
+    if run.mapping.malformed:
+        print(f"  malformed source records: {run.mapping.malformed}")
     print(f"  rejected rows: {run.mapping.rejected} -> {run.mapping.rejected_path}")
     if run.months:
         print(f"months built and published: {run.months[0][:7]} .. {run.months[1][:7]}")
     print(run.summary)
     if run.ok:
         print(published_summary(run.data_dir))
+    print("\n".join(run.support))
     print(f"wall time: mapping {run.mapping_seconds:.1f} s, pipeline {run.pipeline_seconds:.1f} s")
     print(f"explore it: make ui SERVICESCORE_DATA_DIR={run.data_dir.root}  (or open {run.data_dir.serving} "
           "with any DuckDB client)")

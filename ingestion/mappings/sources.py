@@ -1,23 +1,53 @@
 """Read a source file of another system into DuckDB as text, one table, with its data row numbers.
 
 Every value is read as text (the mapping decides what it means); `_row_number` is the 1-based
-number of the data row (for a CSV with a header, file line = row number + 1). CSV is read by
-DuckDB itself; encodings DuckDB does not read natively (GB18030/GBK, ...) are transcoded to UTF-8
-first, as a stream. Excel workbooks are read with pandas/openpyxl into Arrow and registered.
+number of the data record and `_line` the PHYSICAL line it starts on (a quoted value may span lines,
+blank lines are skipped), so messages point into the file as an editor shows it.
+
+CSV is read by DuckDB itself with the dialect the mapping states (no sniffing, so one bad record
+cannot make the dialect undetectable); a malformed record (unterminated quote, too many or too few
+fields, invalid UTF-8) is not read but kept in table `src_malformed` with its physical line and
+DuckDB's reason, and the rest of the file loads. Physical lines come from the file's bytes: the
+newlines and quote characters are located with numpy (vectorised, no Python loop over rows); a line
+starts a record when an even number of quotes precedes it. Encodings DuckDB does not read natively
+(GB18030/GBK, ...) are transcoded to UTF-8 first, as a stream. Excel workbooks are read with
+pandas/openpyxl into Arrow and registered (`_line` = the sheet row). JSON Lines: `_line` = the line.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from ingestion.mappings.spec import Mapping, MappingError, SourceSpec
 
 SOURCE_TABLE = "src"
+MALFORMED_TABLE = "src_malformed"
+# DuckDB's CSV error types -> the rule of a malformed record in the rejected rows
+CSV_RULES = {
+    "UNQUOTED VALUE": "source.csv.unterminated_quote",
+    "TOO MANY COLUMNS": "source.csv.too_many_fields",
+    "MISSING COLUMNS": "source.csv.too_few_fields",
+    "INVALID ENCODING": "source.csv.invalid_encoding",
+    "LINE SIZE OVER MAXIMUM": "source.csv.line_too_long",
+    "INVALID STATE": "source.csv.malformed",
+    "CAST": "source.csv.malformed",
+}
+
+
+@dataclass
+class SourceRead:
+    columns: list[str]
+    malformed: int = 0  # records in src_malformed
+    note: str | None = None  # why physical lines are not known, when they are not
 NATIVE_ENCODINGS = {"utf-8", "utf-8-sig", "utf8", "utf_8", "utf_8_sig"}
 
 
@@ -41,27 +71,25 @@ def source_format(spec: SourceSpec, path: Path) -> str:
     raise MappingError(f"{path}: cannot tell the format from the extension; set source.format")
 
 
-def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, work_dir: Path) -> list[str]:
-    """Create table `src` (all VARCHAR + _row_number); return the source's column names."""
+def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, work_dir: Path) -> SourceRead:
+    """Create table `src` (all VARCHAR + _row_number, _line) and `src_malformed`; return the column names."""
     if not path.is_file():
         raise MappingError(f"{path}: source file not found")
     spec = mapping.source
     fmt = source_format(spec, path)
     con.execute(f"drop table if exists {SOURCE_TABLE}_read")
+    con.execute(f"create or replace temp table {MALFORMED_TABLE} (row_number bigint, line bigint, rule varchar, "
+                "reason varchar, raw varchar)")
+    read = SourceRead([])
     if fmt == "csv":
         csv_path = path
         if codecs.lookup(spec.encoding).name not in {codecs.lookup(e).name for e in NATIVE_ENCODINGS}:
             csv_path = _transcode(path, spec.encoding, work_dir)
-        try:
-            con.execute(
-                f"create temp table {SOURCE_TABLE}_read as select * from read_csv("
-                "$path, header = $header, all_varchar = true, delim = $delim, quote = $quote, escape = $quote)",
-                {"path": str(csv_path), "header": spec.header, "delim": spec.delimiter, "quote": spec.quote},
-            )
-        except duckdb.Error as e:
-            raise MappingError(f"{path}: cannot read as CSV: {e}") from e
-    elif fmt == "xlsx":
+        read = _load_csv(con, spec, path, csv_path)
+        return read
+    if fmt == "xlsx":
         _load_excel(con, path, spec.sheet)
+        line = "rowid + 2" if spec.header else "rowid + 1"
     else:
         json_format = "newline_delimited" if fmt == "jsonl" else "auto"
         try:
@@ -82,13 +110,117 @@ def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, wo
         )
         con.execute(f"create temp table {SOURCE_TABLE}_read as select {casts} from {SOURCE_TABLE}_typed")
         con.execute(f"drop table {SOURCE_TABLE}_typed")
+        line = "rowid + 1" if fmt == "jsonl" else "null::bigint"
     # insertion order is the file order (DuckDB preserves it), so rowid numbers the data rows
     con.execute(
         f"create or replace temp table {SOURCE_TABLE} as "
-        f"select rowid + 1 as _row_number, * from {SOURCE_TABLE}_read"
+        f"select rowid + 1 as _row_number, {line} as _line, * from {SOURCE_TABLE}_read"
     )
     con.execute(f"drop table {SOURCE_TABLE}_read")
-    return [r[0] for r in con.execute(f"describe {SOURCE_TABLE}").fetchall() if r[0] != "_row_number"]
+    read.columns = _columns(con)
+    return read
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(f"describe {SOURCE_TABLE}").fetchall() if r[0] not in ("_row_number", "_line")]
+
+
+def _header(path: Path, spec: SourceSpec) -> list[str]:
+    """The column names: the first record, read with the mapping's dialect (one record, not the file)."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        first = next(csv.reader(f, delimiter=spec.delimiter, quotechar=spec.quote), None)
+    if first is None:
+        raise MappingError(f"{path}: the file is empty")
+    if not spec.header:
+        return [f"column{i}" for i in range(len(first))]
+    names = [name if name != "" else f"column{i}" for i, name in enumerate(first)]
+    seen: set[str] = set()
+    duplicated = sorted({n for n in names if n in seen or seen.add(n)})
+    if duplicated:
+        raise MappingError(f"{path}: line 1: the header names columns more than once: "
+                           + ", ".join(repr(n) for n in duplicated))
+    return names
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, csv_path: Path) -> SourceRead:
+    names = _header(csv_path, spec)
+    columns = {n: "VARCHAR" for n in names}
+    try:
+        con.execute(
+            f"create temp table {SOURCE_TABLE}_read as select * from read_csv("
+            "$path, auto_detect = false, columns = $columns, header = $header, delim = $delim, quote = $quote, "
+            "escape = $quote, store_rejects = true, rejects_table = 'src_rejects', rejects_scan = 'src_scans')",
+            {"path": str(csv_path), "columns": columns, "header": spec.header, "delim": spec.delimiter,
+             "quote": spec.quote},
+        )
+        rejects = con.execute(
+            "select line_byte_position, first(error_type::varchar order by byte_position), "
+            "string_agg(distinct error_message, '; '), first(csv_line order by byte_position) "
+            "from src_rejects group by line_byte_position order by line_byte_position"
+        ).fetchall()
+    except duckdb.Error as e:
+        raise MappingError(f"{path}: cannot read as CSV: {e}") from e
+    good = con.execute(f"select count(*) from {SOURCE_TABLE}_read").fetchall()[0][0]
+    record_lines, line_of_byte = _record_lines(csv_path, spec)
+    if spec.header and len(record_lines):
+        record_lines = record_lines[1:]
+    bad_lines = line_of_byte(np.array([r[0] for r in rejects], dtype=np.int64), record_lines)
+    is_bad = np.isin(record_lines, bad_lines)
+    note = None
+    if len(record_lines) == good + len(rejects) and int(is_bad.sum()) == len(rejects):
+        numbers = np.arange(1, len(record_lines) + 1, dtype=np.int64)
+        good_numbers, good_lines = numbers[~is_bad], record_lines[~is_bad]
+        bad_numbers = numbers[is_bad]  # both in file order
+    else:
+        # quote characters inside unquoted values: the records cannot be told apart from the bytes alone
+        note = (f"{path}: physical line numbers are not known for this file (it has quote characters outside "
+                "quoted values); row numbers count the records read")
+        good_numbers = np.arange(1, good + 1, dtype=np.int64)
+        good_lines = np.full(good, -1, dtype=np.int64)
+        bad_numbers = np.arange(good + 1, good + len(rejects) + 1, dtype=np.int64)
+    con.register("src_line_numbers", pa.table({
+        "_i": pa.array(np.arange(good, dtype=np.int64)), "_row_number": pa.array(good_numbers),
+        "_line": pa.array(good_lines)}))
+    con.execute(
+        f"create or replace temp table {SOURCE_TABLE} as "
+        f"select n._row_number, nullif(n._line, -1) as _line, r.* exclude (_i) "
+        f"from (select rowid as _i, * from {SOURCE_TABLE}_read) as r join src_line_numbers as n using (_i) "
+        "order by n._row_number"
+    )
+    con.unregister("src_line_numbers")
+    con.execute(f"drop table {SOURCE_TABLE}_read")
+    if rejects:
+        con.executemany(
+            f"insert into {MALFORMED_TABLE} values (?, ?, ?, ?, ?)",
+            [(int(n), int(line) if note is None else None, CSV_RULES.get(kind, "source.csv.malformed"),
+              f"line {int(line)}: {message}" if note is None else message, (raw or "").strip("\r\n"))
+             for n, line, (_, kind, message, raw) in zip(bad_numbers, bad_lines, rejects, strict=True)],
+        )
+    con.execute("drop table if exists src_rejects; drop table if exists src_scans")
+    return SourceRead(_columns(con), len(rejects), note)
+
+
+def _record_lines(path: Path, spec: SourceSpec):
+    """(physical lines, 1-based, where a record starts; a function byte offsets -> record start lines)."""
+    data = np.fromfile(path, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
+    starts = starts[starts < len(data)]
+    ends = np.append(newlines, len(data))[: len(starts)]
+    length = ends - starts
+    blank = (length == 0) | ((length == 1) & (data[np.minimum(starts, max(len(data) - 1, 0))] == 13))
+    quotes = np.flatnonzero(data == ord(spec.quote))
+    even = np.searchsorted(quotes, starts) % 2 == 0
+    lines = np.flatnonzero(even & ~blank).astype(np.int64) + 1
+
+    def line_of_byte(offsets: np.ndarray, records: np.ndarray) -> np.ndarray:
+        """The record starting at or after each offset (DuckDB's position of a bad record can be the line
+        break before it, e.g. after a blank line)."""
+        record_starts = starts[records - 1]
+        i = np.minimum(np.searchsorted(record_starts, offsets, side="left"), max(len(records) - 1, 0))
+        return records[i] if len(records) else np.zeros(len(offsets), dtype=np.int64)
+
+    return lines, line_of_byte
 
 
 def _transcode(path: Path, encoding: str, work_dir: Path) -> Path:
@@ -101,7 +233,6 @@ def _transcode(path: Path, encoding: str, work_dir: Path) -> Path:
 
 def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None) -> None:
     import pandas as pd
-    import pyarrow as pa
 
     try:
         frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str, engine="openpyxl")

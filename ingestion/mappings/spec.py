@@ -29,6 +29,7 @@ The format is documented with examples in docs/bring_your_own_data.md. In short:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zoneinfo
 from pathlib import Path
@@ -49,12 +50,16 @@ SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 FORMAT_DIRECTIVE = re.compile(r"%[-]?[a-zA-Z%]")
 
 DATE_ORDERS = {
-    # generated candidate formats for `date_order:` (tried in this order)
+    # generated candidate formats for `date_order:` (tried in this order); the year is %Y when the text has
+    # four digits there and %y when it has two (DuckDB's pivot, as POSIX: 00-68 -> 20yy, 69-99 -> 19yy)
     "day_first": ("%d", "%m", "%Y"),
     "month_first": ("%m", "%d", "%Y"),
     "year_first": ("%Y", "%m", "%d"),
 }
+DAY_MONTH_ORDERS = ("day_first", "month_first")
+AUTO = "auto"
 ISO8601 = "iso8601"
+DEFAULT_PLAUSIBLE_FROM = dt.date(1990, 1, 1)
 PICKS = ("mode", "min", "max", "first", "last")
 
 
@@ -133,14 +138,32 @@ class AddPart(_Model):
 Scalar = str | int | float | bool
 
 
+class Window(_Model):
+    """The plausible window of parsed timestamps and dates: a value before `from` or after `until` (both
+    inclusive days, in the column's zone) is rejected with rule `...plausible`. Defaults: from 1990-01-01,
+    until one day after the run."""
+
+    from_: dt.date | None = Field(default=None, alias="from")
+    until: dt.date | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _order(self) -> Window:
+        if self.from_ is not None and self.until is not None and self.until < self.from_:
+            raise ValueError(f"until {self.until} is before from {self.from_}")
+        return self
+
+
 class ColumnRule(_Model):
     """How one target column is made. Exactly one value source:
 
     - `column`: one source column;            - `columns` (+ `separator`, `prefix`): joined columns;
     - `constant`: a literal;                  - `base`: an earlier target timestamp column (+ `add`).
     Then optional: `values` (value map, with `default` for unmapped values), `formats` or
-    `date_order` (+ `timezone`) for timestamp/date targets, `add` (durations), `when` (null unless),
-    `fallback` (an earlier target column used when this one is null), `pick` (derived feeds).
+    `date_order` (+ `timezone`) for timestamp/date targets, `plausible` (the window of accepted values),
+    `add` (durations), `when` (null unless), `fallback` (an earlier target column used when this one is
+    null), `pick` (derived feeds).
     """
 
     column: SourceColumn | None = None
@@ -152,8 +175,9 @@ class ColumnRule(_Model):
     values: dict[str, Scalar | None] | None = None
     default: Scalar | None = None
     formats: list[str] | None = None
-    date_order: Literal["day_first", "month_first", "year_first"] | None = None
+    date_order: Literal["day_first", "month_first", "year_first", "auto"] | None = None
     timezone: str | None = None
+    plausible: Window | None = None
     add: list[AddPart] | None = None
     when: Condition | None = None
     fallback: str | None = None
@@ -195,19 +219,52 @@ class ColumnRule(_Model):
             _check_zone(self.timezone)
         return self
 
-    def candidate_formats(self, with_time: bool) -> list[str]:
+    def candidate_formats(self, with_time: bool, order: str | None = None, year: str = "%Y") -> list[str]:
+        """Explicit `formats`, or the formats generated for `date_order` (or `order`, the order an `auto`
+        column resolved to) with a four-digit (%Y) or two-digit (%y) year."""
         if self.formats is not None:
             return list(self.formats)
-        if self.date_order is None:
+        order = order or self.date_order
+        if order is None or order == AUTO:
             return []
-        a, b, c = DATE_ORDERS[self.date_order]
-        out: list[str] = []
-        for sep in ("-", "/", "."):
-            day = sep.join((a, b, c))
-            if with_time:
-                out += [f"{day} %H:%M:%S", f"{day} %H:%M", f"{day}T%H:%M:%S"]
-            out.append(day)
-        return out
+        return generated_formats(order, with_time, year)
+
+    def day_month_order(self) -> str | None:
+        """day_first / month_first when the column's text has a day and a month whose order matters, auto
+        when it is to be guessed from the rows, None otherwise (ISO, year first, no date)."""
+        if self.date_order in (*DAY_MONTH_ORDERS, AUTO):
+            return self.date_order
+        if self.formats is not None:
+            orders = {format_order(f) for f in self.formats} - {None}
+            return next(iter(orders)) if orders else None
+        return None
+
+
+def generated_formats(order: str, with_time: bool, year: str = "%Y") -> list[str]:
+    a, b, c = (year if x == "%Y" else x for x in DATE_ORDERS[order])
+    out: list[str] = []
+    for sep in ("-", "/", "."):
+        day = sep.join((a, b, c))
+        if with_time:
+            out += [f"{day} %H:%M:%S", f"{day} %H:%M", f"{day}T%H:%M:%S"]
+        out.append(day)
+    return out
+
+
+def format_order(f: str) -> str | None:
+    """day_first / month_first for a strptime format with both a day and a month, else None."""
+    if "%d" not in f or "%m" not in f:
+        return None
+    day, month = f.find("%d"), f.find("%m")
+    year = min((f.find(y) for y in ("%Y", "%y") if y in f), default=len(f))
+    if year < min(day, month):
+        return None  # year first (2021-03-04): read as year-month-day, no other reading is assumed
+    return "day_first" if day < month else "month_first"
+
+
+def swap_day_month(f: str) -> str:
+    """The same format with %d and %m exchanged (the reading of the other order)."""
+    return f.replace("%d", "\x00").replace("%m", "%d").replace("\x00", "%m")
 
 
 def _check_formats(formats: list[str]) -> None:
@@ -221,9 +278,9 @@ def _check_formats(formats: list[str]) -> None:
             raise ValueError(f"format {f!r} has no % directive (strptime formats, e.g. '%d-%m-%Y %H:%M', or iso8601)")
         if "%z" in f or "%Z" in f:
             raise ValueError(f"format {f!r}: zone directives are not supported; use iso8601 for text with offsets")
-        pos = {d: f.find(d) for d in ("%d", "%m", "%Y", "%y") if d in f}
-        if "%d" in pos and "%m" in pos:
-            orders.add("day_first" if pos["%d"] < pos["%m"] else "month_first")
+        order = format_order(f)
+        if order is not None:
+            orders.add(order)
     if len(orders) > 1:
         raise ValueError(f"formats {formats} mix day-first and month-first dates; a column must say which it is")
 
@@ -270,6 +327,11 @@ class SourceSpec(_Model):
     null_tokens: list[str] = Field(default_factory=lambda: [""])
     trim: bool = True
     timezone: str | None = None
+    # the plausible window of every timestamp and date column (a column's own `plausible` wins)
+    plausible: Window = Field(default_factory=Window)
+    # apply refuses to write when a feed rejects more than this share of its rows (malformed records
+    # count for every feed read from the source); None: no limit, the rejected rows are reported
+    max_rejected_share: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("timezone")
     @classmethod
@@ -279,8 +341,8 @@ class SourceSpec(_Model):
     @field_validator("delimiter", "quote")
     @classmethod
     def _one_char(cls, v: str) -> str:
-        if len(v) != 1 or v in "\r\n":
-            raise ValueError("must be one character")
+        if len(v) != 1 or v in "\r\n" or not v.isascii():
+            raise ValueError("must be one ASCII character (not a line break)")
         return v
 
     @field_validator("encoding")
@@ -432,9 +494,13 @@ def _check_against_contracts(m: Mapping, origin: str) -> None:
                 errors.append(f"{cw}.base: only timestamp columns can be built from another timestamp")
             if rule.base is not None and rule.base in names and contract.column(rule.base).type != "timestamp":
                 errors.append(f"{cw}.base: {rule.base!r} is not a timestamp column")
-            if (rule.formats or rule.date_order or rule.timezone) and ctype not in ("timestamp", "date", "month"):
-                errors.append(f"{cw}: formats/date_order/timezone are for timestamp or date columns ({col} is "
-                              f"{ctype})")
+            if (rule.formats or rule.date_order or rule.timezone or rule.plausible) and ctype not in (
+                    "timestamp", "date", "month"):
+                errors.append(f"{cw}: formats/date_order/timezone/plausible are for timestamp or date columns "
+                              f"({col} is {ctype})")
+            if rule.date_order == "auto" and rule.column is None and rule.columns is None:
+                errors.append(f"{cw}.date_order: auto guesses the order from source text; it needs column or "
+                              "columns")
             if ctype == "timestamp" and rule.base is None and rule.constant is None and not (
                     rule.formats or rule.date_order) and rule.values is None:
                 errors.append(f"{cw}: a timestamp column needs formats (e.g. ['%d-%m-%Y %H:%M'] or [iso8601]) "
