@@ -173,7 +173,8 @@ def expected_ticket(i: int, hour: int, day: int = 1, status: str = "in_progress"
     return {"ticket_id": f"ZD-{i}", "created_at": at, "first_response_at": None, "resolved_at": None,
             "closed_at": None, "updated_at": at, "status": status, "service_type": "technical_support",
             "priority": prio, "channel": None, "technician_id": tech, "customer_id": str(500 + i),
-            "product_id": None, "onsite_visits": None, "first_time_fix": None, "reopened_count": None}
+            "product_id": None, "onsite_visits": None, "first_time_fix": None, "reopened_count": None,
+            "sla_due_at": None}
 
 
 def test_incremental_cursor_pull_with_retries(server, data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
