@@ -168,6 +168,26 @@ def blocking_check_keys() -> set:
     return {key for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
 
 
+def unread_files(paths: DataDir, run_ids: list[str]) -> list[tuple[str, str, str]]:
+    """(feed, file, reason) of every landed file the runs did not read (raw.unread_files)."""
+    import duckdb
+
+    if not paths.warehouse.exists() or not run_ids:
+        return []
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            if not con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' "
+                               "and table_name = 'unread_files'").fetchone()[0]:
+                return []
+            return con.execute("select distinct feed, source_file, reason from raw.unread_files "
+                               "where run_id in (select unnest($ids)) order by 1, 2", {"ids": run_ids}).fetchall()
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        return [("?", str(paths.warehouse), f"could not be read to list the files not read: {exc}")]
+
+
 def run_problems(paths: DataDir) -> list[str]:
     """What makes a run not OK although every step may have succeeded, in plain words: feeds with most (or all)
     of their rows rejected, a serving file where no technician is graded."""
@@ -229,10 +249,17 @@ def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
                              md["files_read"], md.get("files_already_loaded", 0))
         else:
             other[tuple(key)] = md
+    unread = unread_files(paths or DataDir.from_env(), [r.run_id for r in results])
     if feeds:
         lines.append(f"{'feed':<22}{'loaded':>10}{'rejected':>10}{'recovered':>10}{'files':>7}{'skipped':>9}")
         for name, loaded, rejected, recovered, files, skipped in sorted(feeds.values()):
             lines.append(f"{name:<22}{loaded:>10}{rejected:>10}{recovered:>10}{files:>7}{skipped:>9}")
+        lines.append("")
+    if unread:
+        lines.append(f"files not read ({len(unread)}; all in raw.unread_files):")
+        lines += [f"  {feed}/{name.split('/')[-1]}: {reason}" for feed, name, reason in unread[:50]]
+        if len(unread) > 50:
+            lines.append(f"  ... and {len(unread) - 50} more")
         lines.append("")
     evals = [e for r in results for e in r.get_asset_check_evaluations()]
     blocking = blocking_check_keys()

@@ -127,6 +127,7 @@ def test_a_run_that_loads_no_ticket_fails_and_says_why_first(data_dir):
 
     write(data_dir, "technicians", "2026-05-01.csv", ROSTER_HEADER + T1)
     write(data_dir, "tickets", "2026-05-31.csv", TICKET_HEADER + ticket("K2", "T9") + ticket("K3", "T9"))
+    write(data_dir, "tickets", "2026-05-31 copy.csv", TICKET_HEADER + ticket("K4", "T1"))
     prepare_home(data_dir)
     results = run_pipeline(data_dir)
     text, ok = summarize(results, data_dir)
@@ -138,6 +139,10 @@ def test_a_run_that_loads_no_ticket_fails_and_says_why_first(data_dir):
                         "reference:technician_id (2); see: select rule, reason, source_file, line_number from "
                         "raw.rejected_rows where feed = 'tickets' and recovered_at is null")
     assert "step failed: raw__tickets" in text and lines[-1] == "FAILED"
+    # the copy is not read (a space in the name), and the summary says so
+    (unread,) = [i for i, line in enumerate(lines) if line.startswith("files not read")]
+    assert lines[unread] == "files not read (1; all in raw.unread_files):"
+    assert lines[unread + 1].startswith("  tickets/2026-05-31 copy.csv: ")
     # the rows are counted, not lost: both in raw.rejected_rows with their line
     assert q(data_dir, "select row_number, rule from raw.rejected_rows order by 1") == [
         (1, "reference:technician_id"), (2, "reference:technician_id")]
