@@ -215,16 +215,36 @@ def run_problems(paths: DataDir) -> list[str]:
         try:
             con = duckdb.connect(str(paths.serving), read_only=True)
             try:
-                rows, graded = con.execute("select count(*), count(grade) from appraisal_scores").fetchone()
+                (rows,) = con.execute("select count(*) from appraisal_scores").fetchone()
             finally:
                 con.close()
         except duckdb.Error:
-            rows, graded = 0, 0
-        if not graded:
-            problems.append(f"the serving file grades no technician ({rows} appraisal rows, all without a grade: "
-                            f"no data or insufficient data); see: select status, count(*) from appraisal_scores "
-                            f"group by all")
+            rows = 0
+        if not rows:
+            problems.append("the serving file holds no appraisal row (no indicator settings in force for the "
+                            "published periods, or no technician with data); see: select * from appraisal_scores")
     return problems
+
+
+def run_notes(paths: DataDir) -> list[str]:
+    """What the reader of the summary should know although the run is OK: an appraisal that grades nobody."""
+    import duckdb
+
+    if not paths.serving.exists():
+        return []
+    try:
+        con = duckdb.connect(str(paths.serving), read_only=True)
+        try:
+            rows, graded = con.execute("select count(*), count(grade) from appraisal_scores").fetchone()
+        finally:
+            con.close()
+    except duckdb.Error:
+        return []
+    if rows and not graded:
+        return [f"no technician is graded: all {rows} appraisal rows are insufficient data (too few observations "
+                f"or too little rated weight); see: select status, rated_weight_share, count(*) from "
+                f"appraisal_scores group by all"]
+    return []
 
 
 def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
@@ -236,6 +256,9 @@ def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
     lines = [""]
     if problems:
         lines += ["NOT OK:", *(f"  - {p}" for p in problems), ""]
+    notes = run_notes(paths or DataDir.from_env())
+    if notes:
+        lines += ["NOTE:", *(f"  - {n}" for n in notes), ""]
     lines += ["ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
     mats = [ev for r in results for ev in r.get_asset_materialization_events()]
     feeds: dict[str, tuple] = {}

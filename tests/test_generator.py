@@ -216,7 +216,7 @@ def test_good_rows_meet_the_contract(world: tuple[Path, GenerationSummary]) -> N
         _feed_view(con, landing, feed)
         spec = FEEDS[feed]
         key = spec.key[0]
-        for col in spec.columns:
+        for col in (c for c in spec.columns if c.name in demo_columns(feed)):
             c = f'"{col.name}"'
             bad = [f"{c} is null"] if col.required else []
             if col.values:
