@@ -214,12 +214,22 @@ INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYIN
                  "UBIGINT", "UHUGEINT")
 
 
+PSEUDONYM_SUFFIX = "_pseudonym"
+PSEUDONYM_REGEX = "[0-9a-f]{64}"
+# a match of a pattern counts when it is not part of a longer word or number: hex digests and ids are runs of
+# letters and digits that can hold eleven digits in a row by chance
+BOUNDARY_BEFORE, BOUNDARY_AFTER = "(^|[^0-9A-Za-z])", "([^0-9A-Za-z]|$)"
+# a number as people write it: digits with spaces, dashes, dots, brackets or a plus between them
+NUMBER_RUN = "[0-9+(][0-9 ()+.-]*[0-9]"
+
+
 def leaks(con: Any, catalog: str, relations: list[tuple[str, str]], raw_catalog: str) -> list[Leak]:
     """Every (relation, column) of `relations` (schema, name in `catalog`) whose values hold personal data:
     text matching a personal-data pattern (a phone, an e-mail address, an ID-card number), a raw customer name
     (of `raw_catalog`.raw.customers, except names that are also an employee's in the roster: a technician's name
-    in the appraisal is not a customer's), or a raw customer phone's digits (also in integer columns).
-    One pass per relation, all in DuckDB; names and phones are found by a join on their first characters."""
+    in the appraisal is not a customer's), or a raw customer phone's digits in a written number (also in integer
+    columns). A `*_pseudonym` column must hold pseudonyms (64 hex digits) and nothing else.
+    One query per relation, all in DuckDB; names and phones are found by a join on their first characters."""
     patterns = personal_data_patterns()
     n = min_name_length()
     raw = f"{raw_catalog}.raw"
@@ -236,62 +246,70 @@ def leaks(con: Any, catalog: str, relations: list[tuple[str, str]], raw_catalog:
         from (select regexp_replace(phone, '[^0-9]', '', 'g') as d from {raw}.customers where phone is not null)
         where length(d) >= {MIN_PHONE_DIGITS}
     """)
+    pattern_cases = " ".join(
+        f"when regexp_matches(v, {_literal(BOUNDARY_BEFORE + '(' + p.regex + ')' + BOUNDARY_AFTER)}) "
+        f"then {_literal(p.name)}" for p in patterns)
     found: list[Leak] = []
     for schema, name in relations:
         rel = f"{catalog}.{_quote_ident(schema)}.{_quote_ident(name)}"
         cols = con.execute(f"describe select * from {rel}").fetchall()
-        text = [c for c, t, *_ in cols if t in TEXT_TYPES]
+        pseudonyms = [c for c, t, *_ in cols if t in TEXT_TYPES and c.endswith(PSEUDONYM_SUFFIX)]
+        text = [c for c, t, *_ in cols if t in TEXT_TYPES and c not in pseudonyms]
         ints = [c for c, t, *_ in cols if t in INTEGER_TYPES]
-        if not text and not ints:
+        if not text and not ints and not pseudonyms:
             continue
-        casts = ", ".join(f"cast({_quote_ident(c)} as varchar) as {_quote_ident(c)}" for c in text + ints)
-        # one pattern test per cell: a match anywhere, not inside a longer run of digits
-        pattern_cases = " ".join(
-            f"when regexp_matches(v, {_literal('(^|[^0-9])(' + p.regex + ')([^0-9]|$)')}) then {_literal(p.name)}"
-            for p in patterns)
+        scanned = text + ints + pseudonyms
+        casts = ", ".join(f"cast({_quote_ident(c)} as varchar) as {_quote_ident(c)}" for c in scanned)
         text_list = ", ".join(_literal(c) for c in text) or "null"
+        number_list = ", ".join(_literal(c) for c in text + ints) or "null"
+        pseudonym_list = ", ".join(_literal(c) for c in pseudonyms) or "null"
         rows = con.execute(f"""
             with cells as (
                 unpivot (select row_number() over () as r, {casts} from {rel})
                 on columns(* exclude (r)) into name col value v
             ),
+            not_pseudonyms as (
+                select col, 'a value that is not a pseudonym' as what, r
+                from cells where col in ({pseudonym_list}) and not regexp_full_match(v, '{PSEUDONYM_REGEX}')
+            ),
             by_pattern as (
                 select col, case {pattern_cases} end as what, r
                 from cells where col in ({text_list})
             ),
-            heads as (
-                select r, col, v, i
-                from (select r, col, v, unnest(range(1, length(v) - {n} + 2)) as i
-                      from cells where col in ({text_list}) and length(v) >= {n})
+            positions as (
+                select r, col, v, unnest(range(1, length(v) - {n} + 2)) as i
+                from cells where col in ({text_list}) and length(v) >= {n}
             ),
             by_name as (
-                select distinct heads.col, 'a customer name' as what, heads.r
-                from heads join _pd_names as n on substr(heads.v, heads.i, {n}) = n.head
-                where substr(heads.v, heads.i, length(n.value)) = n.value
+                select distinct positions.col, 'a customer name' as what, positions.r
+                from positions join _pd_names as names on substr(positions.v, positions.i, {n}) = names.head
+                where substr(positions.v, positions.i, length(names.value)) = names.value
             ),
-            digits as (
-                select r, col, regexp_replace(v, '[^0-9]', '', 'g') as d from cells
+            numbers as (
+                select r, col, regexp_replace(run, '[^0-9]', '', 'g') as d
+                from (select r, col, unnest(regexp_extract_all(v, '{NUMBER_RUN}')) as run
+                      from cells where col in ({number_list}))
             ),
-            digit_heads as (
-                select r, col, d, i
-                from (select r, col, d, unnest(range(1, length(d) - {MIN_PHONE_DIGITS} + 2)) as i
-                      from digits where length(d) >= {MIN_PHONE_DIGITS})
+            digit_positions as (
+                select r, col, d, unnest(range(1, length(d) - {MIN_PHONE_DIGITS} + 2)) as i
+                from numbers where length(d) >= {MIN_PHONE_DIGITS}
             ),
             by_phone as (
-                select distinct dh.col, 'a customer phone' as what, dh.r
-                from digit_heads as dh join _pd_phones as p on substr(dh.d, dh.i, {MIN_PHONE_DIGITS}) = p.head
-                where substr(dh.d, dh.i, length(p.value)) = p.value
+                select distinct dp.col, 'a customer phone' as what, dp.r
+                from digit_positions as dp join _pd_phones as p on substr(dp.d, dp.i, {MIN_PHONE_DIGITS}) = p.head
+                where substr(dp.d, dp.i, length(p.value)) = p.value
             )
             select col, what, count(distinct r)
             from (
-                select * from by_pattern where what is not null
+                select * from not_pseudonyms
+                union all select * from by_pattern where what is not null
                 union all select * from by_name
                 union all select * from by_phone
             )
             group by all
             order by all
         """).fetchall()
-        found += [Leak(f"{schema}.{name}", c, w, int(n)) for c, w, n in rows]
+        found += [Leak(f"{schema}.{name}", c, w, int(k)) for c, w, k in rows]
     con.execute("drop table if exists _pd_names")
     con.execute("drop table if exists _pd_phones")
     return found

@@ -13,12 +13,13 @@
 
 {#- `text` with every match of var('personal_data_patterns') replaced by its marker, in the list's order. -#}
 {% macro scrub_patterns(text) -%}
-    {%- set expr = text -%}
+    {#- a namespace: a plain `set` inside a for loop does not outlive its iteration -#}
+    {%- set ns = namespace(expr=text) -%}
     {%- for p in var('personal_data_patterns') -%}
-        {%- set expr = "regexp_replace(" ~ expr ~ ", '" ~ (p.regex | replace("'", "''")) ~ "', '"
-                       ~ (p.marker | replace("'", "''")) ~ "', 'g')" -%}
-        {%- if loop.last %}{{ expr }}{% endif -%}
+        {%- set ns.expr = "regexp_replace(" ~ ns.expr ~ ", '" ~ (p.regex | replace("'", "''")) ~ "', '"
+                          ~ (p.marker | replace("'", "''")) ~ "', 'g')" -%}
     {%- endfor -%}
+    {{ ns.expr }}
 {%- endmacro %}
 
 {#- The names to look for in free text: every name the customer archive has held (all versions), as found by a
