@@ -268,3 +268,27 @@ def test_the_demo_run_says_once_that_it_generated_a_key(tmp_path_factory: pytest
     assert len(re.findall(r"a random key was generated for this data folder", out)) == 1
     assert str(generated_key_path(paths)) in out
     assert stat.S_IMODE(generated_key_path(paths).stat().st_mode) == 0o600
+
+
+def test_the_gate_tells_people_published_on_purpose_and_digests_from_leaks():
+    """Found in the demo run: a technician 王伟华 contains the customer name 王伟, and a trainer can be named like
+    a customer: a cell that is an employee's name in full is not a leak. A hex digest with eleven digits in a row
+    is no mobile number. The same name in a comment, or a customer's phone inside an id, is."""
+    con = duckdb.connect()
+    try:
+        con.execute("create schema raw")
+        con.execute("create table raw.customers as select * from (values ('C1', '王伟', '+86 139-0000-0002')) "
+                    "v(customer_id, name, phone)")
+        con.execute("create table raw.technicians as select '王伟华' as name")
+        con.execute("create table raw.training_sessions as select '王伟' as trainer")
+        con.execute("create schema m")
+        con.execute("""create table m.t as select * from (values
+            ('王伟华', '王伟', 'a13900000001fe', '王伟来过', 'K1'),
+            ('王伟华 ', '李强', '13812345678', '很好', 'K13900000002')) v(technician, trainer, digest, note, id)""")
+        assert [str(leak) for leak in leaks(con, "memory", [("m", "t")], raw_catalog="memory")] == [
+            "m.t.digest: 1 row(s) with a mobile number",  # 13812345678 stands alone: a number, not a digest
+            "m.t.id: 1 row(s) with a customer phone",
+            "m.t.note: 1 row(s) with a customer name",
+        ]
+    finally:
+        con.close()
