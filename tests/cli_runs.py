@@ -20,7 +20,7 @@ import duckdb
 from ingestion.contracts import FEEDS
 from ingestion.loader import quote_ident
 from ingestion.paths import DataDir
-from ingestion.privacy import PseudonymKey
+from ingestion.privacy import PseudonymKey, generated_key_path
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "handmade" / "landing"
@@ -39,9 +39,15 @@ RUN_SPECIFIC_TABLES = {("quality", "validation_results"), ("main", "quality_vali
 TEST_PSEUDONYM_KEY = PseudonymKey(b"servicescore tests, not a secret", "tests")
 
 
-def new_data_dir(root: Path) -> DataDir:
+def new_data_dir(root: Path, key_from: DataDir | None = None) -> DataDir:
+    """A data folder holding the hand-made landing files; with `key_from`, also that folder's generated pseudonym
+    key (restored as from a backup), so that its pseudonyms, and so its content, can be compared with it."""
     paths = DataDir(root).ensure()
     shutil.copytree(FIXTURE, paths.landing, dirs_exist_ok=True)
+    if key_from is not None:
+        key = generated_key_path(paths)
+        key.parent.mkdir(mode=0o700)
+        shutil.copy2(generated_key_path(key_from), key)
     return paths
 
 

@@ -48,7 +48,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> DataDir:
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory: pytest.TempPathFactory, base: DataDir) -> dict[str, object]:
     """The kill chain in one data folder; what was found after each kill is recorded for the tests."""
-    paths = new_data_dir(tmp_path_factory.mktemp("killed") / "data")
+    paths = new_data_dir(tmp_path_factory.mktemp("killed") / "data", key_from=base)
     seen: dict[str, object] = {"paths": paths}
 
     # 1. ingestion: paused inside the open transaction of the first tickets file, then killed
