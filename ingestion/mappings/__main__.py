@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for feed, res in result.feeds.items():
         print(f"{feed}: {res.mapped} rows -> {res.path}; rejected {res.rejected}")
+    if result.malformed:
+        print(result.malformed_text())
     print(f"rejected rows: {result.rejected} -> {result.rejected_path}")
     return 0
 

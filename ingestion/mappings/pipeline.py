@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         extra += f", filtered out {res.filtered_out}" if res.filtered_out else ""
         print(f"  {feed}: {res.mapped} rows in {len(res.paths)} landing file(s), rejected {res.rejected}{extra}")
     if run.mapping.malformed:
-        print(f"  malformed source records: {run.mapping.malformed}")
+        print(f"  {run.mapping.malformed_text()}")
     print(f"  rejected rows: {run.mapping.rejected} -> {run.mapping.rejected_path}")
     if run.months:
         print(f"months built and published: {run.months[0][:7]} .. {run.months[1][:7]}")
