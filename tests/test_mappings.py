@@ -783,8 +783,12 @@ def test_one_command_for_your_own_export_checks_its_arguments_and_refuses_early(
     assert "nope.csv: source file not found" in capsys.readouterr().err
     data = tmp_path / "mine"
     assert pipeline(["--mapping", str(m), "--source", str(src), "--data", str(data)]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "feeds.tickets.columns.updated_at.date_order: the order is guessed (auto) but 2 of 4 rows" in err
+    # the dry-run report came first: the rows that parse both ways and the refusal, before the error
+    assert "   day/month: feeds.tickets.columns.updated_at: 2 of 4 rows (50.0 %) parse both day-first and " \
+           "month-first" in out
+    assert "apply would REFUSE to write:\n" in out
     # nothing landed and no pipeline ran (only the data folder's Dagster settings and lock file exist)
     assert sorted(x.name for x in data.rglob("*") if x.is_file()) == [".warehouse.lock", "dagster.yaml"]
 
@@ -893,3 +897,25 @@ def test_a_json_array_source_rejects_an_element_that_is_not_an_object(tmp_path: 
         ("A", 2), ("B", 7)]
     assert [(x["row_number"], x["line"], x["rule"], x["reason"]) for x in rejected_rows(r, "(source)")] == [
         (2, None, "source.json.not_an_object", "record 2: a JSON number, not an object")]
+
+
+def test_a_source_without_a_header_row_names_its_columns_by_position(tmp_path: Path) -> None:
+    """`source.header: false`: the first row is data, the columns are column0, column1, ... (the Excel reader took
+    the first row as the header anyway, so one row was lost)."""
+    import openpyxl
+
+    doc = tickets_mapping({
+        "ticket_id": {"column": "column0"},
+        "created_at": {"column": "column1", "formats": ["%Y-%m-%d %H:%M"]},
+        "updated_at": {"column": "column1", "formats": ["%Y-%m-%d %H:%M"]},
+        "technician_id": {"column": "column2"},
+    })
+    doc["source"]["header"] = False
+    wb = openpyxl.Workbook()
+    for row in (["A", "2021-01-01 08:00", "T1"], ["B", "2021-01-01 09:00", "T2"]):
+        wb.active.append(row)
+    wb.save(tmp_path / "src.xlsx")
+    for src in (write(tmp_path / "src.csv", "A,2021-01-01 08:00,T1\nB,2021-01-01 09:00,T2\n"), tmp_path / "src.xlsx"):
+        r = run_mapping(load_mapping(mapping_file(tmp_path, doc)), src, work_dir=tmp_path / "work")
+        assert [(x["ticket_id"], x["technician_id"]) for x in mapped_rows(r, "tickets")] == [("A", "T1"), ("B", "T2")]
+        assert r.con.execute("select list(_line order by _row_number) from src").fetchone()[0] == [1, 2], src.name

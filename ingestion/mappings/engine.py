@@ -108,6 +108,11 @@ class FeedResult:
     paths: list[Path] = field(default_factory=list)  # all landing files (several with split_by_day)
     date_checks: list[DateCheck] = field(default_factory=list)
 
+    def others_text(self) -> str:
+        """`, superseded N, filtered out M` (the source rows neither mapped nor rejected), or ''."""
+        return (f", superseded {self.superseded}" if self.superseded else "") + \
+            (f", filtered out {self.filtered_out}" if self.filtered_out else "")
+
 
 FIRST_ROWS = 5  # the rows (lines) a message names per rule
 

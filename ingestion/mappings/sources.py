@@ -97,7 +97,7 @@ def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, wo
         return read
     if fmt != "xlsx":
         return _load_json(con, spec, path, fmt, work_dir)
-    _load_excel(con, path, spec.sheet)
+    _load_excel(con, path, spec.sheet, spec.header)
     line = "rowid + 2" if spec.header else "rowid + 1"
     # insertion order is the file order (DuckDB preserves it), so rowid numbers the data rows
     con.execute(
@@ -326,14 +326,16 @@ def _transcode(path: Path, encoding: str, work_dir: Path) -> Path:
     return Path(name)
 
 
-def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None) -> None:
+def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None, header: bool) -> None:
     import pandas as pd
 
     try:
-        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str, engine="openpyxl")
+        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str, engine="openpyxl",
+                              header=0 if header else None)
     except (ValueError, KeyError, OSError) as e:
         raise MappingError(f"{path}: cannot read the Excel sheet {sheet or '(first)'}: {e}") from e
-    frame.columns = [str(c) for c in frame.columns]
+    # without a header row the columns are named by position, as in a CSV file without one
+    frame.columns = [str(c) for c in frame.columns] if header else [f"column{i}" for i in range(frame.shape[1])]
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
     con.register("excel_arrow", table)
