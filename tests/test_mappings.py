@@ -631,6 +631,12 @@ def test_plausible_window_is_configurable_per_source_and_column(tmp_path: Path) 
         load_mapping(mapping_file(tmp_path, bad))
 
 
+# a ticket's id and times from the columns `id` and `at`
+ID_AND_TIMES = {
+    "ticket_id": {"column": "id"},
+    "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+    "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+}
 MALFORMED_CSV = (
     "id,at,tech,note\r\n"                          # line 1
     "A,2021-01-01 08:00,T1,\"two\r\nlines\"\r\n"   # lines 2-3
@@ -645,9 +651,7 @@ MALFORMED_CSV = (
 
 def test_malformed_records_are_rejected_with_physical_lines_and_the_rest_loads(tmp_path: Path) -> None:
     doc = tickets_mapping({
-        "ticket_id": {"column": "id"},
-        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
-        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        **ID_AND_TIMES,
         "customer_id": {"column": "note"},
     })
     src = write(tmp_path / "src.csv", MALFORMED_CSV)
@@ -810,9 +814,7 @@ def test_malformed_jsonl_records_are_rejected_with_physical_lines_and_the_rest_l
     """One bad line of a JSON lines source failed the whole file (DuckDB's `Malformed JSON ... line 8`); mixed
     CRLF/LF line endings and an empty line are read as lines."""
     doc = tickets_mapping({
-        "ticket_id": {"column": "id"},
-        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
-        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        **ID_AND_TIMES,
         "customer_id": {"column": "note"},
     })
     src = write(tmp_path / "src.jsonl", MALFORMED_JSONL)
@@ -859,9 +861,7 @@ def test_jsonl_with_bytes_not_in_its_encoding_rejects_those_lines(tmp_path: Path
     """A byte that is not UTF-8 (or not the stated encoding) is one malformed record, not a refused file; a
     GB18030 JSON lines source is read in its encoding."""
     doc = tickets_mapping({
-        "ticket_id": {"column": "id"},
-        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
-        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        **ID_AND_TIMES,
         "customer_id": {"column": "客户"},
     })
     lines = ['{"id": "A", "at": "2021-01-01 08:00", "tech": "T1", "客户": "张三"}',
@@ -885,9 +885,7 @@ def test_jsonl_with_bytes_not_in_its_encoding_rejects_those_lines(tmp_path: Path
 
 def test_a_json_array_source_rejects_an_element_that_is_not_an_object(tmp_path: Path) -> None:
     doc = tickets_mapping({
-        "ticket_id": {"column": "id"},
-        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
-        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        **ID_AND_TIMES,
         "reopened_count": {"column": "n"},
     })
     src = write(tmp_path / "src.json", '[{"id": "A", "at": "2021-01-01 08:00", "tech": "T1", "n": 2},\n 5,\n'
