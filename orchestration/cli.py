@@ -252,14 +252,6 @@ def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
     the publication written."""
     from dagster import AssetCheckSeverity
 
-    problems = run_problems(paths or DataDir.from_env())
-    lines = [""]
-    if problems:
-        lines += ["NOT OK:", *(f"  - {p}" for p in problems), ""]
-    notes = run_notes(paths or DataDir.from_env())
-    if notes:
-        lines += ["NOTE:", *(f"  - {n}" for n in notes), ""]
-    lines += ["ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
     mats = [ev for r in results for ev in r.get_asset_materialization_events()]
     feeds: dict[str, tuple] = {}
     other: dict[tuple, dict] = {}
@@ -272,6 +264,21 @@ def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
                              md["files_read"], md.get("files_already_loaded", 0))
         else:
             other[tuple(key)] = md
+    problems = run_problems(paths or DataDir.from_env())
+    lines = [""]
+    if problems:
+        lines += ["NOT OK:", *(f"  - {p}" for p in problems), ""]
+    notes = run_notes(paths or DataDir.from_env())
+    pseudonyms = other.get(("raw", "customer_pseudonyms"), {})
+    if pseudonyms.get("key_generated"):
+        # said once: the key file exists from now on and later runs read it
+        notes.append(f"no pseudonym key is configured: a random key was generated for this data folder "
+                     f"({str(pseudonyms.get('key_source', '')).removeprefix('generated file ')}); back it up, "
+                     f"since a new key changes every phone pseudonym. A production deployment must configure "
+                     f"SERVICESCORE_PSEUDONYM_KEY_FILE (docs/privacy.md).")
+    if notes:
+        lines += ["NOTE:", *(f"  - {n}" for n in notes), ""]
+    lines += ["ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
     unread = unread_files(paths or DataDir.from_env(), [r.run_id for r in results])
     if feeds:
         lines.append(f"{'feed':<22}{'loaded':>10}{'rejected':>10}{'recovered':>10}{'files':>7}{'skipped':>9}")

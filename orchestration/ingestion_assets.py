@@ -119,5 +119,33 @@ def work_calendar(warehouse: WarehouseResource) -> MaterializeResult:
     return MaterializeResult(metadata={"days": days})
 
 
+@asset(
+    key=AssetKey(["raw", "customer_pseudonyms"]),
+    group_name=INGESTION_GROUP,
+    deps=[raw_asset_key("customers")],
+    description="raw.customer_pseudonyms: the keyed pseudonym (HMAC-SHA-256) of every phone of the customer "
+    "archive, rebuilt from raw.customers under the pseudonym key (docs/privacy.md). The key stays in this step: "
+    "dbt reads the pseudonyms, never the key.",
+    kinds={"duckdb", "python"},
+)
+def customer_pseudonyms(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    from ingestion.privacy import PseudonymKeyError, generated_key_path, pseudonym_key, write_pseudonyms
+
+    paths = warehouse.paths()
+    try:
+        key = pseudonym_key(paths, production=load_settings(paths).production)
+    except PseudonymKeyError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
+    if key.generated:
+        context.log.warning(
+            f"no pseudonym key configured: generated a random key for this data folder in {generated_key_path(paths)} "
+            f"(keep it: a new key changes every pseudonym; production deployments must configure one, "
+            f"docs/privacy.md)")
+    with connect(paths.warehouse, warehouse.timezone, warehouse.memory_limit, warehouse.threads) as con:
+        rows = write_pseudonyms(con, key)
+    return MaterializeResult(metadata={
+        "phones": rows, "key_id": key.key_id, "key_source": key.source, "key_generated": key.generated})
+
+
 feed_assets = [build_feed_asset(f) for f in FEEDS.values()]
-ingestion_assets = [*feed_assets, work_calendar]
+ingestion_assets = [*feed_assets, work_calendar, customer_pseudonyms]

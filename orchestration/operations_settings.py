@@ -6,6 +6,8 @@ Defaults need no configuration. An optional YAML file, `$SERVICESCORE_OPERATIONS
     closing_day: 5                  # SERVICESCORE_CLOSING_DAY: the previous month is republished until this day
     landing_settle_seconds: 10      # SERVICESCORE_LANDING_SETTLE_SECONDS: a file younger than this may still be written
     max_rejected_share: 0.5         # SERVICESCORE_MAX_REJECTED_SHARE: a feed with more rows rejected fails the run
+    deployment: development         # SERVICESCORE_DEPLOYMENT: production refuses to run without a configured
+                                    # pseudonym key (ingestion/privacy.py, docs/privacy.md)
     freshness:                      # per feed: lag of the newest record before the check warns / fails
       tickets: {warn_after_hours: 36, fail_after_hours: 72}
       supervisor_reviews: {warn_after_hours: 1080, fail_after_hours: 1800}
@@ -27,6 +29,7 @@ from ingestion.organisation import config_path as organisation_config_path
 from ingestion.paths import DataDir
 
 DEFAULT_CLOSING_DAY = 5
+DEPLOYMENTS = ("development", "production")
 DEFAULT_SETTLE_SECONDS = 10
 
 
@@ -57,6 +60,11 @@ class OperationsSettings:
     landing_settle_seconds: float = DEFAULT_SETTLE_SECONDS
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     freshness: dict[str, FreshnessLag] = field(default_factory=lambda: dict(DEFAULT_FRESHNESS))
+    deployment: str = DEPLOYMENTS[0]
+
+    @property
+    def production(self) -> bool:
+        return self.deployment == "production"
 
 
 def config_path(paths: DataDir | None = None) -> Path:
@@ -83,6 +91,10 @@ def load_settings(paths: DataDir | None = None) -> OperationsSettings:
     if not 0 <= max_rejected < 1:
         raise ValueError(f"max_rejected_share must be at least 0 and below 1, got {max_rejected} "
                          f"({path} or SERVICESCORE_MAX_REJECTED_SHARE)")
+    deployment = str(os.environ.get("SERVICESCORE_DEPLOYMENT", raw.get("deployment", DEPLOYMENTS[0])))
+    if deployment not in DEPLOYMENTS:
+        raise ValueError(f"deployment must be one of {', '.join(DEPLOYMENTS)}, got {deployment!r} "
+                         f"({path} or SERVICESCORE_DEPLOYMENT)")
     freshness = dict(DEFAULT_FRESHNESS)
     for feed, lag in (raw.get("freshness") or {}).items():
         if feed not in DEFAULT_FRESHNESS:
@@ -91,4 +103,4 @@ def load_settings(paths: DataDir | None = None) -> OperationsSettings:
         freshness[feed] = FreshnessLag(float(lag.get("warn_after_hours", base.warn_after_hours)),
                                        float(lag.get("fail_after_hours", base.fail_after_hours)))
     return OperationsSettings(closing_day=closing_day, landing_settle_seconds=settle,
-                              max_rejected_share=max_rejected, freshness=freshness)
+                              max_rejected_share=max_rejected, freshness=freshness, deployment=deployment)

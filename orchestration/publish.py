@@ -89,6 +89,7 @@ def build_publish_asset() -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
     )
     def publication(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        from ingestion.privacy import PersonalDataLeakError
         from orchestration.gate import latest_blocking_failures
 
         # blocking checks also hold across runs: a check that failed in an earlier run still blocks
@@ -112,10 +113,14 @@ def build_publish_asset() -> AssetsDefinition:
             "indicator_settings_sha256": file_digest(list((project.project_dir / "seeds").glob("*.csv"))),
             "month_partitions": [context.partition_key_range.start, context.partition_key_range.end],
         }
-        result = publish(
-            paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit, closing_day=warehouse.closing_day,
-            memory_limit=warehouse.memory_limit, threads=warehouse.threads,
-        )
+        try:
+            result = publish(
+                paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit,
+                closing_day=warehouse.closing_day, memory_limit=warehouse.memory_limit, threads=warehouse.threads,
+            )
+        except PersonalDataLeakError as exc:
+            raise Failure(description=str(exc), allow_retries=False,
+                          metadata={"leaks": MetadataValue.json([vars(leak) for leak in exc.leaks])}) from exc
         context.log.info(
             f"publication {result.publication_id}: {len(result.new_versions)} period version(s), "
             f"restatements {result.restatements or 'none'} → {paths.serving}"

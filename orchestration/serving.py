@@ -51,6 +51,7 @@ import duckdb
 
 from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import duckdb_settings
+from ingestion.privacy import PersonalDataLeakError, leaks
 from orchestration.serving_evidence import create_evidence_view
 
 SERVING_STORAGE_VERSION = "v1.0.0"
@@ -261,6 +262,14 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 result.snapshots_replaced.append(m.name)
         # the facts behind the breakdown: a view over serving's facts and current breakdown, not a copy
         snapshot_changed = create_evidence_view(con, "s") or snapshot_changed
+        with result.timed("personal_data"):
+            # nothing personal is published: every mart as it is about to be served (the current version of
+            # each period; earlier versions were scanned when they were published). A finding stops here, so
+            # the temporary file is dropped and serving.duckdb stays as it was.
+            found = leaks(con, "s", [("main", m.name) for m in marts] + [("main", t) for _, t in extra_tables],
+                          raw_catalog="w")
+        if found:
+            raise PersonalDataLeakError(found)
         with result.timed("counts"):
             for m in marts:
                 if m.mode == "versioned":

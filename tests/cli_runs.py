@@ -24,6 +24,7 @@ import pytest
 from ingestion.contracts import FEEDS
 from ingestion.loader import quote_ident
 from ingestion.paths import DataDir
+from ingestion.privacy import PseudonymKey
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "handmade" / "landing"
@@ -35,6 +36,11 @@ RUN_SPECIFIC_COLUMNS = {"_loaded_at", "_run_id", "loaded_at", "run_id", "load_ru
 # tables that log every attempt (a killed run's validations are history, not content)
 RUN_SPECIFIC_TABLES = {("quality", "validation_results"), ("main", "quality_validation_results"),
                        ("intermediate", "int_incremental_build_log")}
+
+
+# the pseudonym key of tests that load raw without the Dagster asset (tests/test_dbt_core, test_incremental):
+# not a secret, 32 bytes like a generated one
+TEST_PSEUDONYM_KEY = PseudonymKey(b"servicescore tests, not a secret", "tests")
 
 
 def copy_fixture_landing(paths: DataDir) -> None:

@@ -29,7 +29,6 @@ T2 K8 created Fri 30 Jan (team A) resolved Tue 3 Feb: counts for team A in Febru
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -41,7 +40,9 @@ import pytest
 
 from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS
 from ingestion.paths import DBT_PROJECT_DIR, REPO_ROOT
+from ingestion.privacy import hmac_phone, write_pseudonyms
 from ingestion.work_calendar import write_work_calendar
+from tests.cli_runs import TEST_PSEUDONYM_KEY
 
 DBT = REPO_ROOT / ".venv" / "bin" / "dbt"
 LOADED = "2026-06-01 00:00:00+00"
@@ -196,13 +197,14 @@ def build_raw_warehouse(data_dir: Path, rows: dict[str, list[dict]] | None = Non
         for feed, feed_rows in (ROWS if rows is None else rows).items():
             insert_rows(con, feed, feed_rows)
         write_work_calendar(con, date(2025, 1, 1), date(2026, 12, 31))
+        write_pseudonyms(con, TEST_PSEUDONYM_KEY)
     return path
 
 
 def run_dbt(data_dir: Path, *args: str, artifacts: Path | None = None) -> subprocess.CompletedProcess:
     """dbt in a subprocess; target/ and logs/ under `artifacts` so parallel runs do not share them."""
     artifacts = artifacts or data_dir / "dbt"
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data_dir), "SERVICESCORE_PII_SALT": "servicescore",
+    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data_dir),
            "DBT_TARGET_PATH": str(artifacts / "target"), "DBT_LOG_PATH": str(artifacts / "logs")}
     return subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
@@ -351,13 +353,17 @@ def test_long_form_and_evidence(warehouse):
 
 
 def test_personal_data_is_masked(warehouse):
-    expected_hash = hashlib.sha256(b"servicescore13800138000").hexdigest()
-    row = one(warehouse, "select customer_name_masked, phone_hash, phone_masked, purchases_count, warranty_status, "
+    """The phone leaves raw only as HMAC-SHA-256 of its digits under the key (Python's hmac agrees with the
+    SQL); no mask of its last digits is published beside it (that would shrink the numbers to try)."""
+    row = one(warehouse, "select customer_name_masked, phone_pseudonym, purchases_count, warranty_status, "
                          "tickets_count, complaints_count, mean_satisfaction from marts.dim_customers "
                          "where customer_id = 'CU1'")
-    assert row[:3] == ("张**", expected_hash, "*******8000")
-    assert row[3:7] == (1, "in_warranty", 10, 2)
-    assert row[7] == pytest.approx(33 / 10)
+    assert row[:2] == ("张**", hmac_phone(TEST_PSEUDONYM_KEY, "13800138000"))
+    assert row[2:6] == (1, "in_warranty", 10, 2)
+    assert row[6] == pytest.approx(33 / 10)
+    columns = {c for (c,) in warehouse.execute("select column_name from information_schema.columns "
+                                               "where table_name = 'dim_customers'").fetchall()}
+    assert not {c for c in columns if "phone" in c} - {"phone_pseudonym"}
     assert one(warehouse, "select warranty_status from marts.dim_customers where customer_id = 'CU2'") == (
         "expired",)
     for schema in ("staging", "marts"):

@@ -24,7 +24,6 @@ must be equal.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -37,8 +36,10 @@ import pytest
 from ingestion.contracts import FEEDS
 from ingestion.loader import load_feed
 from ingestion.paths import DBT_PROJECT_DIR, REPO_ROOT
+from ingestion.privacy import PseudonymKey, hmac_phone, write_pseudonyms
 from ingestion.work_calendar import write_work_calendar
 from orchestration.transform import dbt_window_env
+from tests.cli_runs import TEST_PSEUDONYM_KEY
 
 DBT = REPO_ROOT / ".venv" / "bin" / "dbt"
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
@@ -174,12 +175,13 @@ def load_all(root: Path, run_id: str) -> None:
     con = duckdb.connect(str(warehouse))
     try:
         write_work_calendar(con, date(2025, 1, 1), date(2026, 12, 31))
+        write_pseudonyms(con, TEST_PSEUDONYM_KEY)
     finally:
         con.close()
 
 
 def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root), "SERVICESCORE_PII_SALT": "servicescore",
+    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root),
            "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs"),
            **dbt_window_env({}), **(extra_env or {})}
     result = subprocess.run(
@@ -407,19 +409,25 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
     assert (only_incremental, only_full) == (0, 0)
 
 
-def test_a_new_salt_rehashes_every_stored_customer(warehouses):
-    """The stored phone hashes of customers nothing changed for no longer match raw under another salt: the
-    incremental build of dim_customers recomputes every customer (not only the changed ones). The staging view
-    holds the salt too, so it is rebuilt with it."""
+def test_a_new_key_repseudonymises_every_stored_customer(warehouses):
+    """Rotation: raw.customer_pseudonyms rebuilt under another key, the stored pseudonyms of customers nothing
+    changed for no longer match: the next incremental build of dim_customers recomputes every customer (not
+    only the changed ones), and no pseudonym of the old key is left."""
     incremental = warehouses[0]
     db = incremental / "warehouse.duckdb"
-    result = run_dbt(incremental, "build", "--select", "stg_customers__customers", "dim_customers", *AS_OF_DAY_2,
-                     extra_env={"SERVICESCORE_PII_SALT": "another salt"})
+    new_key = PseudonymKey(b"another key, 32 bytes long, yes!", "tests")
+    con = duckdb.connect(str(db))
+    try:
+        write_pseudonyms(con, new_key)
+    finally:
+        con.close()
+    result = run_dbt(incremental, "build", "--select", "dim_customers", *AS_OF_DAY_2)
     assert "every customer is recomputed" in result.stdout
-    hashes = dict(q(db, "select customer_id, phone_hash from marts.dim_customers"))
+    pseudonyms = dict(q(db, "select customer_id, phone_pseudonym from marts.dim_customers"))
     phones = {"C1": "13800000001", "C2": "13900000002", "C3": "13700000003", "C4": "13600000004",
               "C5": "13500000005", "C6": "13400000006", "C7": "13300000007"}
-    assert hashes == {c: hashlib.sha256(f"another salt{p}".encode()).hexdigest() for c, p in phones.items()}
+    assert pseudonyms == {c: hmac_phone(new_key, p) for c, p in phones.items()}
+    assert not set(pseudonyms.values()) & {hmac_phone(TEST_PSEUDONYM_KEY, p) for p in phones.values()}
 
 
 # --- the complaints feed arrives after the first build -----------------------------------------------------------

@@ -232,10 +232,10 @@ def _write_upstream(database: Path) -> None:
         # dim_customers inputs (core model, built with its service history for the warranty status)
         con.execute(
             "create table staging.stg_customers__customers (customer_id varchar, customer_name_masked varchar, "
-            "phone_hash varchar, phone_masked varchar, city varchar, segment varchar, created_at timestamp)"
+            "phone_pseudonym varchar, city varchar, segment varchar, created_at timestamp)"
         )
         con.executemany(
-            "insert into staging.stg_customers__customers values (?, '张*', 'h', '138****0000', 'Shanghai', "
+            "insert into staging.stg_customers__customers values (?, '张*', 'h', 'Shanghai', "
             "'consumer', '2025-01-01')",
             [(c,) for c in ("c1", "c2", "c3", "c4", "c5")],
         )

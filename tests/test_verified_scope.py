@@ -25,7 +25,7 @@ TEST = "assert_indicator_evidence_matches_sample_sizes"
 
 
 def dbt(root: Path, *args: str, verified: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root), "SERVICESCORE_PII_SALT": "servicescore",
+    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root),
            "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs"),
            **dbt_window_env({}), VERIFIED_BUILD_ENV: verified}
     return subprocess.run(

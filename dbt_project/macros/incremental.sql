@@ -558,19 +558,19 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
 {%- endmacro %}
 
 {#- dim_customers' watermark (model_watermark), or none to recompute every customer: also when the profile stored
-    for a customer whose raw record did not change since differs from the one recomputed now (the salt
-    SERVICESCORE_PII_SALT, var('timezone') or the masking changed: no row keeps a stale hash or time). -#}
+    for a customer whose raw record did not change since differs from the one recomputed now (the pseudonym key
+    was rotated, var('timezone') or the masking changed: no row keeps a stale pseudonym or time). -#}
 {% macro dim_customers_since() -%}
     {%- set since = model_watermark() -%}
     {%- if since is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set columns = ['customer_name_masked', 'phone_hash', 'phone_masked', 'city', 'segment', 'created_at'] -%}
+    {%- set columns = ['customer_name_masked', 'phone_pseudonym', 'city', 'segment', 'created_at'] -%}
     {%- set check -%}
         with sample as (
             select customer_id, {{ columns | join(', ') }}
             from {{ this }} as stored
-            where phone_hash is not null and created_at is not null
+            where phone_pseudonym is not null and created_at is not null
                 and not exists (
                     select 1 from {{ source('raw', 'customers') }}
                     where {{ loaded_after(since) }} and {{ clean_text('customer_id') }} = stored.customer_id
@@ -586,7 +586,7 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
             {%- if not loop.last %} or {% endif %}{% endfor %}
     {%- endset -%}
     {%- if incremental_scalar(check) -%}
-        {{ log(this.identifier ~ ": a stored profile differs from raw (salt, time zone or masking changed?):"
+        {{ log(this.identifier ~ ": a stored profile differs from raw (pseudonym key, time zone or masking changed?):"
                ~ " every customer is recomputed", info=True) }}
         {{ return(none) }}
     {%- endif -%}

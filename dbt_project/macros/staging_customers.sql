@@ -5,7 +5,8 @@ dim_customers, its input restricted to `keys_sql`, a query of record ids (custom
 event feeds (macros/staging_events.sql), only the raw versions of those records are ranked.
 -#}
 
-{#- name and phone are personal data: only masked / hashed values leave raw. -#}
+{#- name and phone are personal data: the name leaves raw masked, the phone only as its keyed pseudonym
+    (raw.customer_pseudonyms, written by ingestion/privacy.py with a key dbt never sees). -#}
 {% macro stg_customers__customers_select(keys_sql=none) -%}
     with source as (
         {{ event_versions_source('customers', 'customer_id', keys_sql) }}
@@ -22,17 +23,15 @@ event feeds (macros/staging_events.sql), only the raw versions of those records 
         select
             {{ clean_text('customer_id') }} as customer_id,
             {{ mask_name('name') }} as customer_name_masked,
-            case
-                when {{ phone_digits('phone') }} is null or {{ phone_digits('phone') }} = '' then null
-                else {{ hash_pii(phone_digits('phone')) }}
-            end as phone_hash,
-            {{ mask_phone('phone') }} as phone_masked,
+            pseudonyms.phone_pseudonym,
             {{ clean_text('city') }} as city,
             {{ clean_code('segment') }} as segment,
             {{ to_local_ts('created_at') }} as created_at,
             {{ to_local_ts('updated_at') }} as updated_at,
             _loaded_at as loaded_at
         from ranked
+        left join {{ source('raw', 'customer_pseudonyms') }} as pseudonyms
+            on ranked.phone = pseudonyms.phone
         where version_rank = 1
     )
 

@@ -4,7 +4,7 @@
     (macros/incremental.sql: profile or purchases loaded since the model's last build, a purchase whose warranty
     ends between the stored as-of date and the new one, service history changed), and a post-hook sets every
     row's warranty_as_of_date: every row's warranty status is as of the build, as in a full rebuild. No build-log
-    entry, or stored profiles that no longer match raw (salt, time zone, masking changed): every customer. -#}
+    entry, or stored profiles that no longer match raw (pseudonym key, time zone, masking changed): every customer. -#}
 -- depends_on: {{ ref('int_incremental_build_log') }}
 {{ config(
     materialized='incremental',
@@ -68,8 +68,7 @@ final as (
     select
         customers.customer_id,
         customers.customer_name_masked,
-        customers.phone_hash,
-        customers.phone_masked,
+        customers.phone_pseudonym,
         customers.city,
         customers.segment,
         customers.created_at,
