@@ -1,9 +1,11 @@
-"""Real `python -m orchestration.cli run` processes on copies of the hand-made landing folder, and an
-order-independent fingerprint of a DuckDB file's content. Shared by test_faults, test_concurrency and
-test_security; the uninterrupted baseline run is made once per pytest session (it takes ~1.5 min)."""
+"""Pipeline runs for tests: real `python -m orchestration.cli run` processes on copies of the hand-made landing
+folder (test_faults, test_concurrency, test_security; the uninterrupted baseline run is made once per pytest
+session), the whole pipeline in process on a data folder of its own (pipeline_in_process: test_pipeline,
+test_pipeline_clock, test_trust), queries, and an order-independent fingerprint of a DuckDB file's content."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -13,9 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ingestion.contracts import FEEDS
 from ingestion.loader import quote_ident
@@ -39,16 +43,45 @@ RUN_SPECIFIC_TABLES = {("quality", "validation_results"), ("main", "quality_vali
 TEST_PSEUDONYM_KEY = PseudonymKey(b"servicescore tests, not a secret", "tests")
 
 
+def copy_fixture_landing(paths: DataDir) -> None:
+    shutil.copytree(FIXTURE, paths.landing, dirs_exist_ok=True)
+
+
 def new_data_dir(root: Path, key_from: DataDir | None = None) -> DataDir:
     """A data folder holding the hand-made landing files; with `key_from`, also that folder's generated pseudonym
     key (restored as from a backup), so that its pseudonyms, and so its content, can be compared with it."""
     paths = DataDir(root).ensure()
-    shutil.copytree(FIXTURE, paths.landing, dirs_exist_ok=True)
+    copy_fixture_landing(paths)
     if key_from is not None:
         key = generated_key_path(paths)
         key.parent.mkdir(mode=0o700)
         shutil.copy2(generated_key_path(key_from), key)
     return paths
+
+
+@contextlib.contextmanager
+def pipeline_in_process(root: Path, write_landing: Callable[[DataDir], None] = copy_fixture_landing,
+                        unset_env: tuple[str, ...] = ()) -> Iterator[tuple[DataDir, list, str, bool]]:
+    """The whole pipeline (orchestration.cli.run_pipeline: ingestion, dbt, checks, publication) in this process on
+    a new data folder at `root`, whose landing folder `write_landing` fills (default: the hand-made fixture).
+    SERVICESCORE_DATA_DIR and DAGSTER_HOME point at it (the Dagster resources read them at run time) and the
+    variables `unset_env` are removed, until the block ends. Yields (paths, run results, summary text, ok)."""
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setenv("SERVICESCORE_DATA_DIR", str(root))
+        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        for name in unset_env:
+            mp.delenv(name, raising=False)
+        paths = DataDir(root).ensure()
+        write_landing(paths)
+        from orchestration.cli import prepare_home, run_pipeline, summarize
+
+        prepare_home(paths)
+        results = run_pipeline(paths)
+        text, ok = summarize(results, paths)
+        yield paths, results, text, ok
+    finally:
+        mp.undo()
 
 
 def cli_env(paths: DataDir, **extra: str) -> dict[str, str]:
@@ -202,8 +235,9 @@ def differences(a: dict, b: dict) -> dict[str, tuple]:
 
 # --- queries and a publication on its own ---------------------------------------------------------------------
 
-def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
+def q(db: DataDir | Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of `sql` on a DuckDB file, read-only (a data folder: its warehouse)."""
+    con = duckdb.connect(str(db.warehouse if isinstance(db, DataDir) else db), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:

@@ -428,3 +428,75 @@ def test_a_new_key_repseudonymises_every_stored_customer(warehouses):
               "C5": "13500000005", "C6": "13400000006", "C7": "13300000007"}
     assert pseudonyms == {c: hmac_phone(new_key, p) for c, p in phones.items()}
     assert not set(pseudonyms.values()) & {hmac_phone(TEST_PSEUDONYM_KEY, p) for p in phones.values()}
+
+
+# --- the complaints feed arrives after the first build -----------------------------------------------------------
+# complaint_rate is measured from the first month of the complaints feed on (macros/kpi.sql). Day 1: the hand-made
+# landing without its complaints: complaint_rate is not measured in any month. Day 2: the complaints file arrives
+# (CP1, CP2 by T1 and CP3 by T2, all received in May 2026), loaded, then an incremental build. June has no
+# complaint, yet it is measured from now on: 0 complaints per 100 resolved tickets, not null. Before, the
+# incremental build recomputed May alone (the complaints' month) and June stayed not measured until a full refresh.
+# By hand (complaints / resolved tickets x 100): T1 May 2 / 3 (K1, K2, K3), T2 May 1 / 2 (K5, K6); June T1 0 / 2
+# (K4, K8), T2 0 / 1 (K7), T3 0 / 1 (K9); teams: TA May 3 / 5, June TA 0 / 2 (K4, K8), TB 0 / 2 (K7, K9: T2 is in
+# TB from 1 June). The quarter 2026-Q2 starts in April, before the feed's first month: not measured, either way.
+COMPLAINT_RATES = [("T1", "2026-05", 200 / 3, 3), ("T1", "2026-06", 0.0, 2), ("T2", "2026-05", 50.0, 2),
+                   ("T2", "2026-06", 0.0, 1), ("T3", "2026-06", 0.0, 1)]
+COMPLAINT_RATE_QUERY = """
+    select technician_id, period_label, round(complaint_rate, 9), complaint_rate_n
+    from marts.kpi_technician_monthly order by technician_id, period_label
+"""
+COMPLAINT_RATE_REASONS = """
+    select technician_id, period_label, not_rated_reason from marts.appraisal_score_breakdown
+    where indicator_code = 'complaint_rate' and period_type = 'month' and method = 'quantitative'
+    order by technician_id, period_label
+"""
+
+
+@pytest.fixture(scope="module")
+def complaints_arrive_later(tmp_path_factory: pytest.TempPathFactory):
+    incremental = tmp_path_factory.mktemp("complaints_incremental")
+    full = tmp_path_factory.mktemp("complaints_full")
+    shutil.copytree(FIXTURE, incremental / "landing", ignore=shutil.ignore_patterns("complaints"))
+    load_all(incremental, "day-1")
+    run_dbt(incremental, "build", *AS_OF_DAY_1)
+    db = incremental / "warehouse.duckdb"
+    day_1 = (q(db, COMPLAINT_RATE_QUERY), q(db, COMPLAINT_RATE_REASONS))
+    shutil.copytree(FIXTURE / "complaints", incremental / "landing" / "complaints")
+    load_all(incremental, "day-2")
+    run_dbt(incremental, "build", *AS_OF_DAY_1)
+    shutil.copytree(FIXTURE, full / "landing")
+    load_all(full, "all")
+    run_dbt(full, "build", "--full-refresh", *AS_OF_DAY_1)
+    return incremental, full, day_1
+
+
+def test_complaint_rate_is_not_measured_before_the_complaints_feed(complaints_arrive_later):
+    (rates, reasons) = complaints_arrive_later[2]
+    assert rates == [(t, m, None, n) for t, m, _, n in COMPLAINT_RATES]
+    # T3 (in the roster in May) resolved no ticket in May: no data, whatever the complaints
+    assert reasons == sorted([(t, m, "not_measured") for t, m, *_ in COMPLAINT_RATES] + [("T3", "2026-05", "no_data")])
+
+
+@pytest.mark.parametrize("build", ["incremental", "full"])
+def test_months_after_the_first_complaint_month_become_measured(complaints_arrive_later, build):
+    incremental, full, _ = complaints_arrive_later
+    db = (incremental if build == "incremental" else full) / "warehouse.duckdb"
+    assert q(db, COMPLAINT_RATE_QUERY) == [(t, m, round(v, 9), n) for t, m, v, n in COMPLAINT_RATES]
+    # measured, but fewer than the 20 resolved tickets the setting asks for
+    assert q(db, COMPLAINT_RATE_REASONS) == sorted([(t, m, "below_min_sample") for t, m, *_ in COMPLAINT_RATES]
+                                                   + [("T3", "2026-05", "no_data")])
+    assert q(db, "select team_id, period_label, round(complaint_rate, 9) from marts.kpi_team_monthly "
+                 "order by 1, 2") == [("TA", "2026-05", 60.0), ("TA", "2026-06", 0.0), ("TB", "2026-06", 0.0)]
+    assert q(db, "select distinct complaint_rate from marts.kpi_technician_quarterly") == [(None,)]
+
+
+def test_the_arrival_of_the_complaints_feed_recomputes_the_months_it_measures(complaints_arrive_later):
+    db = complaints_arrive_later[0] / "warehouse.duckdb"
+    for model in PERIOD_MODELS:
+        assert last_build_months(db, model) == ["2026-05-01", "2026-06-01"], model
+
+
+@pytest.mark.parametrize("table", [f"marts.{m}" for m in MARTS] + [f"intermediate.{m}" for m in INTERMEDIATE])
+def test_incremental_build_after_the_complaints_feed_arrives_equals_full_refresh(complaints_arrive_later, table):
+    incremental, full, _ = complaints_arrive_later
+    assert differences(incremental, full, table)[:2] == (0, 0), table

@@ -631,6 +631,12 @@ def test_plausible_window_is_configurable_per_source_and_column(tmp_path: Path) 
         load_mapping(mapping_file(tmp_path, bad))
 
 
+# a ticket's id and times from the columns `id` and `at`
+ID_AND_TIMES = {
+    "ticket_id": {"column": "id"},
+    "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+    "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+}
 MALFORMED_CSV = (
     "id,at,tech,note\r\n"                          # line 1
     "A,2021-01-01 08:00,T1,\"two\r\nlines\"\r\n"   # lines 2-3
@@ -645,9 +651,7 @@ MALFORMED_CSV = (
 
 def test_malformed_records_are_rejected_with_physical_lines_and_the_rest_loads(tmp_path: Path) -> None:
     doc = tickets_mapping({
-        "ticket_id": {"column": "id"},
-        "created_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
-        "updated_at": {"column": "at", "formats": ["%Y-%m-%d %H:%M"]},
+        **ID_AND_TIMES,
         "customer_id": {"column": "note"},
     })
     src = write(tmp_path / "src.csv", MALFORMED_CSV)
@@ -783,7 +787,133 @@ def test_one_command_for_your_own_export_checks_its_arguments_and_refuses_early(
     assert "nope.csv: source file not found" in capsys.readouterr().err
     data = tmp_path / "mine"
     assert pipeline(["--mapping", str(m), "--source", str(src), "--data", str(data)]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "feeds.tickets.columns.updated_at.date_order: the order is guessed (auto) but 2 of 4 rows" in err
+    # the dry-run report came first: the rows that parse both ways and the refusal, before the error
+    assert "   day/month: feeds.tickets.columns.updated_at: 2 of 4 rows (50.0 %) parse both day-first and " \
+           "month-first" in out
+    assert "apply would REFUSE to write:\n" in out
     # nothing landed and no pipeline ran (only the data folder's Dagster settings and lock file exist)
     assert sorted(x.name for x in data.rglob("*") if x.is_file()) == [".warehouse.lock", "dagster.yaml"]
+
+
+MALFORMED_JSONL = (
+    '{"id": "A", "at": "2021-01-01 08:00", "tech": "T1", "note": "x"}\r\n'    # line 1
+    "\n"                                                                        # line 2: empty, not a record
+    '{"id": "B", "at": "2021-01-01 09:00", "tech": "T1", "note": {"k": 1}}\n'  # line 3: nested -> JSON text
+    "[1, 2]\r\n"                                                                # line 4: not an object
+    '{"id": "C", "at": "yesterday", "tech": "T1"}\n'                           # line 5: maps badly (created_at)
+    '{"id": "D", "at": "2021-01-01 10:00", "tech": "T2", "note": null}\r\n'   # line 6
+    '{"id": "E", "at": "2021-01-01 11:00", "tech": "T2", "id": "E2"}\n'       # line 7: a key twice
+    '{"id": "3", "created'                                                      # line 8: truncated, the last line
+)
+
+
+def test_malformed_jsonl_records_are_rejected_with_physical_lines_and_the_rest_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One bad line of a JSON lines source failed the whole file (DuckDB's `Malformed JSON ... line 8`); mixed
+    CRLF/LF line endings and an empty line are read as lines."""
+    doc = tickets_mapping({
+        **ID_AND_TIMES,
+        "customer_id": {"column": "note"},
+    })
+    src = write(tmp_path / "src.jsonl", MALFORMED_JSONL)
+    m = mapping_file(tmp_path, doc)
+    landing = tmp_path / "data" / "landing"
+    result = apply_mapping(m, src, landing, as_of=dt.date(2021, 1, 2))
+    assert (result.feeds["tickets"].mapped, result.feeds["tickets"].rejected, result.malformed, result.rejected) \
+        == (3, 1, 3, 4)
+    with (landing / "tickets" / "2021-01-02_t.csv").open(encoding="utf-8", newline="") as f:
+        assert [(r["ticket_id"], r["created_at"], r["customer_id"]) for r in csv.DictReader(f)] == [
+            ("A", "2021-01-01T00:00:00+00:00", "x"), ("B", "2021-01-01T01:00:00+00:00", '{"k":1}'),
+            ("D", "2021-01-01T02:00:00+00:00", "")]
+    with result.rejected_path.open(encoding="utf-8", newline="") as f:
+        rej = [(r["feed"], r["row_number"], r["line"], r["rule"], r["reason"], r["record"])
+               for r in csv.DictReader(f)]
+    assert rej == [
+        # records are numbered in the file (the empty line is none), malformed ones included
+        ("(source)", "3", "4", "source.jsonl.not_an_object", "line 4: a JSON array, not an object",
+         '{"_raw_record":"[1, 2]"}'),
+        ("(source)", "6", "7", "source.jsonl.duplicate_key", "line 7: an object that names a key more than once",
+         '{"_raw_record":"{\\"id\\": \\"E\\", \\"at\\": \\"2021-01-01 11:00\\", \\"tech\\": \\"T2\\", '
+         '\\"id\\": \\"E2\\"}"}'),
+        ("(source)", "7", "8", "source.jsonl.invalid_json", "line 8: not valid JSON (cut off or malformed)",
+         '{"_raw_record":"{\\"id\\": \\"3\\", \\"created"}'),
+        ("tickets", "4", "5", "feeds.tickets.columns.created_at.formats",
+         "column 'at' of created_at matches none of the formats [%Y-%m-%d %H:%M]: yesterday; "
+         "column 'at' of updated_at matches none of the formats [%Y-%m-%d %H:%M]: yesterday",
+         '{"id":"C","at":"yesterday","tech":"T1","note":null}'),
+    ]
+    report = dry_run(m, src)
+    assert "== malformed source records: 3 (not read; the rest of the file is)\n" \
+           "          1  source.jsonl.duplicate_key\n             lines 7\n" in report
+    assert "          1  source.jsonl.invalid_json\n             lines 8\n" \
+           '             e.g. line 8: not valid JSON (cut off or malformed)\n' in report
+    assert "      1  feeds.tickets.columns.created_at.formats\n             lines 5\n" in report
+    assert "== tickets (4 source rows)\n   mapped:   3\n   rejected: 1\n" in report
+    assert cli(["apply", str(m), "--source", str(src), "--landing", str(landing), "--date", "2021-01-02"]) == 0
+    out = capsys.readouterr().out
+    assert "malformed source records: 3 (lines 4, 7, 8)\n" in out
+    assert f"rejected rows: 4 -> {result.rejected_path}\n" in out
+
+
+def test_jsonl_with_bytes_not_in_its_encoding_rejects_those_lines(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 (or not the stated encoding) is one malformed record, not a refused file; a
+    GB18030 JSON lines source is read in its encoding."""
+    doc = tickets_mapping({
+        **ID_AND_TIMES,
+        "customer_id": {"column": "客户"},
+    })
+    lines = ['{"id": "A", "at": "2021-01-01 08:00", "tech": "T1", "客户": "张三"}',
+             '{"id": "B", "at": "2021-01-01 09:00", "tech": "T1", "客户": "李四"}',
+             '{"id": "C", "at": "2021-01-01 10:00", "tech": "T1", "客户": "王五"}']
+    utf8 = ("\n".join(lines) + "\n").encode("utf-8").replace("李四".encode(), b"\xff\xfe")
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + utf8)  # with a byte-order mark
+    r = run_mapping(load_mapping(mapping_file(tmp_path, doc)), src)
+    assert [(row["ticket_id"], row["customer_id"]) for row in mapped_rows(r, "tickets")] == [("A", "张三"),
+                                                                                                ("C", "王五")]
+    assert [(x["row_number"], x["line"], x["rule"]) for x in rejected_rows(r, "(source)")] == [
+        (2, 2, "source.jsonl.invalid_encoding")]
+    doc["source"]["encoding"] = "gb18030"
+    src.write_bytes(("\n".join(lines) + "\n").encode("gb18030"))
+    r = run_mapping(load_mapping(mapping_file(tmp_path, doc, "m2.yaml")), src)
+    assert [(row["ticket_id"], row["customer_id"]) for row in mapped_rows(r, "tickets")] == [
+        ("A", "张三"), ("B", "李四"), ("C", "王五")]
+    assert rejected_rows(r, "(source)") == []
+
+
+def test_a_json_array_source_rejects_an_element_that_is_not_an_object(tmp_path: Path) -> None:
+    doc = tickets_mapping({
+        **ID_AND_TIMES,
+        "reopened_count": {"column": "n"},
+    })
+    src = write(tmp_path / "src.json", '[{"id": "A", "at": "2021-01-01 08:00", "tech": "T1", "n": 2},\n 5,\n'
+                                       ' {"id": "B", "at": "2021-01-01 09:00", "tech": "T1", "n": 7}]')
+    r = run_mapping(load_mapping(mapping_file(tmp_path, doc)), src)
+    assert [(row["ticket_id"], row["reopened_count"]) for row in mapped_rows(r, "tickets")] == [
+        ("A", 2), ("B", 7)]
+    assert [(x["row_number"], x["line"], x["rule"], x["reason"]) for x in rejected_rows(r, "(source)")] == [
+        (2, None, "source.json.not_an_object", "record 2: a JSON number, not an object")]
+
+
+def test_a_source_without_a_header_row_names_its_columns_by_position(tmp_path: Path) -> None:
+    """`source.header: false`: the first row is data, the columns are column0, column1, ... (the Excel reader took
+    the first row as the header anyway, so one row was lost)."""
+    import openpyxl
+
+    doc = tickets_mapping({
+        "ticket_id": {"column": "column0"},
+        "created_at": {"column": "column1", "formats": ["%Y-%m-%d %H:%M"]},
+        "updated_at": {"column": "column1", "formats": ["%Y-%m-%d %H:%M"]},
+        "technician_id": {"column": "column2"},
+    })
+    doc["source"]["header"] = False
+    wb = openpyxl.Workbook()
+    for row in (["A", "2021-01-01 08:00", "T1"], ["B", "2021-01-01 09:00", "T2"]):
+        wb.active.append(row)
+    wb.save(tmp_path / "src.xlsx")
+    for src in (write(tmp_path / "src.csv", "A,2021-01-01 08:00,T1\nB,2021-01-01 09:00,T2\n"), tmp_path / "src.xlsx"):
+        r = run_mapping(load_mapping(mapping_file(tmp_path, doc)), src, work_dir=tmp_path / "work")
+        assert [(x["ticket_id"], x["technician_id"]) for x in mapped_rows(r, "tickets")] == [("A", "T1"), ("B", "T2")]
+        assert r.con.execute("select list(_line order by _row_number) from src").fetchone()[0] == [1, 2], src.name

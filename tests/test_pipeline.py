@@ -15,33 +15,13 @@ import duckdb
 import pytest
 
 from ingestion.paths import DBT_PROJECT_DIR, DataDir
-
-FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
-
-
-def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+from tests.cli_runs import FIXTURE, pipeline_in_process, q
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("pipeline") / "data"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SERVICESCORE_DATA_DIR", str(root))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    paths = DataDir(root).ensure()
-    shutil.copytree(FIXTURE, paths.landing, dirs_exist_ok=True)
-    from orchestration.cli import prepare_home, run_pipeline, summarize
-
-    prepare_home(paths)
-    results = run_pipeline(paths)
-    text, ok = summarize(results)
-    yield paths, results, text, ok
-    mp.undo()
+    with pipeline_in_process(tmp_path_factory.mktemp("pipeline") / "data") as run:
+        yield run
 
 
 def kpi(paths: DataDir, table: str, key: str, period: str, columns: str) -> tuple:

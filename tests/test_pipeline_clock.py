@@ -17,15 +17,11 @@ Whit Monday, a German holiday) + 32 (26-29) + 2 (1 June) = 56 — in the default
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import duckdb
 import pytest
 
 from ingestion.paths import DataDir
+from tests.cli_runs import FIXTURE, copy_fixture_landing, pipeline_in_process, q
 
-FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
 HEADER = (FIXTURE / "tickets" / "2026-05-31.csv").read_text().splitlines()[0]
 EXTRA = [
     "KB1,2026-05-31 23:30:00+08:00,2026-06-01 00:30:00+08:00,2026-06-01 03:00:00+08:00,,"
@@ -42,37 +38,25 @@ organisation:
 """
 
 
-def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+# the clock comes from the data folder's operations.yaml alone, not from this process's environment
+CLOCK_ENV = ("SERVICESCORE_TIMEZONE", "SERVICESCORE_WORKDAY_START", "SERVICESCORE_WORKDAY_END",
+             "SERVICESCORE_WORKING_WEEKDAYS", "SERVICESCORE_HOLIDAY_COUNTRY", "SERVICESCORE_OPERATIONS_CONFIG")
+
+
+def write_berlin(paths: DataDir) -> None:
+    copy_fixture_landing(paths)
+    (paths.landing / "tickets" / "2026-06-01.csv").write_text(HEADER + "\n" + "\n".join(EXTRA) + "\n")
+    (paths.root / "operations.yaml").write_text(BERLIN)
 
 
 @pytest.fixture(scope="module")
 def berlin(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("berlin") / "data"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SERVICESCORE_DATA_DIR", str(root))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    for name in ("SERVICESCORE_TIMEZONE", "SERVICESCORE_WORKDAY_START", "SERVICESCORE_WORKDAY_END",
-                 "SERVICESCORE_WORKING_WEEKDAYS", "SERVICESCORE_HOLIDAY_COUNTRY", "SERVICESCORE_OPERATIONS_CONFIG"):
-        mp.delenv(name, raising=False)
-    paths = DataDir(root).ensure()
-    shutil.copytree(FIXTURE, paths.landing, dirs_exist_ok=True)
-    (paths.landing / "tickets" / "2026-06-01.csv").write_text(HEADER + "\n" + "\n".join(EXTRA) + "\n")
-    (paths.root / "operations.yaml").write_text(BERLIN)
-    from orchestration.cli import prepare_home, run_pipeline, summarize
-
-    prepare_home(paths)
-    text, ok = summarize(run_pipeline(paths))
-    yield paths, text, ok
-    mp.undo()
+    with pipeline_in_process(tmp_path_factory.mktemp("berlin") / "data", write_berlin, CLOCK_ENV) as run:
+        yield run
 
 
 def test_run_succeeds_in_berlin(berlin):
-    paths, text, ok = berlin
+    paths, _, text, ok = berlin
     assert ok, text
     assert q(paths.warehouse, "select count(*) from raw.tickets") == [(12,)]  # 11 fixture rows - KX + KB1, KB2
     assert q(paths.warehouse, "select count(*) from raw.rejected_rows") == [(2,)]  # KX and R9, as in Shanghai

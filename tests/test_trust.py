@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from ingestion.loader import load_feed
 from ingestion.paths import DataDir
+from tests.cli_runs import pipeline_in_process, q
 
 ROSTER_HEADER = ("technician_id,name,team_id,team_name,region,level,hire_date,leave_date,manager_id,valid_from,"
                  "updated_at\n")
@@ -31,15 +31,6 @@ def write(paths: DataDir, feed: str, name: str, text: str) -> Path:
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(text, encoding="utf-8")
     return f
-
-
-def q(db: DataDir | Path, sql: str) -> list[tuple]:
-    """Rows of `sql` on a DuckDB file (a data folder: its warehouse)."""
-    con = duckdb.connect(str(db.warehouse if isinstance(db, DataDir) else db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def load(paths: DataDir, feed: str, run_id: str):
@@ -190,19 +181,8 @@ def write_2010_export(paths: DataDir) -> None:
 
 @pytest.fixture(scope="module")
 def export_2010(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("export2010") / "data"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SERVICESCORE_DATA_DIR", str(root))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    paths = DataDir(root).ensure()
-    write_2010_export(paths)
-    from orchestration.cli import prepare_home, run_pipeline, summarize
-
-    prepare_home(paths)
-    results = run_pipeline(paths)
-    text, ok = summarize(results, paths)
-    yield paths, results, text, ok
-    mp.undo()
+    with pipeline_in_process(tmp_path_factory.mktemp("export2010") / "data", write_2010_export) as run:
+        yield run
 
 
 def test_old_files_load_and_publish(export_2010):

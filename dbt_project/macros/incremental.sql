@@ -265,22 +265,49 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     {{ return(months | unique | sort) }}
 {%- endmacro %}
 
+{#- The first of the month of the latest period date of any fact, none when there are no facts. -#}
+{% macro last_fact_month() -%}
+    {%- set tickets = graph_relation('fct_service_tickets') -%}
+    {%- set last_fact = incremental_scalar(
+        "select max(day) from (select max(resolved_date) as day from " ~ tickets
+        ~ " union all select max(created_date) from " ~ tickets
+        ~ " union all select max(responded_date) from " ~ graph_relation('fct_survey_responses')
+        ~ " union all select max(received_date) from " ~ graph_relation('fct_complaints')
+        ~ " union all select max(period_start) from " ~ graph_relation('fct_supervisor_reviews') ~ ") as last_days") -%}
+    {{ return(none if last_fact is none else month_add(to_date(last_fact), 0)) }}
+{%- endmacro %}
+
+{#- The months (first of month) from the month of `first` to the month of `last`, both included; none when `last`
+    is none. -#}
+{% macro months_from_to(first, last) -%}
+    {%- set months = [] -%}
+    {%- if last is not none -%}
+        {%- set month = namespace(value=month_add(first, 0)) -%}
+        {%- for _ in range(1200) if month.value <= month_add(last, 0) -%}
+            {%- do months.append(month.value) -%}
+            {%- set month.value = month_add(month.value, 1) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(months) }}
+{%- endmacro %}
+
 {#- The months the model must recompute, or none for all of them (first or full build, or no record of
     the model's last build). Sorted list of datetime.date (first of month). One macro for all period marts:
       1. months of fact rows written since the model's last build (_built_at), at every period date they
          count for now and the date of the version they replaced;
       2. roster changes loaded since then: every month with facts from the change on (valid_from,
          leave_date; hire_date for a new technician) - team at period end and the appraisal roster;
-      3. the months [var('period_from'), var('period_to')) passed by the orchestration. -#}
+      3. the months whose complaint rate can have changed between measured and not measured since then: it is
+         measured from the complaints feed's first month on (complaints_coverage, macros/kpi.sql), so a first
+         complaint of May, arriving after June was built, makes June measured (0 complaints, not null) although
+         no June fact changed;
+      4. the months [var('period_from'), var('period_to')) passed by the orchestration. -#}
 {% macro touched_months() -%}
     {%- set since = model_watermark() -%}
     {%- if since is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set tickets = graph_relation('fct_service_tickets') -%}
-    {%- set responses = graph_relation('fct_survey_responses') -%}
     {%- set complaints = graph_relation('fct_complaints') -%}
-    {%- set reviews = graph_relation('fct_supervisor_reviews') -%}
     {%- set roster = graph_relation('stg_technicians__roster') -%}
     {%- set months = fact_months_built_since(since) -%}
 
@@ -292,21 +319,23 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
         ~ " from (select *, min(loaded_at) over (partition by technician_id) > " ~ since ~ " as is_new"
         ~ " from " ~ roster ~ ") as versions where loaded_at > " ~ since ~ ") as changes") -%}
     {%- if roster_from is not none -%}
-        {%- set roster_month = month_add(to_date(roster_from), 0) -%}
-        {%- set last_fact = incremental_scalar(
-            "select max(day) from (select max(resolved_date) as day from " ~ tickets
-            ~ " union all select max(created_date) from " ~ tickets
-            ~ " union all select max(responded_date) from " ~ responses
-            ~ " union all select max(received_date) from " ~ complaints
-            ~ " union all select max(period_start) from " ~ reviews ~ ") as last_days") -%}
-        {%- if last_fact is not none -%}
-            {%- set last_month = month_add(to_date(last_fact), 0) -%}
-            {%- set month = namespace(value=roster_month) -%}
-            {%- for _ in range(1200) if month.value <= last_month -%}
-                {%- do months.append(month.value) -%}
-                {%- set month.value = month_add(month.value, 1) -%}
-            {%- endfor -%}
-        {%- endif -%}
+        {%- do months.extend(months_from_to(to_date(roster_from), last_fact_month())) -%}
+    {%- endif -%}
+
+    {#- the complaints feed's coverage: its first month at the model's last build was no earlier than the first
+        month of the complaints now and of the versions replaced since (`earliest`), and no later than the first
+        month of the complaints unchanged since (`unchanged`; none when every complaint is new or changed). Only
+        the months in [earliest, unchanged) can have changed; none in the steady state (earliest = unchanged). -#}
+    {%- set coverage = run_query(
+        "select (select min(day) from (select received_date as day from " ~ complaints
+        ~ " union all select _replaced_received_date from " ~ complaints ~ " where _built_at > " ~ since
+        ~ ") as days), (select min(received_date) from " ~ complaints ~ " where _built_at <= " ~ since ~ ")"
+    ).rows[0] -%}
+    {%- set earliest, unchanged = to_date(coverage[0]), to_date(coverage[1]) -%}
+    {%- if earliest is not none and unchanged is none -%}
+        {%- do months.extend(months_from_to(earliest, last_fact_month())) -%}
+    {%- elif earliest is not none and month_add(earliest, 0) < month_add(unchanged, 0) -%}
+        {%- do months.extend(months_from_to(earliest, month_add(unchanged, -1))) -%}
     {%- endif -%}
 
     {#- the run's month window -#}

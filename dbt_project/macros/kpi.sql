@@ -49,7 +49,8 @@ with monthly_sums as (
 ),
 
 -- the complaint rate is measured from the first month of the complaints feed on: before it (or with no
--- complaints feed at all) it is not measured, never 0 complaints
+-- complaints feed at all) it is not measured, never 0 complaints (when that month moves, an incremental build
+-- recomputes the months between: touched_months, macros/incremental.sql)
 complaints_coverage as (
     select {{ period_start('month', 'min(received_date)') }} as measured_from from {{ ref('fct_complaints') }}
 ),

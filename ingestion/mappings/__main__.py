@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for feed, res in result.feeds.items():
-        print(f"{feed}: {res.mapped} rows -> {res.path}; rejected {res.rejected}")
+        files = str(res.path) if len(res.paths) < 2 else \
+            f"{len(res.paths)} files {res.paths[0]} .. {res.paths[-1].name}"
+        print(f"{feed}: {res.mapped} rows -> {files}; rejected {res.rejected}{res.others_text()}")
+    if result.malformed:
+        print(result.malformed_text())
     print(f"rejected rows: {result.rejected} -> {result.rejected_path}")
     return 0
 

@@ -108,6 +108,22 @@ class FeedResult:
     paths: list[Path] = field(default_factory=list)  # all landing files (several with split_by_day)
     date_checks: list[DateCheck] = field(default_factory=list)
 
+    def others_text(self) -> str:
+        """`, superseded N, filtered out M` (the source rows neither mapped nor rejected), or ''."""
+        return (f", superseded {self.superseded}" if self.superseded else "") + \
+            (f", filtered out {self.filtered_out}" if self.filtered_out else "")
+
+
+FIRST_ROWS = 5  # the rows (lines) a message names per rule
+
+
+def where_text(count: int, first_rows: list[int], lines: list[int | None]) -> str:
+    """`lines 4, 7, ...` (physical lines when all are known, else `rows ...`: the record numbers)."""
+    known = [x for x in lines if x is not None]
+    shown = ", ".join(str(x) for x in (known if len(known) == len(lines) else first_rows))
+    more = ", ..." if count > len(first_rows) else ""
+    return ("lines " if len(known) == len(lines) else "rows ") + shown + more
+
 
 @dataclass
 class MappingResult:
@@ -116,6 +132,11 @@ class MappingResult:
     feeds: dict[str, FeedResult]
     rejected_path: Path | None = None
     malformed: int = 0  # source records that could not be read (feed `(source)` in the rejected rows)
+    malformed_at: str = ""  # where they are: `lines 4, 7, ...`
+
+    def malformed_text(self) -> str:
+        """The line of the apply output about malformed source records ('' when there are none)."""
+        return f"malformed source records: {self.malformed} ({self.malformed_at})" if self.malformed else ""
 
     @property
     def mapped(self) -> int:
@@ -791,7 +812,13 @@ def write_outputs(
         "from rejected order by feed, row_number"
     )
     _copy(run.con, select, rejected_path, "csv")
-    return MappingResult(name, run.source_file, run.results, rejected_path, run.malformed)
+    first_rows, first_lines = run.con.execute(
+        "select coalesce(list(row_number order by row_number)[1:$n], []), "
+        "coalesce(list(line order by row_number)[1:$n], []) from rejected where feed = '(source)'",
+        {"n": FIRST_ROWS},
+    ).fetchone()
+    return MappingResult(name, run.source_file, run.results, rejected_path, run.malformed,
+                         where_text(run.malformed, first_rows, first_lines) if run.malformed else "")
 
 
 def apply_mapping(

@@ -8,13 +8,13 @@ whole pipeline there, and a summary.
              (built-in exports: default the file in ingestion.mappings.external_dir()), --date YYYY-MM-DD
              (the mapping's run date)
 
-Steps: the dry-run report (rows mapped and rejected by rule with physical lines, day/month ambiguity, the
-indicators the source cannot support); `apply_mapping` writes the landing files (one per day of the export,
-`output.split_by_day`) and the mapping's rejected rows into <data-dir>; then, with
-SERVICESCORE_DATA_DIR=<data-dir>, the ingestion job loads every landing day and the build job builds, checks
-and publishes every month the export's rows count for (their `period_columns`: a ServiceNow incident opened in
-March and resolved in November counts for November too), so the whole export is published, not only the months
-of the landing days. Finally a short summary of what was published is read back from the serving file.
+Steps: the dry-run report, printed first (rows mapped and rejected by rule with physical lines, day/month
+ambiguity, the indicators the source cannot support, whether apply would refuse); `apply_mapping` writes the
+landing files (one per day of the export with `output.split_by_day`) and the mapping's rejected rows into
+<data-dir>; then, with SERVICESCORE_DATA_DIR=<data-dir>, the ingestion job loads every landing file and the build
+job builds, checks and publishes every month the export's rows count for (their `period_columns`: a ServiceNow
+incident opened in March and resolved in November counts for November too). Finally the run summary, a short
+summary of what was published (read back from the serving file) and the cannot-support list again.
 
 Exit status: 0 published, 1 the pipeline failed (a step or a blocking check), 2 a mapping or source error
 (including apply refusing to write: a guessed day/month order with ambiguous rows, or more rejected rows
@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,12 +188,13 @@ def published_summary(paths: DataDir) -> str:
 
 
 def run_export(export: str | Export, data_dir: str | Path | None = None, source: str | Path | None = None,
-               as_of: dt.date | None = None) -> ExportRun:
+               as_of: dt.date | None = None, on_dry_run: Callable[[str], None] | None = None) -> ExportRun:
     """Map the export into <data_dir>/landing and run the whole pipeline on <data_dir>.
 
     Sets SERVICESCORE_DATA_DIR and DAGSTER_HOME of this process to the data folder (the Dagster resources
-    resolve the data folder at run time). Raises MappingError on a mapping or source error and
-    orchestration.cli.RunLockedError when another run holds the folder's warehouse lock.
+    resolve the data folder at run time). `on_dry_run` gets the dry-run report before anything is written (the
+    CLI prints it: when apply then refuses, the report shows the rows why). Raises MappingError on a mapping or
+    source error and orchestration.cli.RunLockedError when another run holds the folder's warehouse lock.
     """
     from orchestration.cli import prepare_home, run_pipeline, summarize, warehouse_lock
 
@@ -209,6 +211,8 @@ def run_export(export: str | Export, data_dir: str | Path | None = None, source:
         run.support = support_lines(dry)
     finally:
         dry.con.close()
+    if on_dry_run is not None:
+        on_dry_run(run.dry_run)
     with warehouse_lock(paths):
         run.mapping = apply_mapping(spec.mapping, source_path, paths.landing, as_of=as_of)
         run.mapping_seconds = time.monotonic() - started
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         shown = spec.mapping.relative_to(REPO_ROOT) if spec.mapping.is_relative_to(REPO_ROOT) else spec.mapping
         print(f"  mapping {shown}, source {args.source or spec.source_path()}")
         print(f"  data folder {Path(data_dir).resolve()}")
-        run = run_export(spec, data_dir, args.source, args.date)
+        run = run_export(spec, data_dir, args.source, args.date,
+                         on_dry_run=lambda text: print(text + "\n", flush=True))
     except MappingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -261,15 +266,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     assert run.mapping is not None
-    print(run.dry_run)
-    print()
     print(f"mapped in {run.mapping_seconds:.1f} s:")
     for feed, res in run.mapping.feeds.items():
-        extra = f", superseded {res.superseded}" if res.superseded else ""
-        extra += f", filtered out {res.filtered_out}" if res.filtered_out else ""
-        print(f"  {feed}: {res.mapped} rows in {len(res.paths)} landing file(s), rejected {res.rejected}{extra}")
+        print(f"  {feed}: {res.mapped} rows in {len(res.paths)} landing file(s), rejected {res.rejected}"
+              f"{res.others_text()}")
     if run.mapping.malformed:
-        print(f"  malformed source records: {run.mapping.malformed}")
+        print(f"  {run.mapping.malformed_text()}")
     print(f"  rejected rows: {run.mapping.rejected} -> {run.mapping.rejected_path}")
     if run.months:
         print(f"months built and published: {run.months[0][:7]} .. {run.months[1][:7]}")

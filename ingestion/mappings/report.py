@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.contracts import FEEDS
-from ingestion.mappings.engine import _ident, _Run, mapped_rows, run_mapping
+from ingestion.mappings.engine import FIRST_ROWS, _ident, _Run, mapped_rows, run_mapping, where_text
 from ingestion.mappings.spec import load_mapping
 from ingestion.measures import INDICATOR_INPUTS
-
-FIRST_ROWS = 5
 
 
 @dataclass
@@ -93,13 +91,6 @@ def dry_run(mapping_path: str | Path, source_path: str | Path, samples: int = 3)
         run.con.close()
 
 
-def _first(count: int, first_rows: list[int], lines: list[int | None]) -> str:
-    known = [x for x in lines if x is not None]
-    shown = ", ".join(str(x) for x in (known if len(known) == len(lines) else first_rows))
-    more = ", ..." if count > len(first_rows) else ""
-    return ("lines " if len(known) == len(lines) else "rows ") + shown + more
-
-
 def report(run: _Run, title: str, samples: int = 3) -> str:
     mapping = run.mapping
     lines = [title]
@@ -109,7 +100,7 @@ def report(run: _Run, title: str, samples: int = 3) -> str:
         lines.append(f"== malformed source records: {run.malformed} (not read; the rest of the file is)")
         for rule, count, first_rows, first_lines, example in _groups(run, "(source)"):
             lines.append(f"     {count:>6}  {rule}")
-            lines.append(f"             {_first(count, first_rows, first_lines)}")
+            lines.append(f"             {where_text(count, first_rows, first_lines)}")
             lines.append(f"             e.g. {example}")
     for feed, res in run.results.items():
         fm = mapping.feeds[feed]
@@ -124,7 +115,7 @@ def report(run: _Run, title: str, samples: int = 3) -> str:
         lines.append(f"   rejected: {res.rejected}")
         for rule, count, first_rows, first_lines, example in _groups(run, feed):
             lines.append(f"     {count:>6}  {rule}")
-            lines.append(f"             {_first(count, first_rows, first_lines)}")
+            lines.append(f"             {where_text(count, first_rows, first_lines)}")
             lines.append(f"             e.g. {example}")
         for check in res.date_checks:
             lines.append(f"   day/month: {check.describe(feed)}")

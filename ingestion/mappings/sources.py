@@ -11,13 +11,16 @@ DuckDB's reason, and the rest of the file loads. Physical lines come from the fi
 newlines and quote characters are located with numpy (vectorised, no Python loop over rows); a line
 starts a record when an even number of quotes precedes it. Encodings DuckDB does not read natively
 (GB18030/GBK, ...) are transcoded to UTF-8 first, as a stream. Excel workbooks are read with
-pandas/openpyxl into Arrow and registered (`_line` = the sheet row). JSON Lines: `_line` = the line.
+pandas/openpyxl into Arrow and registered (`_line` = the sheet row). JSON lines are read as text, one
+record a physical line, each parsed in DuckDB: a line that is not one JSON object (cut off, malformed, an array,
+a key twice, bytes not in the encoding) is kept in `src_malformed` like a bad CSV record (see _load_json).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -49,6 +52,11 @@ class SourceRead:
     malformed: int = 0  # records in src_malformed
     note: str | None = None  # why physical lines are not known, when they are not
 NATIVE_ENCODINGS = {"utf-8", "utf-8-sig", "utf8", "utf_8", "utf_8_sig"}
+
+
+def _native(encoding: str) -> bool:
+    """DuckDB reads this encoding as it is (UTF-8, with or without a byte-order mark)."""
+    return codecs.lookup(encoding).name in {codecs.lookup(e).name for e in NATIVE_ENCODINGS}
 
 
 def quote_ident(name: str) -> str:
@@ -83,34 +91,14 @@ def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, wo
     read = SourceRead([])
     if fmt == "csv":
         csv_path = path
-        if codecs.lookup(spec.encoding).name not in {codecs.lookup(e).name for e in NATIVE_ENCODINGS}:
+        if not _native(spec.encoding):
             csv_path = _transcode(path, spec.encoding, work_dir)
         read = _load_csv(con, spec, path, csv_path)
         return read
-    if fmt == "xlsx":
-        _load_excel(con, path, spec.sheet)
-        line = "rowid + 2" if spec.header else "rowid + 1"
-    else:
-        json_format = "newline_delimited" if fmt == "jsonl" else "auto"
-        try:
-            con.execute(
-                f"create temp table {SOURCE_TABLE}_typed as select * from read_json("
-                "$path, format = $fmt, records = true)",
-                {"path": str(path), "fmt": json_format},
-            )
-        except duckdb.Error as e:
-            raise MappingError(f"{path}: cannot read as JSON records: {e}") from e
-        described = con.execute(f"describe {SOURCE_TABLE}_typed").fetchall()
-        casts = ", ".join(
-            # nested objects and lists arrive as JSON text; scalars as their text
-            f"to_json({quote_ident(c)})::varchar as {quote_ident(c)}"
-            if t.startswith(("STRUCT", "MAP", "JSON")) or t.endswith("]")
-            else f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}"
-            for c, t, *_ in described
-        )
-        con.execute(f"create temp table {SOURCE_TABLE}_read as select {casts} from {SOURCE_TABLE}_typed")
-        con.execute(f"drop table {SOURCE_TABLE}_typed")
-        line = "rowid + 1" if fmt == "jsonl" else "null::bigint"
+    if fmt != "xlsx":
+        return _load_json(con, spec, path, fmt, work_dir)
+    _load_excel(con, path, spec.sheet, spec.header)
+    line = "rowid + 2" if spec.header else "rowid + 1"
     # insertion order is the file order (DuckDB preserves it), so rowid numbers the data rows
     con.execute(
         f"create or replace temp table {SOURCE_TABLE} as "
@@ -119,6 +107,87 @@ def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, wo
     con.execute(f"drop table {SOURCE_TABLE}_read")
     read.columns = _columns(con)
     return read
+
+
+def _load_json(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, fmt: str,
+               work_dir: Path) -> SourceRead:
+    """JSON lines: every physical line, split on line feeds only (a carriage return before one is dropped, so
+    CRLF, LF and a mix read alike; no byte of a value can split or merge lines), is one record; an empty line
+    is none; a line that is not one JSON object is a malformed record. A `json` file that is one JSON array (or
+    object) gives its elements as the records (no lines); any other `json` file is read as JSON lines.
+
+    Values are the source's text: a string as it is, any other value as its JSON text (nested objects and lists
+    too). Nothing is typed by guessing: read_json would turn '2021-01-01T08:00:00+08:00' into a UTC timestamp
+    and 12345678901234567890 into a double before the mapping sees them.
+    """
+    text_path, bad_lines = path, []
+    if not _native(spec.encoding):
+        text_path, bad_lines = _utf8_copy(path, spec.encoding, work_dir)
+    try:
+        con.execute("create or replace temp table src_text as select ltrim(content, chr(65279)) as content "
+                    "from read_text($path)", {"path": str(text_path)})
+    except duckdb.InvalidInputException:  # not valid UTF-8: the lines holding bad bytes are malformed records
+        if text_path != path:
+            raise
+        text_path, bad_lines = _utf8_copy(path, spec.encoding, work_dir)
+        con.execute("create or replace temp table src_text as select ltrim(content, chr(65279)) as content "
+                    "from read_text($path)", {"path": str(text_path)})
+    document = None
+    if fmt == "json":
+        document = con.execute("select json_type(try_cast(content as json)) from src_text").fetchone()[0]
+    if document in ("ARRAY", "OBJECT"):
+        records = (
+            "select generate_subscripts(js, 1) as _row_number, null::bigint as _line, unnest(js)::varchar as raw "
+            "from (select case when json_type(j) = 'ARRAY' then json_extract(j, '$[*]') else [j] end as js "
+            "from (select content::json as j from src_text))"
+        )
+    else:
+        records = (
+            "select row_number() over (order by _line) as _row_number, _line, raw from ("
+            "select generate_subscripts(ls, 1) as _line, rtrim(unnest(ls), chr(13)) as raw "
+            "from (select string_split(content, chr(10)) as ls from src_text)) where trim(raw) <> ''"
+        )
+    kind = fmt if fmt in ("json", "jsonl") else "jsonl"
+    con.execute(
+        "create or replace temp table src_json as "
+        "select *, case when list_contains($bad, _line) then 'invalid_encoding' when j is null then 'invalid_json' "
+        "when json_type(j) <> 'OBJECT' then 'not_an_object' when m is null then 'duplicate_key' end as problem "
+        "from (select *, try_cast(j as map(varchar, json)) as m from ("
+        f"select *, try_cast(raw as json) as j from ({records})))",
+        {"bad": bad_lines},
+    )
+    con.execute("drop table src_text")
+    con.execute(
+        f"insert into {MALFORMED_TABLE} select _row_number, _line, 'source.{kind}.' || problem, "
+        "coalesce('line ' || _line, 'record ' || _row_number) || ': ' || case problem "
+        "when 'invalid_encoding' then 'bytes that are not valid ' || $encoding || ' (read as U+FFFD)' "
+        "when 'invalid_json' then 'not valid JSON (cut off or malformed)' "
+        "when 'not_an_object' then 'a JSON ' || case json_type(j) when 'ARRAY' then 'array' when 'VARCHAR' then "
+        "'string' when 'BOOLEAN' then 'boolean' when 'NULL' then 'null' else 'number' end || ', not an object' "
+        "else 'an object that names a key more than once' end, raw "
+        "from src_json where problem is not null order by _row_number",
+        {"encoding": spec.encoding},
+    )
+    # the columns: every key of the records, in the order they first appear
+    keys = [r[0] for r in con.execute(
+        "select key from (select _row_number, unnest(map_keys(m)) as key, generate_subscripts(map_keys(m), 1) as pos "
+        "from src_json where problem is null) "
+        "qualify row_number() over (partition by key order by _row_number, pos) = 1 order by _row_number, pos"
+    ).fetchall()]
+    params = {f"k{i}": key for i, key in enumerate(keys)}
+    values = "".join(
+        f", case when json_type(m[$k{i}]) = 'VARCHAR' then m[$k{i}] ->> '$' else m[$k{i}]::varchar end "
+        f"as {quote_ident(key or f'column{i}')}"  # an empty key is named like an empty CSV header
+        for i, key in enumerate(keys)
+    )
+    con.execute(
+        f"create or replace temp table {SOURCE_TABLE} as select _row_number, _line{values} "
+        "from src_json where problem is null order by _row_number",
+        params,
+    )
+    malformed = con.execute("select count(*) from src_json where problem is not null").fetchone()[0]
+    con.execute("drop table src_json")
+    return SourceRead(_columns(con), malformed)
 
 
 def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -223,6 +292,32 @@ def _record_lines(path: Path, spec: SourceSpec):
     return lines, line_of_byte
 
 
+_UNDECODED = re.compile("[\udc80-\udcff]+")  # bytes kept by errors='surrogateescape'
+
+
+def _utf8_copy(path: Path, encoding: str, work_dir: Path) -> tuple[Path, list[int]]:
+    """A UTF-8 copy of a text file, and the physical lines that hold bytes not valid in `encoding` (each run of
+    them becomes U+FFFD in the copy). Streamed in chunks; only the bad byte runs are visited one by one."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=f".utf8{path.suffix}", dir=work_dir)
+    bad: list[int] = []
+    line = 1
+    try:
+        with (open(path, encoding=encoding, errors="surrogateescape", newline="") as src,
+              open(fd, "w", encoding="utf-8", newline="") as dst):
+            while chunk := src.read(1 << 20):
+                at = 0
+                for m in _UNDECODED.finditer(chunk):
+                    line += chunk.count("\n", at, m.start())
+                    at = m.start()
+                    bad.append(line)
+                line += chunk.count("\n", at)
+                dst.write(_UNDECODED.sub("\ufffd", chunk))
+    except UnicodeDecodeError as e:  # a bad byte below 0x80 cannot be kept: the file is refused, by name
+        raise MappingError(f"{path}: cannot read as {encoding} (source.encoding): {e}") from e
+    return Path(name), sorted(set(bad))
+
+
 def _transcode(path: Path, encoding: str, work_dir: Path) -> Path:
     work_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=".utf8.csv", dir=work_dir)
@@ -231,14 +326,16 @@ def _transcode(path: Path, encoding: str, work_dir: Path) -> Path:
     return Path(name)
 
 
-def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None) -> None:
+def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None, header: bool) -> None:
     import pandas as pd
 
     try:
-        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str, engine="openpyxl")
+        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str, engine="openpyxl",
+                              header=0 if header else None)
     except (ValueError, KeyError, OSError) as e:
         raise MappingError(f"{path}: cannot read the Excel sheet {sheet or '(first)'}: {e}") from e
-    frame.columns = [str(c) for c in frame.columns]
+    # without a header row the columns are named by position, as in a CSV file without one
+    frame.columns = [str(c) for c in frame.columns] if header else [f"column{i}" for i in range(frame.shape[1])]
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
     con.register("excel_arrow", table)
