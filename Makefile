@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(SERVICESCORE_DATA_DIR)/dagster_home
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup manifest run test ui lint demo clean bench browser docs
+.PHONY: setup manifest run test test-fast ui lint demo clean bench browser docs
 
 ## setup: create or refresh .venv with the pinned dependencies, prepare the dbt manifest, install chromium
 setup: $(STAMP) manifest browser
@@ -42,6 +42,12 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+## test-fast: the unit tier and ruff: every test marked neither `dbt` nor `slow` (pyproject.toml), so no dbt and no
+## pipeline run (tests/conftest.py fails a test of this tier that starts one)
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -m "not dbt and not slow"
 
 ## ui: the Dagster UI on the same code location (workspace.yaml), http://127.0.0.1:3000
 ui: setup

@@ -33,6 +33,8 @@ import pytest
 
 from orchestration.indicator_settings import validate_settings
 
+pytestmark = pytest.mark.dbt
+
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
 

@@ -91,6 +91,7 @@ def test_floor_fails_loudly_without_its_inputs(tmp_path: Path, monkeypatch: pyte
             con.execute(statement)
 
 
+@pytest.mark.slow
 def test_floor_equals_pipeline_on_tier_s_demo(tmp_path: Path):
     data = tmp_path / "demo"
     env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data), "DAGSTER_HOME": str(data / "dagster_home"),

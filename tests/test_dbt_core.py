@@ -251,6 +251,7 @@ def test_sources_mirror_the_contracts():
     assert "work_calendar" in tables
 
 
+@pytest.mark.dbt
 def test_newest_version_wins(warehouse):
     assert one(warehouse, "select count(*) from marts.fct_service_tickets where ticket_id = 'K1'") == (1,)
     assert one(warehouse, "select status, is_resolved from marts.fct_service_tickets where ticket_id = 'K1'") == (
@@ -258,6 +259,7 @@ def test_newest_version_wins(warehouse):
     assert one(warehouse, "select team_name from marts.dim_teams where team_id = 'A'") == ("Team A",)
 
 
+@pytest.mark.dbt
 def test_ticket_durations_and_sla(warehouse):
     rows = warehouse.execute(
         "select ticket_id, handling_hours, handling_business_hours, is_sla_met, first_response_business_hours "
@@ -276,6 +278,7 @@ def test_ticket_durations_and_sla(warehouse):
     assert issues == [("K10",)]
 
 
+@pytest.mark.dbt
 def test_local_time_and_team_at_event(warehouse):
     # S5 was answered at 20:00 UTC on 31 Jan = 04:00 on 1 Feb in Shanghai
     assert one(warehouse, "select responded_date from marts.fct_survey_responses where response_id = 'S5'") == (
@@ -285,6 +288,7 @@ def test_local_time_and_team_at_event(warehouse):
     assert teams == {"K6": "A", "K7": "B", "K8": "A"}
 
 
+@pytest.mark.dbt
 def test_technician_month(warehouse):
     row = kpi(warehouse, "kpi_technician_monthly", "technician_id", "T1", "2026-01",
               "team_id, period_start, period_end, csat, csat_n, customer_rating, nps, nps_n, nps_promoters, "
@@ -305,6 +309,7 @@ def test_technician_month(warehouse):
     assert row == pytest.approx((10.0, 2.5, 2, 0.5, 2, 200 / 3, 3))
 
 
+@pytest.mark.dbt
 def test_quarter_is_recomputed_from_facts(warehouse):
     months = warehouse.execute(
         "select csat from marts.kpi_technician_monthly where technician_id = 'T1' "
@@ -317,6 +322,7 @@ def test_quarter_is_recomputed_from_facts(warehouse):
         7, date(2026, 12, 31))
 
 
+@pytest.mark.dbt
 def test_team_values_come_from_team_facts(warehouse):
     assert kpi(warehouse, "kpi_team_monthly", "team_id", "A", "2026-01", "csat, csat_n") == (0.6, 5)
     # February: S5 (T1, team A) satisfied; S9 (T2, now team B) not; K8 created in team A counts for A
@@ -329,6 +335,7 @@ def test_team_values_come_from_team_facts(warehouse):
     assert kpi(warehouse, "kpi_technician_monthly", "technician_id", "T2", "2026-02", "team_id") == ("B",)
 
 
+@pytest.mark.dbt
 def test_long_form_and_evidence(warehouse):
     rows = warehouse.execute(
         "select hours_basis, value, sample_size from intermediate.int_indicator_values "
@@ -352,6 +359,7 @@ def test_long_form_and_evidence(warehouse):
     assert survey_evidence == (5,)
 
 
+@pytest.mark.dbt
 def test_personal_data_is_masked(warehouse):
     """The phone leaves raw only as HMAC-SHA-256 of its digits under the key (Python's hmac agrees with the
     SQL); no mask of its last digits is published beside it (that would shrink the numbers to try)."""
@@ -372,6 +380,7 @@ def test_personal_data_is_masked(warehouse):
         assert leaks == (0,), schema
 
 
+@pytest.mark.dbt
 def test_dim_technicians_scd2(warehouse):
     rows = warehouse.execute(
         "select team_id, valid_from, valid_to, is_current from marts.dim_technicians "
@@ -380,6 +389,7 @@ def test_dim_technicians_scd2(warehouse):
                     ("B", date(2026, 2, 1), date(9999, 12, 31), True)]
 
 
+@pytest.mark.dbt
 def test_build_fails_when_the_calendar_does_not_cover_the_facts(tmp_path, dbt_artifacts):
     """A ticket outside raw.work_calendar would get null business hours: the build must stop, naming the test."""
     data_dir = tmp_path / "short_calendar"
@@ -393,6 +403,7 @@ def test_build_fails_when_the_calendar_does_not_cover_the_facts(tmp_path, dbt_ar
         "\x1b[0m", "")
 
 
+@pytest.mark.dbt
 def test_unit_tests_run_here_not_in_the_nightly_build(warehouse, dbt_artifacts):
     """The Dagster build leaves dbt's unit tests out (they test logic, not data); this suite runs them."""
     import json

@@ -27,6 +27,8 @@ from ingestion.mappings.pipeline import EXPORTS, Export, run_export
 from ingestion.organisation import DEFAULT_TIMEZONE
 from ingestion.paths import DataDir
 
+pytestmark = pytest.mark.slow
+
 PIPELINE_TZ = DEFAULT_TIMEZONE  # the data folders of these runs have no operations.yaml: the default clock
 KPI_COLUMNS = ("tickets_resolved, avg_handling_time_hours, avg_handling_time_n, first_response_time_hours, "
                "first_response_time_n, csat, csat_n, customer_rating")

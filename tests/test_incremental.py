@@ -41,6 +41,8 @@ from ingestion.work_calendar import write_work_calendar
 from orchestration.transform import dbt_window_env
 from tests.cli_runs import TEST_PSEUDONYM_KEY
 
+pytestmark = pytest.mark.dbt
+
 DBT = REPO_ROOT / ".venv" / "bin" / "dbt"
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
 

@@ -30,6 +30,7 @@ def kpi(paths: DataDir, table: str, key: str, period: str, columns: str) -> tupl
     return rows[0]
 
 
+@pytest.mark.slow
 def test_run_succeeds_and_summary_counts_rows(pipeline):
     paths, results, text, ok = pipeline
     assert ok, text
@@ -40,6 +41,7 @@ def test_run_succeeds_and_summary_counts_rows(pipeline):
     assert "publication 1:" in text and str(paths.serving) in text
 
 
+@pytest.mark.slow
 def test_every_landed_row_is_loaded_or_rejected(pipeline):
     paths = pipeline[0]
     loaded = dict(q(paths.warehouse, "select feed, sum(rows_loaded) from raw.load_log group by feed"))
@@ -55,6 +57,7 @@ def test_every_landed_row_is_loaded_or_rejected(pipeline):
     ]
 
 
+@pytest.mark.slow
 def test_technician_month_kpis_by_hand(pipeline):
     paths = pipeline[0]
     t1_may = kpi(
@@ -95,6 +98,7 @@ def test_technician_month_kpis_by_hand(pipeline):
     assert t1_may == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_newest_version_wins_and_business_hours(pipeline):
     paths = pipeline[0]
     # K4 resolved 2026-06-01 10:00 after opening 2026-05-20 10:00: 288 calendar hours; business hours on the
@@ -110,6 +114,7 @@ def test_newest_version_wins_and_business_hours(pipeline):
     assert t1_jun == pytest.approx((150.0, (72 + 9) / 2, 2, 0.5))  # K8: 12 h, 9 business hours (09:00-21:00)
 
 
+@pytest.mark.slow
 def test_quarter_is_recomputed_from_facts_not_averaged(pipeline):
     paths = pipeline[0]
     csat, csat_n, aht = kpi(
@@ -119,6 +124,7 @@ def test_quarter_is_recomputed_from_facts_not_averaged(pipeline):
     assert aht == pytest.approx((4 + 10 + 6 + 12 + 288) / 5)
 
 
+@pytest.mark.slow
 def test_team_values_come_from_the_teams_facts_and_follow_the_move(pipeline):
     paths = pipeline[0]
     # May: T2 was still in TA. CSAT over the team's 4 responses = 2/4, not the mean of T1 2/3 and T2 0
@@ -132,6 +138,7 @@ def test_team_values_come_from_the_teams_facts_and_follow_the_move(pipeline):
     assert kpi(paths, "kpi_technician_monthly", "technician_id = 'T2'", "2026-06", "team_id") == ("TB",)
 
 
+@pytest.mark.slow
 def test_serving_file_opens_read_only_with_marts_and_publications(pipeline):
     paths = pipeline[0]
     assert q(paths.serving, "select publication_id from publications") == [(1,)]
@@ -146,6 +153,7 @@ def test_serving_file_opens_read_only_with_marts_and_publications(pipeline):
     assert not any("陈一" in str(v) or "13800000001" in str(v) for row in names for v in row)
 
 
+@pytest.mark.slow
 def test_serving_evidence_view_equals_the_warehouse_evidence(pipeline):
     """appraisal_evidence is a view in both files (orchestration/serving_evidence.py renders the dbt rules over
     serving's own facts and current breakdown): the same rows, and T1's May handling time lists its tickets."""
@@ -183,6 +191,7 @@ def test_definitions_load_with_the_expected_asset_keys():
     assert AssetKey(["raw", "tickets"]) in graph.get(AssetKey(["stg_tickets__tickets"])).parent_keys
 
 
+@pytest.mark.dbt
 def test_dbt_resource_skips_version_probe_and_adapter_but_runs_this_venvs_dbt():
     """ServiceScoreDbtCli answers dagster-dbt's version question without a subprocess and builds no adapter:
     the answer must be what the executable it runs says about itself."""
@@ -200,6 +209,7 @@ def test_dbt_resource_skips_version_probe_and_adapter_but_runs_this_venvs_dbt():
     assert dbt._initialize_dbt_core_adapter(["build"]) is None
 
 
+@pytest.mark.slow
 def test_dbt_log_file_keeps_results_not_debug_lines(pipeline, monkeypatch: pytest.MonkeyPatch):
     """The dbt step's log file is at level info (orchestration.transform.dbt_log_env): every node's result is in
     it, dbt's debug lines (each SQL statement) are not; an operator can ask for debug."""
@@ -224,6 +234,7 @@ def test_dbt_log_file_keeps_results_not_debug_lines(pipeline, monkeypatch: pytes
     assert dbt_log_env() == {"DBT_LOG_LEVEL_FILE": "debug"}
 
 
+@pytest.mark.slow
 def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A bad mart row: the blocking check fails, publish does not run, serving.duckdb is byte-for-byte unchanged."""
     from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, define_asset_job
@@ -281,6 +292,7 @@ def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monk
     assert paths.serving.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_publication_audit_trail(pipeline):
     paths = pipeline[0]
     audit = q(paths.serving, "select run_id, code_version, audit from publications where publication_id = 1")[0]
@@ -310,6 +322,7 @@ def test_publication_audit_trail(pipeline):
     assert q(paths.serving, "select count(*) > 0 from quality_validation_results") == [(True,)]
 
 
+@pytest.mark.slow
 def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     """Runs last: it adds data to the shared data folder."""
     paths = pipeline[0]

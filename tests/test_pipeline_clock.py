@@ -22,6 +22,8 @@ import pytest
 from ingestion.paths import DataDir
 from tests.cli_runs import FIXTURE, copy_fixture_landing, pipeline_in_process, q
 
+pytestmark = pytest.mark.slow
+
 HEADER = (FIXTURE / "tickets" / "2026-05-31.csv").read_text().splitlines()[0]
 EXTRA = [
     "KB1,2026-05-31 23:30:00+08:00,2026-06-01 00:30:00+08:00,2026-06-01 03:00:00+08:00,,"

@@ -70,12 +70,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataDir, str, str, in
     return paths, key, out, code
 
 
+@pytest.mark.slow
 def test_the_run_publishes(run):
     paths, _key, out, code = run
     assert code == 0, out[-6000:]
     assert "NOT OK" not in out and "pseudonym key" not in out  # a configured key: nothing to say about it
 
 
+@pytest.mark.slow
 def test_free_text_is_scrubbed_before_it_leaves_raw(run):
     paths, *_ = run
     assert q(paths.warehouse, "select comment from raw.surveys where response_id = 'R5'") == [(ATTACK,)]
@@ -88,6 +90,7 @@ def test_free_text_is_scrubbed_before_it_leaves_raw(run):
         (SCRUBBED["R5"],)]
 
 
+@pytest.mark.slow
 def test_the_projects_scanner_and_the_gate_find_nothing_in_serving(run):
     """Before: the scanner found 4 leaks in the serving file (the attack's comment)."""
     paths, *_ = run
@@ -105,6 +108,7 @@ def test_the_projects_scanner_and_the_gate_find_nothing_in_serving(run):
         con.close()
 
 
+@pytest.mark.slow
 def test_the_pseudonym_is_the_keyed_hmac_and_nothing_beside_it_narrows_the_number(run):
     paths, key, *_ = run
     secret = PseudonymKey(key.encode(), "test")
@@ -115,6 +119,7 @@ def test_the_pseudonym_is_the_keyed_hmac_and_nothing_beside_it_narrows_the_numbe
     assert [c for c in columns if "phone" in c] == ["phone_pseudonym"]  # no phone_masked, no last four digits
 
 
+@pytest.mark.slow
 def test_a_brute_force_over_the_phone_space_with_the_serving_file_alone_finds_nothing(run):
     """The attack that recovered 3 of 3 numbers before: hash every candidate number the ways a keyless
     pseudonym can be made (sha256 of the digits, with the old default salt before or after, md5) and join with
@@ -166,6 +171,7 @@ def _duckdb_files_holding(path: Path, needle: str) -> list[str]:
         con.close()
 
 
+@pytest.mark.slow
 def test_the_key_is_in_no_file_of_the_data_folder_the_dbt_artifacts_or_the_docs_site(run):
     paths, key, *_ = run
     env = {**os.environ, "SERVICESCORE_DATA_DIR": str(paths.root), KEY_FILE_ENV: "/nonexistent"}
@@ -185,6 +191,7 @@ def test_the_key_is_in_no_file_of_the_data_folder_the_dbt_artifacts_or_the_docs_
         assert _duckdb_files_holding(paths.serving, needle) == []
 
 
+@pytest.mark.slow
 def test_the_gate_blocks_a_planted_leak_and_leaves_serving_byte_identical(run, tmp_path: Path):
     from orchestration.publish import published_marts
     from orchestration.serving import publish
@@ -252,6 +259,7 @@ def test_a_short_key_and_the_retired_salt_are_refused(tmp_path: Path, no_key_env
         pseudonym_key(paths, production=False)
 
 
+@pytest.mark.slow
 def test_a_production_run_without_a_key_fails_before_anything_is_built(tmp_path: Path):
     paths = new_data_dir(tmp_path / "data")
     env = {k: "" for k in (KEY_FILE_ENV, KEY_ENV, RETIRED_SALT_ENV)}
@@ -262,6 +270,7 @@ def test_a_production_run_without_a_key_fails_before_anything_is_built(tmp_path:
     assert not paths.serving.exists() and not generated_key_path(paths).exists()
 
 
+@pytest.mark.slow
 def test_the_demo_run_says_once_that_it_generated_a_key(tmp_path_factory: pytest.TempPathFactory):
     paths, code, out = baseline(tmp_path_factory.getbasetemp())
     assert code == 0, out[-4000:]

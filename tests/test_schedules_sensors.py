@@ -389,6 +389,7 @@ def test_queued_coordinator_starts_one_warehouse_writer_at_a_time(data_dir, inst
 
 # --- end to end: a late file is loaded once and its month republished as a restatement --------------------
 
+@pytest.mark.slow
 def test_late_file_is_loaded_once_and_its_closed_month_restated(data_dir, instance):
     from orchestration.cli import range_tags, run_job, run_pipeline, summarize
     from orchestration.schedules import publish_request

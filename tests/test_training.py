@@ -38,6 +38,8 @@ import pytest
 from expectations.runner import run_suite
 from expectations.training_suites import training_suites
 
+pytestmark = pytest.mark.dbt
+
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
 AS_OF = "2026-05-15"

@@ -111,6 +111,7 @@ def test_feed_standing_counts_the_whole_feed_and_names_the_rules(data_dir):
         "line_number from raw.rejected_rows where feed = 'tickets' and recovered_at is null")
 
 
+@pytest.mark.slow
 def test_a_run_that_loads_no_ticket_fails_and_says_why_first(data_dir):
     """Every ticket names a technician the roster does not have: before, the run printed OK and published
     nothing. Now the ingestion fails (nothing is built) and the summary starts with the reason."""
@@ -185,6 +186,7 @@ def export_2010(tmp_path_factory: pytest.TempPathFactory):
         yield run
 
 
+@pytest.mark.slow
 def test_old_files_load_and_publish(export_2010):
     paths, results, text, ok = export_2010
     assert ok, text
@@ -197,6 +199,7 @@ def test_old_files_load_and_publish(export_2010):
         ("2010", 1), ("2010-01", 1), ("2010-Q1", 1)]
 
 
+@pytest.mark.slow
 def test_unmeasured_indicators_are_no_data_not_zero(export_2010):
     paths, *_ = export_2010
     assert q(paths.serving, "select reopen_rate, reopen_rate_n, complaint_rate, complaint_rate_n, "
@@ -214,6 +217,7 @@ def test_unmeasured_indicators_are_no_data_not_zero(export_2010):
     assert grade is not None and float(rated_share) == pytest.approx(0.8)
 
 
+@pytest.mark.slow
 def test_the_sources_own_due_dates_decide_sla_attainment(export_2010):
     paths, *_ = export_2010
     assert q(paths.serving, "select sla_attainment, sla_attainment_n from kpi_technician_monthly "

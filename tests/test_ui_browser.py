@@ -22,6 +22,8 @@ import pytest
 
 from ingestion.paths import REPO_ROOT, DataDir
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]

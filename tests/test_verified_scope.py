@@ -90,6 +90,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     return root, db, after_day_1, compiled_test(root)
 
 
+@pytest.mark.dbt
 def test_a_nightly_checks_the_months_recomputed_since_the_publication(built):
     _, _, _, compiled = built
     # day 2 recomputed May, June and July 2026: the test starts at May (December 2025 was checked on day 1)
@@ -97,6 +98,7 @@ def test_a_nightly_checks_the_months_recomputed_since_the_publication(built):
     assert "and period_start >= cast('2026-05-01' as date)" in compiled
 
 
+@pytest.mark.dbt
 def test_wrong_value_in_a_recomputed_month_fails_and_an_old_one_needs_the_whole_check(built):
     root, db, after_day_1, _ = built
     assert evidence_test(root, after_day_1)[0]
@@ -112,6 +114,7 @@ def test_wrong_value_in_a_recomputed_month_fails_and_an_old_one_needs_the_whole_
     assert evidence_test(root, "")[0]
 
 
+@pytest.mark.dbt
 @pytest.mark.parametrize("verified", ["garbage", "12:34:56", "{us}:{rows_plus_one}"])
 def test_a_doubtful_watermark_checks_every_month(built, verified):
     root, db, after_day_1, _ = built
@@ -125,6 +128,7 @@ def test_a_doubtful_watermark_checks_every_month(built, verified):
         assert ok and "2026-05-01" in compiled
 
 
+@pytest.mark.dbt
 def test_a_full_build_since_the_publication_checks_every_month(built):
     root, db, after_day_1, _ = built
     ok, compiled = evidence_test(root, after_day_1)
