@@ -71,3 +71,12 @@
     left join names_found
         on patterned.k = names_found.k
 {%- endmacro %}
+
+
+{#- Every column of `rows` (a CTE with one row per `key`), `column` scrubbed (scrubbed_free_text). -#}
+{% macro select_with_scrubbed_free_text(rows, key, column) -%}
+    select {{ rows }}.* exclude ({{ column }}), scrubbed.{{ column }}
+    from {{ rows }}
+    left join ({{ scrubbed_free_text(rows, key, column) }}) as scrubbed
+        on {{ rows }}.{{ key }} = scrubbed.{{ key }}
+{%- endmacro %}

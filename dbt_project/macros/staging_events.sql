@@ -82,17 +82,10 @@ the records it re-derives, not every version in raw (tier L tickets: 13 M versio
             _loaded_at as loaded_at
         from ranked
         where version_rank = 1
-    ),
-
-    scrubbed as (
-        {{ scrubbed_free_text('renamed', 'response_id', 'comment') }}
     )
 
     {#- the comment is free text: scrubbed of personal data before it leaves raw (macros/privacy.sql) -#}
-    select renamed.* exclude (comment), scrubbed.comment
-    from renamed
-    left join scrubbed
-        on renamed.response_id = scrubbed.response_id
+    {{ select_with_scrubbed_free_text('renamed', 'response_id', 'comment') }}
 {%- endmacro %}
 
 {% macro stg_complaints__complaints_select(keys_sql=none) -%}

@@ -21,14 +21,7 @@ renamed as (
         _loaded_at as loaded_at
     from ranked
     where version_rank = 1
-),
-
-scrubbed as (
-    {{ scrubbed_free_text('renamed', 'review_id', 'comment') }}
 )
 
 {#- the comment is free text: scrubbed of personal data before it leaves raw (macros/privacy.sql) -#}
-select renamed.* exclude (comment), scrubbed.comment
-from renamed
-left join scrubbed
-    on renamed.review_id = scrubbed.review_id
+{{ select_with_scrubbed_free_text('renamed', 'review_id', 'comment') }}
