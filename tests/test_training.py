@@ -263,8 +263,8 @@ def _write_upstream(database: Path) -> None:
         con.close()
 
 
-def _dbt(project: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+def _dbt(project: Path, data: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **extra_env}
     return subprocess.run(
         [str(DBT), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
         env=env, capture_output=True, text=True, check=False,
@@ -560,6 +560,21 @@ def test_warranty_status_at_a_date(built: tuple[Path, Path, Path], as_of: str, e
     # c5: one purchase expired 2026-01-31, one covered until 2027-06-30
     c5 = next(r for r in rows if r["customer_id"] == "c5")
     assert c5["active_warranties_count"] == (0 if as_of == "2027-07-01" else 1)
+
+
+def test_warranty_as_of_date_pinned_by_the_environment(built: tuple[Path, Path, Path]) -> None:
+    """SERVICESCORE_AS_OF_DATE pins the as-of date of a whole pipeline run (the orchestration passes no --vars),
+    so that two runs on the same landing files give the same dim_customers whatever day they run on."""
+    database, project, data = built
+    result = _dbt(project, data, "run", "--select", "int_customer_service_history", "dim_customers",
+                  SERVICESCORE_AS_OF_DATE="2026-06-16")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    rows = _rows(database, "select customer_id, warranty_status, cast(warranty_as_of_date as varchar) as d "
+                           "from marts.dim_customers")
+    assert {r["d"] for r in rows} == {"2026-06-16"}
+    assert {r["customer_id"]: r["warranty_status"] for r in rows}["c1"] == "expired"  # covered until 2026-06-15
+    bad = _dbt(project, data, "run", "--select", "dim_customers", SERVICESCORE_AS_OF_DATE="16/06/2026")
+    assert bad.returncode != 0 and "SERVICESCORE_AS_OF_DATE" in bad.stdout
 
 
 # ---------------------------------------------------------------------------------------------- settings

@@ -541,11 +541,22 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     {%- endfor %}
 {%- endmacro %}
 
-{#- The date dim_customers evaluates warranties on: var('as_of_date'), or the day (session time zone) the dbt run
-    started - one value for the model and its hooks. -#}
+{#- The date dim_customers evaluates warranties on: var('as_of_date'), else SERVICESCORE_AS_OF_DATE (the
+    environment pins a whole pipeline run, which passes no --vars: a reproduction of a past state, or two runs
+    that must agree whatever day they run on), else the day (session time zone) the dbt run started - one value
+    for the model and its hooks. A value that is not YYYY-MM-DD fails the build naming where it came from. -#}
 {% macro warranty_as_of() -%}
-    {%- if var('as_of_date', none) -%}
-    cast('{{ var('as_of_date') }}' as date)
+    {%- set pinned = var('as_of_date', none) -%}
+    {%- set source = "var('as_of_date')" -%}
+    {%- if not pinned -%}
+    {%- set pinned = env_var('SERVICESCORE_AS_OF_DATE', '') | trim -%}
+    {%- set source = 'SERVICESCORE_AS_OF_DATE' -%}
+    {%- endif -%}
+    {%- if pinned -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', pinned | string) -%}
+    {{ exceptions.raise_compiler_error(source ~ " must be a date YYYY-MM-DD, got '" ~ pinned ~ "'") }}
+    {%- endif -%}
+    cast('{{ pinned }}' as date)
     {%- else -%}
     cast({{ build_timestamp() }} as date)
     {%- endif -%}
