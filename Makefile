@@ -38,15 +38,17 @@ docs: setup
 run: setup
 	$(PY) -m orchestration.cli run
 
-## test: the whole test suite (dbt builds inside it) and ruff
+## test: the whole test suite (dbt builds inside it), ruff's lint and ruff's formatting
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
 
 ## test-fast: the unit tier and ruff: every test marked neither `dbt` nor `slow` (pyproject.toml), so no dbt and no
 ## pipeline run (tests/conftest.py fails a test of this tier that starts one)
 test-fast: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -m "not dbt and not slow"
 
 ## ui: the Dagster UI on the same code location (workspace.yaml), http://127.0.0.1:3000
@@ -57,6 +59,7 @@ ui: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 demo: setup
 	$(PY) -m orchestration.cli demo

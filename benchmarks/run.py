@@ -117,20 +117,30 @@ def step_times(dagster_home: Path, ids: list[str]) -> dict:
                     started[key] = entry.timestamp
                 elif key in started:
                     steps[key] = steps.get(key, 0.0) + entry.timestamp - started.pop(key)
-            runs[run_id] = {"job": run.job_name, "status": run.status.value,
-                            "tags": {k: v for k, v in run.tags.items() if k.startswith(("dagster/asset_partition",
-                                                                                       "servicescore/"))}}
+            runs[run_id] = {
+                "job": run.job_name,
+                "status": run.status.value,
+                "tags": {
+                    k: v for k, v in run.tags.items() if k.startswith(("dagster/asset_partition", "servicescore/"))
+                },
+            }
             # the publication is materialized once per month partition of the run, with the same metadata
-            timed = [e.asset_materialization.metadata["timings_s"].value
-                     for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
-                     if "timings_s" in e.asset_materialization.metadata]
+            timed = [
+                e.asset_materialization.metadata["timings_s"].value
+                for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+                if "timings_s" in e.asset_materialization.metadata
+            ]
             for phase_, seconds in (timed[0] if timed else {}).items():
                 publication[phase_] = publication.get(phase_, 0.0) + float(seconds)
     stages = {s: 0.0 for s in STAGES}
     for key, seconds in steps.items():
         stages[stage_of(key)] += seconds
-    return {"stages": stages, "steps": dict(sorted(steps.items(), key=lambda kv: -kv[1])), "runs": runs,
-            "publication_phases": dict(sorted(publication.items(), key=lambda kv: -kv[1]))}
+    return {
+        "stages": stages,
+        "steps": dict(sorted(steps.items(), key=lambda kv: -kv[1])),
+        "runs": runs,
+        "publication_phases": dict(sorted(publication.items(), key=lambda kv: -kv[1])),
+    }
 
 
 def dbt_node_times(run_ids_: list[str]) -> dict:
@@ -148,8 +158,15 @@ def dbt_node_times(run_ids_: list[str]) -> dict:
 # ------------------------------------------------------------------ phases
 def child_env(data: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"SERVICESCORE_DATA_DIR": str(data), "DAGSTER_HOME": str(data / "dagster_home"),
-                "PYTHONPATH": str(REPO), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    env.update(
+        {
+            "SERVICESCORE_DATA_DIR": str(data),
+            "DAGSTER_HOME": str(data / "dagster_home"),
+            "PYTHONPATH": str(REPO),
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+    )
     return env
 
 
@@ -175,15 +192,18 @@ def prepare_floor_input(data: Path) -> None:
 
     with duckdb.connect() as con:
         con.register("calendar_frame", frame)
-        con.execute(f"copy (select calendar_date, is_workday from calendar_frame order by calendar_date) "
-                    f"to '{floor_input / 'work_calendar.parquet'}' (format parquet)")
+        con.execute(
+            f"copy (select calendar_date, is_workday from calendar_frame order by calendar_date) "
+            f"to '{floor_input / 'work_calendar.parquet'}' (format parquet)"
+        )
 
     def seconds(hhmm: str) -> int:
         return int(hhmm[:2]) * 3600 + int(hhmm[3:]) * 60
 
     (floor_input / "organisation.csv").write_text(
         "timezone,workday_start_seconds,workday_end_seconds\n"
-        f"{organisation.timezone},{seconds(organisation.workday_start)},{seconds(organisation.workday_end)}\n")
+        f"{organisation.timezone},{seconds(organisation.workday_start)},{seconds(organisation.workday_end)}\n"
+    )
     shutil.copy(REPO / "dbt_project" / "seeds" / "sla_targets.csv", floor_input / "sla_targets.csv")
 
 
@@ -217,7 +237,8 @@ def nightly_main(day: dt.date) -> None:
         if not hasattr(request, "tags"):
             raise SystemExit(f"nightly schedule skipped: {request}")
         ingest = defs.resolve_job_def(INGEST_JOB).execute_in_process(
-            instance=instance, raise_on_error=False, tags=request.tags)
+            instance=instance, raise_on_error=False, tags=request.tags
+        )
         print(f"ingest {ingest.run_id} success={ingest.success} tags={request.tags}")
         if not ingest.success:
             raise SystemExit(1)
@@ -225,8 +246,11 @@ def nightly_main(day: dt.date) -> None:
         if not hasattr(publish, "tags"):
             raise SystemExit(f"publish sensor skipped: {publish}")
         build = defs.resolve_job_def(BUILD_JOB).execute_in_process(
-            instance=instance, raise_on_error=False, tags=publish.tags,
-            run_config={"ops": {"servicescore_dbt": {"config": {"full_refresh": False}}}})
+            instance=instance,
+            raise_on_error=False,
+            tags=publish.tags,
+            run_config={"ops": {"servicescore_dbt": {"config": {"full_refresh": False}}}},
+        )
         print(f"build {build.run_id} success={build.success} tags={publish.tags}")
         if not build.success:
             raise SystemExit(1)
@@ -234,9 +258,28 @@ def nightly_main(day: dt.date) -> None:
 
 def generate(landing: Path, tier: str, seed: int, start: str, months: int) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ingestion.generator", "--tier", tier, "--landing", str(landing),
-                    "--seed", str(seed), "--start", start, "--months", str(months), "--no-bad-rows"],
-                   check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingestion.generator",
+            "--tier",
+            tier,
+            "--landing",
+            str(landing),
+            "--seed",
+            str(seed),
+            "--start",
+            start,
+            "--months",
+            str(months),
+            "--no-bad-rows",
+        ],
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -251,8 +294,10 @@ def phase(name: str, cmd: list[str], data: Path, cwd: Path) -> dict:
         result.update(step_times(home, new))
         result["dbt_nodes"] = dbt_node_times(new)
     status = "ok" if measured["exit_code"] == 0 else f"FAILED (exit {measured['exit_code']}, see {name}.log)"
-    print(f"  {name}: {measured['wall_s']:.1f} s, peak RSS {measured['peak_rss_bytes'] / 2**30:.2f} GiB {status}",
-          flush=True)
+    print(
+        f"  {name}: {measured['wall_s']:.1f} s, peak RSS {measured['peak_rss_bytes'] / 2**30:.2f} GiB {status}",
+        flush=True,
+    )
     return result
 
 
@@ -267,15 +312,31 @@ def one_repeat(tier_dir: Path, tier: str, seed: int, next_day: dt.date, memory_l
     out["full"] = phase("full", [py, "-m", "orchestration.cli", "run", "--no-demo"], data, REPO)
     if out["full"]["exit_code"] != 0:
         return out
-    out["floor"] = phase("floor", [py, str(Path(__file__).resolve()), "_floor", str(data), memory_limit,
-                                   str(threads)], data, REPO)
+    out["floor"] = phase(
+        "floor", [py, str(Path(__file__).resolve()), "_floor", str(data), memory_limit, str(threads)], data, REPO
+    )
     t0 = time.perf_counter()
-    subprocess.run([py, "-m", "ingestion.generator", "--tier", tier, "--landing", str(data / "landing"),
-                    "--seed", str(seed), "--day", next_day.isoformat()],
-                   check=True, cwd=REPO, env=child_env(data), stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            py,
+            "-m",
+            "ingestion.generator",
+            "--tier",
+            tier,
+            "--landing",
+            str(data / "landing"),
+            "--seed",
+            str(seed),
+            "--day",
+            next_day.isoformat(),
+        ],
+        check=True,
+        cwd=REPO,
+        env=child_env(data),
+        stdout=subprocess.DEVNULL,
+    )
     out["new_day_generation_s"] = time.perf_counter() - t0
-    out["nightly"] = phase("nightly", [py, str(Path(__file__).resolve()), "_nightly", next_day.isoformat()],
-                           data, REPO)
+    out["nightly"] = phase("nightly", [py, str(Path(__file__).resolve()), "_nightly", next_day.isoformat()], data, REPO)
     return out
 
 
@@ -302,8 +363,14 @@ def figures(rep: dict) -> dict[str, float]:
 
 def summarize(reps: list[dict]) -> dict[str, dict[str, float]]:
     per = [figures(r) for r in reps]
-    return {k: {"median": statistics.median(p[k] for p in per), "min": min(p[k] for p in per),
-                "max": max(p[k] for p in per)} for k in per[0]}
+    return {
+        k: {
+            "median": statistics.median(p[k] for p in per),
+            "min": min(p[k] for p in per),
+            "max": max(p[k] for p in per),
+        }
+        for k in per[0]
+    }
 
 
 def markdown(tier: str, summary: dict, reps: list[dict], meta: dict) -> str:
@@ -313,37 +380,50 @@ def markdown(tier: str, summary: dict, reps: list[dict], meta: dict) -> str:
             return fmt.format(v["median"])
         return f"{fmt.format(v['median'])} ({fmt.format(v['min'])}-{fmt.format(v['max'])})"
 
-    lines = [f"# ServiceScore benchmark, tier {tier}", "",
-             f"{meta['when']}, {len(reps)} repeat(s): median (min-max). Landing: {meta['landing_summary']}. "
-             f"Load average before/after each repeat: {meta['load']}. DuckDB memory_limit {meta['memory_limit']}, "
-             f"threads {meta['threads']}.", "",
-             "| seconds | ingestion | dbt build | quality checks | publication | other steps | start-up & other "
-             "| total | peak RSS GiB | checks share |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# ServiceScore benchmark, tier {tier}",
+        "",
+        f"{meta['when']}, {len(reps)} repeat(s): median (min-max). Landing: {meta['landing_summary']}. "
+        f"Load average before/after each repeat: {meta['load']}. DuckDB memory_limit {meta['memory_limit']}, "
+        f"threads {meta['threads']}.",
+        "",
+        "| seconds | ingestion | dbt build | quality checks | publication | other steps | start-up & other "
+        "| total | peak RSS GiB | checks share |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in ("full", "nightly"):
-        lines.append(f"| {name} | " + " | ".join(cell(f"{name}.{s}_s") for s in STAGES)
-                     + f" | {cell(f'{name}.total_s')} | {cell(f'{name}.peak_rss_gib', '{:.2f}')}"
-                     + f" | {cell(f'{name}.checks_share', '{:.1%}')} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cell(f"{name}.{s}_s") for s in STAGES)
+            + f" | {cell(f'{name}.total_s')} | {cell(f'{name}.peak_rss_gib', '{:.2f}')}"
+            + f" | {cell(f'{name}.checks_share', '{:.1%}')} |"
+        )
     lines.append(f"| floor | | | | | | | {cell('floor.total_s')} | {cell('floor.peak_rss_gib', '{:.2f}')} | |")
+
     def met(key: str, limit: float) -> str:
         return "met" if summary[key]["median"] <= limit + 1e-9 else "missed"  # 0.1 and 0.2 give 0.15000000000000002
 
     peak = "max(full, nightly)"
-    summary["peak.rss_gib"] = {k: max(summary["full.peak_rss_gib"][k], summary["nightly.peak_rss_gib"][k])
-                               for k in ("median", "min", "max")}
-    lines += ["", "| ratio | value | goal (tier L) | median |", "|---|---|---|---|",
-              f"| full / floor | {cell('ratio.full_over_floor', '{:.2f}')} | ≤ 2 (+ 30 s start-up) | |",
-              f"| (full − 30 s) / floor | {cell('goal.full_minus_30s_over_floor', '{:.2f}')} | ≤ 2 "
-              f"| {met('goal.full_minus_30s_over_floor', 2.0)} |",
-              f"| nightly / full | {cell('ratio.nightly_over_full', '{:.1%}')} | ≤ 15 % "
-              f"| {met('ratio.nightly_over_full', 0.15)} |",
-              f"| checks / full | {cell('full.checks_share', '{:.1%}')} | ≤ 10 % | {met('full.checks_share', 0.10)} |",
-              f"| peak RSS {peak} (GiB) | {cell('peak.rss_gib', '{:.2f}')} | ≤ 4 | {met('peak.rss_gib', 4.0)} |",
-              f"| dbt tests inside dbt build, full (s) | {cell('full.dbt_tests_s')} | | |", ""]
+    summary["peak.rss_gib"] = {
+        k: max(summary["full.peak_rss_gib"][k], summary["nightly.peak_rss_gib"][k]) for k in ("median", "min", "max")
+    }
+    lines += [
+        "",
+        "| ratio | value | goal (tier L) | median |",
+        "|---|---|---|---|",
+        f"| full / floor | {cell('ratio.full_over_floor', '{:.2f}')} | ≤ 2 (+ 30 s start-up) | |",
+        f"| (full − 30 s) / floor | {cell('goal.full_minus_30s_over_floor', '{:.2f}')} | ≤ 2 "
+        f"| {met('goal.full_minus_30s_over_floor', 2.0)} |",
+        f"| nightly / full | {cell('ratio.nightly_over_full', '{:.1%}')} | ≤ 15 % "
+        f"| {met('ratio.nightly_over_full', 0.15)} |",
+        f"| checks / full | {cell('full.checks_share', '{:.1%}')} | ≤ 10 % | {met('full.checks_share', 0.10)} |",
+        f"| peak RSS {peak} (GiB) | {cell('peak.rss_gib', '{:.2f}')} | ≤ 4 | {met('peak.rss_gib', 4.0)} |",
+        f"| dbt tests inside dbt build, full (s) | {cell('full.dbt_tests_s')} | | |",
+        "",
+    ]
     last = reps[-1]
     for name in ("full", "nightly"):
-        lines += [f"Slowest steps, {name} (last repeat):", "",
-                  "| step | s |", "|---|---|"]
+        lines += [f"Slowest steps, {name} (last repeat):", "", "| step | s |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in list(last[name]["steps"].items())[:12]]
         lines += ["", f"Slowest dbt nodes, {name} (last repeat):", "", "| node | s |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in list(last[name]["dbt_nodes"].items())[:15]]
@@ -368,8 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--start", help="first day of the window (default: 2026-05-01, tier L 2025-11-01)")
     parser.add_argument("--months", type=int, help="months in the window (default 6, tier L 12)")
-    parser.add_argument("--reuse-landing", action="store_true",
-                        help="keep <root>/<tier>/landing_base if it exists (same tier/seed/window)")
+    parser.add_argument(
+        "--reuse-landing",
+        action="store_true",
+        help="keep <root>/<tier>/landing_base if it exists (same tier/seed/window)",
+    )
     args = parser.parse_args(argv)
     from orchestration.resources import WarehouseResource
 
@@ -392,8 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generating tier {args.tier} ({start}, {months} months) into {landing} ...", flush=True)
         generation_s = generate(landing, args.tier, args.seed, start.isoformat(), months)
     files = [p for p in landing.rglob("*") if p.is_file()]
-    landing_summary = (f"{len(files)} files, {sum(p.stat().st_size for p in files) / 2**20:.0f} MiB, "
-                       f"{start} + {months} months, new day {next_day}")
+    landing_summary = (
+        f"{len(files)} files, {sum(p.stat().st_size for p in files) / 2**20:.0f} MiB, "
+        f"{start} + {months} months, new day {next_day}"
+    )
     reps = []
     md = ""
     for i in range(args.repeat):
@@ -405,14 +490,21 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         # written after every repeat, so that a long series leaves its finished repeats behind
         summary = summarize(reps)
-        meta = {"when": time.strftime("%Y-%m-%d %H:%M"), "tier": args.tier, "seed": args.seed,
-                "landing_summary": landing_summary, "generation_s": generation_s, "memory_limit": memory_limit,
-                "threads": threads, "cpus": os.cpu_count(),
-                "load": "; ".join(f"{r['load_avg_before'][0]:.1f}/{r['nightly']['load_avg_after'][0]:.1f}"
-                                  for r in reps)}
+        meta = {
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+            "tier": args.tier,
+            "seed": args.seed,
+            "landing_summary": landing_summary,
+            "generation_s": generation_s,
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "cpus": os.cpu_count(),
+            "load": "; ".join(f"{r['load_avg_before'][0]:.1f}/{r['nightly']['load_avg_after'][0]:.1f}" for r in reps),
+        }
         md = markdown(args.tier, summary, reps, meta)
-        (tier_dir / "bench.json").write_text(json.dumps({"meta": meta, "summary": summary, "repeats": reps},
-                                                        indent=2, default=str))
+        (tier_dir / "bench.json").write_text(
+            json.dumps({"meta": meta, "summary": summary, "repeats": reps}, indent=2, default=str)
+        )
         (tier_dir / "bench.md").write_text(md)
     print(md)
     print(f"written: {tier_dir / 'bench.json'}, {tier_dir / 'bench.md'}")

@@ -116,12 +116,32 @@ create table if not exists {RESULTS_TABLE} (
 );
 """
 # columns added after the first release: a warehouse from before gets them (null in its earlier rows)
-RESULTS_SCOPE_COLUMNS = (("scope", "varchar"), ("loaded_after", "timestamptz"), ("loaded_through", "timestamptz"),
-                         ("rows_validated", "bigint"), ("rows_through", "bigint"), ("rules_version", "varchar"),
-                         ("scope_condition", "varchar"))
-RESULTS_COLUMNS = ("run_id", "suite", "table", "expectation", "column", "description", "severity", "success",
-                   "unexpected_count", "unexpected_percent", "sample", "observed_value", "exception", "validated_at",
-                   *(name for name, _ in RESULTS_SCOPE_COLUMNS))
+RESULTS_SCOPE_COLUMNS = (
+    ("scope", "varchar"),
+    ("loaded_after", "timestamptz"),
+    ("loaded_through", "timestamptz"),
+    ("rows_validated", "bigint"),
+    ("rows_through", "bigint"),
+    ("rules_version", "varchar"),
+    ("scope_condition", "varchar"),
+)
+RESULTS_COLUMNS = (
+    "run_id",
+    "suite",
+    "table",
+    "expectation",
+    "column",
+    "description",
+    "severity",
+    "success",
+    "unexpected_count",
+    "unexpected_percent",
+    "sample",
+    "observed_value",
+    "exception",
+    "validated_at",
+    *(name for name, _ in RESULTS_SCOPE_COLUMNS),
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # dbt's build log of the period marts (dbt_project/macros/incremental.sql, record_incremental_build)
 BUILD_LOG_TABLE = "int_incremental_build_log"
@@ -183,16 +203,24 @@ class ValidationScope:
         if self.period_grain is not None:
             if not self.incremental:
                 return f"row and period rules on all {self.rows} rows; {table}"
-            months = (f"the periods containing months {', '.join(m.strftime('%Y-%m') for m in self.months)}"
-                      if self.months else "no rebuilt period")
-            return (f"row and period rules on {self.rows} rows: {months} (rebuilt by builds with {self.column} in "
-                    f"({self.loaded_after.isoformat()}, {self.loaded_through.isoformat()}]); {table}")
+            months = (
+                f"the periods containing months {', '.join(m.strftime('%Y-%m') for m in self.months)}"
+                if self.months
+                else "no rebuilt period"
+            )
+            return (
+                f"row and period rules on {self.rows} rows: {months} (rebuilt by builds with {self.column} in "
+                f"({self.loaded_after.isoformat()}, {self.loaded_through.isoformat()}]); {table}"
+            )
         if not self.incremental:
-            rows = f"all {self.rows} rows" + (f" ({self.column} up to {self.loaded_through.isoformat()})"
-                                              if self.loaded_through else "")
+            rows = f"all {self.rows} rows" + (
+                f" ({self.column} up to {self.loaded_through.isoformat()})" if self.loaded_through else ""
+            )
         else:
-            rows = (f"{self.rows} rows with {self.column} in ({self.loaded_after.isoformat()}, "
-                    f"{self.loaded_through.isoformat() if self.loaded_through else '-'}]")
+            rows = (
+                f"{self.rows} rows with {self.column} in ({self.loaded_after.isoformat()}, "
+                f"{self.loaded_through.isoformat() if self.loaded_through else '-'}]"
+            )
         return f"row rules on {rows}; {table}"
 
 
@@ -233,11 +261,12 @@ def _context(data_docs_dir: Path | None) -> Any:
             DOCS_SITE: {
                 "class_name": "SiteBuilder",
                 "show_how_to_buttons": False,
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                                  "base_directory": str(data_docs_dir)},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs_dir)},
                 # the index reads every result it lists: list the newest ones so its cost stays bounded
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
-                                       "validation_results_limit": DOCS_INDEX_RESULTS},
+                "site_index_builder": {
+                    "class_name": "DefaultSiteIndexBuilder",
+                    "validation_results_limit": DOCS_INDEX_RESULTS,
+                },
             }
         }
     config = DataContextConfig(
@@ -288,33 +317,56 @@ def _detail(check: Check, ge_result: Any) -> ExpectationDetail:
         rows = (result.get("details") or {}).get("unexpected_rows") or []
         count = result.get("observed_value")
         return ExpectationDetail(
-            expectation_type=check.expectation_type, column=check.column, severity=check.severity,
-            description=check.description, success=bool(ge_result.success),
+            expectation_type=check.expectation_type,
+            column=check.column,
+            severity=check.severity,
+            description=check.description,
+            success=bool(ge_result.success),
             unexpected_count=int(count) if count is not None else None,
-            partial_unexpected_list=list(rows[:SAMPLE_SIZE]), observed_value=count, exception=exception,
+            partial_unexpected_list=list(rows[:SAMPLE_SIZE]),
+            observed_value=count,
+            exception=exception,
         )
     count = result.get("unexpected_count")
     percent = result.get("unexpected_percent")
     return ExpectationDetail(
-        expectation_type=check.expectation_type, column=check.column, severity=check.severity,
-        description=check.description, success=bool(ge_result.success),
+        expectation_type=check.expectation_type,
+        column=check.column,
+        severity=check.severity,
+        description=check.description,
+        success=bool(ge_result.success),
         unexpected_count=int(count) if count is not None else None,
         unexpected_percent=float(percent) if percent is not None else None,
         partial_unexpected_list=list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE],
-        observed_value=result.get("observed_value"), exception=exception,
+        observed_value=result.get("observed_value"),
+        exception=exception,
     )
 
 
-def _summarise(suite: Suite, run_id: str, validated_at: datetime, details: list[ExpectationDetail],
-               docs_index: Path | None, table_missing: bool = False,
-               scope: ValidationScope | None = None) -> SuiteResult:
+def _summarise(
+    suite: Suite,
+    run_id: str,
+    validated_at: datetime,
+    details: list[ExpectationDetail],
+    docs_index: Path | None,
+    table_missing: bool = False,
+    scope: ValidationScope | None = None,
+) -> SuiteResult:
     failed_errors = sum(1 for d in details if not d.success and d.severity == "error")
     failed_warnings = sum(1 for d in details if not d.success and d.severity == "warning")
     return SuiteResult(
-        suite=suite.name, table=suite.table, run_id=run_id, validated_at=validated_at,
-        success_for_errors=failed_errors == 0, expectations_run=len(details),
-        failed_errors=failed_errors, failed_warnings=failed_warnings, details=tuple(details),
-        data_docs_index=docs_index, table_missing=table_missing, scope=scope,
+        suite=suite.name,
+        table=suite.table,
+        run_id=run_id,
+        validated_at=validated_at,
+        success_for_errors=failed_errors == 0,
+        expectations_run=len(details),
+        failed_errors=failed_errors,
+        failed_warnings=failed_warnings,
+        details=tuple(details),
+        data_docs_index=docs_index,
+        table_missing=table_missing,
+        scope=scope,
     )
 
 
@@ -329,8 +381,15 @@ def _scope_columns(result: SuiteResult, d: ExpectationDetail) -> tuple:
     if scope is None:
         return ("table", None, None, None, None, None, None)
     if d.scope == "rows":
-        return ("rows", scope.loaded_after, scope.loaded_through, scope.rows, scope.rows_through,
-                scope.rules_version, scope.where() if scope.incremental else None)
+        return (
+            "rows",
+            scope.loaded_after,
+            scope.loaded_through,
+            scope.rows,
+            scope.rows_through,
+            scope.rules_version,
+            scope.where() if scope.incremental else None,
+        )
     return ("table", None, scope.loaded_through, scope.table_rows, scope.rows_through, None, None)
 
 
@@ -346,9 +405,21 @@ def store_results(warehouse: Path, *results: SuiteResult) -> None:
     written in the same transaction as the results, so a watermark never runs ahead of its results."""
     rows = [
         (
-            result.run_id, result.suite, result.table, d.expectation_type, d.column, d.description, d.severity,
-            d.success, d.unexpected_count, d.unexpected_percent, _json(d.partial_unexpected_list),
-            _json(d.observed_value), d.exception, result.validated_at, *_scope_columns(result, d),
+            result.run_id,
+            result.suite,
+            result.table,
+            d.expectation_type,
+            d.column,
+            d.description,
+            d.severity,
+            d.success,
+            d.unexpected_count,
+            d.unexpected_percent,
+            _json(d.partial_unexpected_list),
+            _json(d.observed_value),
+            d.exception,
+            result.validated_at,
+            *_scope_columns(result, d),
         )
         for result in results
         for d in result.details
@@ -381,7 +452,8 @@ def rules_version(suite: Suite) -> str:
     once)."""
     rules = [
         [check.severity, json.loads(json.dumps(check.expectation.configuration.to_json_dict(), default=str))]
-        for check in suite.checks if suite.scoped(check)
+        for check in suite.checks
+        if suite.scoped(check)
     ]
     identity: list[Any] = [suite.table, suite.increment_column, rules]
     if suite.period_grain is not None:  # (raw suites keep the versions they were stored with)
@@ -392,9 +464,13 @@ def rules_version(suite: Suite) -> str:
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     schema, name = table.split(".")
-    return {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-        [schema, name]).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
 
 
 def _watermark(con: duckdb.DuckDBPyConnection, suite: Suite, version: str) -> tuple[int, int, str] | None:
@@ -428,10 +504,19 @@ def validation_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> Validation
     version = rules_version(suite)
     c = _quote(column)
     through_us, total, without = con.execute(
-        f"select epoch_us(max({c})), count(*), count(*) - count({c}) from {suite.table}").fetchone()
+        f"select epoch_us(max({c})), count(*), count(*) - count({c}) from {suite.table}"
+    ).fetchone()
     through = _from_us(through_us)
-    whole = {"table": suite.table, "column": column, "loaded_after": None, "loaded_through": through,
-             "rows": total, "rows_through": total - without, "table_rows": total, "rules_version": version}
+    whole = {
+        "table": suite.table,
+        "column": column,
+        "loaded_after": None,
+        "loaded_through": through,
+        "rows": total,
+        "rows_through": total - without,
+        "table_rows": total,
+        "rules_version": version,
+    }
     if without:
         return ValidationScope(**whole, reason=f"{without} rows have no {column}: every row validated")
     mark = _watermark(con, suite, version)
@@ -439,16 +524,26 @@ def validation_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> Validation
         return ValidationScope(**whole, reason="no earlier validation of these rules passed: every row validated")
     mark_us, mark_rows, mark_run = mark
     loaded_after = _from_us(mark_us)
-    (now_rows,) = con.execute(f"select count(*) from {suite.table} where {c} <= cast(? as timestamptz)",
-                              [loaded_after.isoformat()]).fetchone()
+    (now_rows,) = con.execute(
+        f"select count(*) from {suite.table} where {c} <= cast(? as timestamptz)", [loaded_after.isoformat()]
+    ).fetchone()
     if now_rows != mark_rows:
-        return ValidationScope(**whole, reason=(
-            f"{now_rows} rows up to the watermark of run {mark_run}, {mark_rows} then: rows were added, deleted "
-            "or reloaded behind it, every row validated"))
+        return ValidationScope(
+            **whole,
+            reason=(
+                f"{now_rows} rows up to the watermark of run {mark_run}, {mark_rows} then: rows were added, deleted "
+                "or reloaded behind it, every row validated"
+            ),
+        )
     return ValidationScope(
-        table=suite.table, column=column, loaded_after=loaded_after,
+        table=suite.table,
+        column=column,
+        loaded_after=loaded_after,
         loaded_through=through if through is not None and through > loaded_after else loaded_after,
-        rows=total - now_rows, rows_through=total, table_rows=total, rules_version=version,
+        rows=total - now_rows,
+        rows_through=total,
+        table_rows=total,
+        rules_version=version,
         reason=f"rows loaded after the last passing validation (run {mark_run})",
     )
 
@@ -457,7 +552,9 @@ def _build_log(con: duckdb.DuckDBPyConnection) -> str | None:
     """dbt's build log of the period marts, wherever dbt put it (None: a warehouse without one)."""
     rows = con.execute(
         "select schema_name from duckdb_tables() where database_name = current_database() and table_name = ? "
-        "order by schema_name <> 'intermediate', schema_name", [BUILD_LOG_TABLE]).fetchall()
+        "order by schema_name <> 'intermediate', schema_name",
+        [BUILD_LOG_TABLE],
+    ).fetchall()
     return f"{_quote(rows[0][0])}.{_quote(BUILD_LOG_TABLE)}" if rows else None
 
 
@@ -488,8 +585,10 @@ def period_condition(grain: str, months: Iterable[date]) -> str:
     start = _quote("period_start")
     if grain != "period_type":
         return f"{start} in ({_period_starts_sql(months, grain)})"
-    return " or ".join(f"({_quote('period_type')} = '{g}' and {start} in ({_period_starts_sql(months, g)}))"
-                       for g in ("month", "quarter", "year"))
+    return " or ".join(
+        f"({_quote('period_type')} = '{g}' and {start} in ({_period_starts_sql(months, g)}))"
+        for g in ("month", "quarter", "year")
+    )
 
 
 def malformed_periods(con: duckdb.DuckDBPyConnection, table: str, grain: str) -> int:
@@ -500,9 +599,11 @@ def malformed_periods(con: duckdb.DuckDBPyConnection, table: str, grain: str) ->
     if grain == "period_type":
         kind = _quote("period_type")
         columns = f"{kind}, {start}"
-        aligned = (f"{kind} in ('month', 'quarter', 'year') and {start} = case {kind} "
-                   + " ".join(f"when '{g}' then date_trunc('{g}', {start})" for g in ("month", "quarter", "year"))
-                   + " end")
+        aligned = (
+            f"{kind} in ('month', 'quarter', 'year') and {start} = case {kind} "
+            + " ".join(f"when '{g}' then date_trunc('{g}', {start})" for g in ("month", "quarter", "year"))
+            + " end"
+        )
     else:
         columns = start
         aligned = f"{start} = date_trunc('{grain}', {start})"
@@ -526,12 +627,21 @@ def _period_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> ValidationSco
     through, log_rows = None, 0
     if log is not None:
         through_us, log_rows = con.execute(
-            f"select epoch_us(max(built_at)), count(*) from {log} where model_name = ?", [model]).fetchone()
+            f"select epoch_us(max(built_at)), count(*) from {log} where model_name = ?", [model]
+        ).fetchone()
         through = _from_us(through_us)
     column = f"{BUILD_LOG_TABLE}.built_at"
-    whole = {"table": suite.table, "column": column, "loaded_after": None, "loaded_through": through,
-             "rows": total, "rows_through": log_rows, "table_rows": total, "rules_version": version,
-             "period_grain": grain}
+    whole = {
+        "table": suite.table,
+        "column": column,
+        "loaded_after": None,
+        "loaded_through": through,
+        "rows": total,
+        "rows_through": log_rows,
+        "table_rows": total,
+        "rules_version": version,
+        "period_grain": grain,
+    }
     if log is None:
         return ValidationScope(**whole, reason=f"no dbt build log ({BUILD_LOG_TABLE}): every row validated")
     if through is None:
@@ -540,34 +650,55 @@ def _period_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> ValidationSco
     if mark is None:
         return ValidationScope(**whole, reason="no earlier validation of these rules passed: every row validated")
     mark_us, mark_rows, mark_run = mark
-    (kept,) = con.execute(f"select count(*) from {log} where model_name = ? and epoch_us(built_at) <= ?",
-                          [model, mark_us]).fetchone()
+    (kept,) = con.execute(
+        f"select count(*) from {log} where model_name = ? and epoch_us(built_at) <= ?", [model, mark_us]
+    ).fetchone()
     if kept != mark_rows:
-        return ValidationScope(**whole, reason=(
-            f"{kept} build log entries of {model} up to the watermark of run {mark_run}, {mark_rows} then: the log "
-            "was reset or rewritten (a full refresh), every row validated"))
+        return ValidationScope(
+            **whole,
+            reason=(
+                f"{kept} build log entries of {model} up to the watermark of run {mark_run}, {mark_rows} then: the log "
+                "was reset or rewritten (a full refresh), every row validated"
+            ),
+        )
     full, months = con.execute(
         f"select coalesce(bool_or(is_full_build), false), list(distinct month_start order by month_start) "
         f"filter (where month_start is not null) from {log} where model_name = ? and epoch_us(built_at) > ?",
-        [model, mark_us]).fetchone()
+        [model, mark_us],
+    ).fetchone()
     if full:
-        return ValidationScope(**whole, reason=(
-            f"{model} was rebuilt whole since the last passing validation (run {mark_run}): every row validated"))
+        return ValidationScope(
+            **whole,
+            reason=(
+                f"{model} was rebuilt whole since the last passing validation (run {mark_run}): every row validated"
+            ),
+        )
     malformed = malformed_periods(con, suite.table, grain)
     if malformed:
-        return ValidationScope(**whole, reason=(
-            f"{malformed} periods are null, of an unknown type or not the first day of their period: no list of "
-            "rebuilt periods can place their rows, every row validated"))
+        return ValidationScope(
+            **whole,
+            reason=(
+                f"{malformed} periods are null, of an unknown type or not the first day of their period: no list of "
+                "rebuilt periods can place their rows, every row validated"
+            ),
+        )
     months = tuple(months or ())
     condition = period_condition(grain, months)
     (rows,) = con.execute(f"select count(*) from {suite.table} where {condition}").fetchone()
     loaded_after = _from_us(mark_us)
     return ValidationScope(
-        table=suite.table, column=column, loaded_after=loaded_after,
-        loaded_through=through if through > loaded_after else loaded_after, rows=rows, rows_through=log_rows,
-        table_rows=total, rules_version=version,
+        table=suite.table,
+        column=column,
+        loaded_after=loaded_after,
+        loaded_through=through if through > loaded_after else loaded_after,
+        rows=rows,
+        rows_through=log_rows,
+        table_rows=total,
+        rules_version=version,
         reason=f"periods rebuilt since the last passing validation (run {mark_run})",
-        period_grain=grain, months=months, condition=condition,
+        period_grain=grain,
+        months=months,
+        condition=condition,
     )
 
 
@@ -625,8 +756,9 @@ class ValidationSession:
             self._datasources[schema] = self.context.data_sources.add_sql(
                 name=f"warehouse_{schema}",
                 connection_string=f"duckdb:///{self.warehouse}",
-                kwargs={"creator": validation_connection_factory(
-                    self.warehouse, schema, self.memory_limit, self.threads)},
+                kwargs={
+                    "creator": validation_connection_factory(self.warehouse, schema, self.memory_limit, self.threads)
+                },
             )
         return self._datasources[schema]
 
@@ -660,7 +792,8 @@ class ValidationSession:
         try:
             if self._scope_con is None:
                 self._scope_con = duckdb.connect(
-                    str(self.warehouse), read_only=True, config=duckdb_settings(self.memory_limit, self.threads))
+                    str(self.warehouse), read_only=True, config=duckdb_settings(self.memory_limit, self.threads)
+                )
             scope = validation_scope(self._scope_con, suite)
         except duckdb.Error as exc:  # validating more than needed is always sound: the whole table
             log.warning("suite %s: no incremental scope (%s); every row is validated", suite.name, exc)
@@ -695,29 +828,43 @@ class ValidationSession:
         else:
             scoped = scope is not None and scope.incremental
             row_rules = {i for i, c in enumerate(suite.checks) if scoped and suite.scoped(c)}
-            kinds = {i: "rows" if scope is not None and suite.scoped(c) else "table"
-                     for i, c in enumerate(suite.checks)}
+            kinds = {
+                i: "rows" if scope is not None and suite.scoped(c) else "table" for i, c in enumerate(suite.checks)
+            }
             if row_rules and scope is not None and scope.rows == 0:
                 # nothing loaded (or rebuilt) since the watermark: no row can break a scoped rule
                 for i in row_rules:
                     c = suite.checks[i]
-                    details[i] = ExpectationDetail(c.expectation_type, c.column, c.severity, c.description, True,
-                                                   unexpected_count=0, scope="rows")
+                    details[i] = ExpectationDetail(
+                        c.expectation_type, c.column, c.severity, c.description, True, unexpected_count=0, scope="rows"
+                    )
                 row_rules = set()
-            sql_rules = {i for i, c in enumerate(suite.checks)
-                         if isinstance(c.expectation, gxe.UnexpectedRowsExpectation)}
+            sql_rules = {
+                i for i, c in enumerate(suite.checks) if isinstance(c.expectation, gxe.UnexpectedRowsExpectation)
+            }
             todo = [i for i in range(len(suite.checks)) if details[i] is None]
             summary = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
             complete = {"result_format": "COMPLETE"}
             passes = (
-                (suite.name, batch_definition,
-                 [i for i in todo if i not in row_rules and i not in sql_rules], summary),
-                (f"{suite.name}.sql_rules", batch_definition,
-                 [i for i in todo if i not in row_rules and i in sql_rules], complete),
-                (f"{suite.name}.rows_in_scope", None, [i for i in todo if i in row_rules and i not in sql_rules],
-                 summary),
-                (f"{suite.name}.rows_in_scope.sql_rules", None, [i for i in todo if i in row_rules and i in sql_rules],
-                 complete),
+                (suite.name, batch_definition, [i for i in todo if i not in row_rules and i not in sql_rules], summary),
+                (
+                    f"{suite.name}.sql_rules",
+                    batch_definition,
+                    [i for i in todo if i not in row_rules and i in sql_rules],
+                    complete,
+                ),
+                (
+                    f"{suite.name}.rows_in_scope",
+                    None,
+                    [i for i in todo if i in row_rules and i not in sql_rules],
+                    summary,
+                ),
+                (
+                    f"{suite.name}.rows_in_scope.sql_rules",
+                    None,
+                    [i for i in todo if i in row_rules and i in sql_rules],
+                    complete,
+                ),
             )
             rows_batch = None
             for ge_suite_name, batch, indexes, result_format in passes:
@@ -727,21 +874,26 @@ class ValidationSession:
                     if rows_batch is None:
                         rows_batch = self._rows_batch_definition(suite, scope)
                     batch = rows_batch
-                ge_suite = self.context.suites.add(gx.ExpectationSuite(
-                    name=ge_suite_name,
-                    expectations=[_ge_copy(suite.checks[i], i) for i in indexes],
-                    meta={"table": suite.table, "run_id": self.run_id},
-                ))
+                ge_suite = self.context.suites.add(
+                    gx.ExpectationSuite(
+                        name=ge_suite_name,
+                        expectations=[_ge_copy(suite.checks[i], i) for i in indexes],
+                        meta={"table": suite.table, "run_id": self.run_id},
+                    )
+                )
                 validation = self.context.validation_definitions.add(
                     gx.ValidationDefinition(name=ge_suite_name, data=batch, suite=ge_suite)
                 )
                 # no actions: Data Docs are built once for the whole session in finish()
-                checkpoint = self.context.checkpoints.add(gx.Checkpoint(
-                    name=ge_suite_name, validation_definitions=[validation], actions=[],
-                    result_format=result_format,
-                ))
-                checkpoint_result = checkpoint.run(
-                    run_id=gx.RunIdentifier(run_name=self.run_id, run_time=validated_at))
+                checkpoint = self.context.checkpoints.add(
+                    gx.Checkpoint(
+                        name=ge_suite_name,
+                        validation_definitions=[validation],
+                        actions=[],
+                        result_format=result_format,
+                    )
+                )
+                checkpoint_result = checkpoint.run(run_id=gx.RunIdentifier(run_name=self.run_id, run_time=validated_at))
                 for identifier, suite_result in checkpoint_result.run_results.items():
                     self._docs_identifiers += [identifier, identifier.expectation_suite_identifier]
                     for ge_result in suite_result.results:
@@ -752,8 +904,15 @@ class ValidationSession:
         if missing:
             raise RuntimeError(f"suite {suite.name}: GE returned no result for {missing}")
         docs_index = self.data_docs_dir / "index.html" if self.data_docs_dir and not table_missing else None
-        result = _summarise(suite, self.run_id, validated_at, [d for d in details if d is not None], docs_index,
-                            table_missing, None if table_missing else scope)
+        result = _summarise(
+            suite,
+            self.run_id,
+            validated_at,
+            [d for d in details if d is not None],
+            docs_index,
+            table_missing,
+            None if table_missing else scope,
+        )
         self.results.append(result)
         return result
 

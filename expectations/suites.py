@@ -87,8 +87,9 @@ class Suite:
         if self.table.count(".") != 1:
             raise ValueError(f"suite {self.name}: table must be 'schema.table', not {self.table!r}")
         if self.period_grain is not None and self.period_grain not in PERIOD_GRAINS:
-            raise ValueError(f"suite {self.name}: period_grain must be one of {PERIOD_GRAINS}, "
-                             f"not {self.period_grain!r}")
+            raise ValueError(
+                f"suite {self.name}: period_grain must be one of {PERIOD_GRAINS}, not {self.period_grain!r}"
+            )
         if self.period_grain is not None and self.increment_column is not None:
             raise ValueError(f"suite {self.name}: an increment column or a period grain, not both")
 
@@ -119,12 +120,21 @@ class Suite:
 
 
 def not_null(column: str, severity: Severity = "error", description: str | None = None) -> Check:
-    return Check(gxe.ExpectColumnValuesToNotBeNull(column=column), severity,
-                 description or f"{column} is never empty", scope="rows")
+    return Check(
+        gxe.ExpectColumnValuesToNotBeNull(column=column),
+        severity,
+        description or f"{column} is never empty",
+        scope="rows",
+    )
 
 
-def between(column: str, min_value: float | None, max_value: float | None, severity: Severity = "error",
-            description: str | None = None) -> Check:
+def between(
+    column: str,
+    min_value: float | None,
+    max_value: float | None,
+    severity: Severity = "error",
+    description: str | None = None,
+) -> Check:
     if min_value is None and max_value is None:
         raise ValueError(f"between({column}): give min_value or max_value")
     if description is None:
@@ -134,19 +144,29 @@ def between(column: str, min_value: float | None, max_value: float | None, sever
             description = f"{column} >= {min_value:g}"
         else:
             description = f"{column} within {min_value:g}..{max_value:g}"
-    return Check(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=min_value, max_value=max_value),
-                 severity, description, scope="rows")
+    return Check(
+        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=min_value, max_value=max_value),
+        severity,
+        description,
+        scope="rows",
+    )
 
 
-def in_set(column: str, values: Iterable[object], severity: Severity = "error",
-           description: str | None = None) -> Check:
+def in_set(
+    column: str, values: Iterable[object], severity: Severity = "error", description: str | None = None
+) -> Check:
     values = list(values)
-    return Check(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values), severity,
-                 description or f"{column} is one of {', '.join(map(str, values))}", scope="rows")
+    return Check(
+        gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values),
+        severity,
+        description or f"{column} is one of {', '.join(map(str, values))}",
+        scope="rows",
+    )
 
 
-def unique(columns: Sequence[str], severity: Severity = "error", description: str | None = None,
-           scope: Scope = "table") -> Check:
+def unique(
+    columns: Sequence[str], severity: Severity = "error", description: str | None = None, scope: Scope = "table"
+) -> Check:
     """One row per value of `columns`. `scope="periods"` only when the columns include the period (a period
     mart's period_start, and period_type if it has one): two rows of different periods never collide."""
     columns = list(columns)
@@ -166,12 +186,17 @@ def sql_rule(query: str, description: str, severity: Severity = "error", scope: 
     for one that holds when it holds for each period of a period mart (see the module doc); both only when the
     query reads nothing but `{batch}` (another table can change without the validated rows changing).
     """
-    return Check(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description),
-                 severity, description, scope)
+    return Check(
+        gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=description),
+        severity,
+        description,
+        scope,
+    )
 
 
-def reference_share(column: str, ref_table: str, ref_column: str, max_share: float,
-                    severity: Severity = "warning") -> Check:
+def reference_share(
+    column: str, ref_table: str, ref_column: str, max_share: float, severity: Severity = "warning"
+) -> Check:
     """Share of non-empty `column` values not found in `ref_table.ref_column` is at most `max_share`.
 
     A `rows` rule: on an incremental suite it is the share among the rows validated (the new loads), so a bad
@@ -220,12 +245,16 @@ from checked
 where rows_with_value > 0
     and cast(unknown_rows as double) / rows_with_value > {max_share}
 """
-    return sql_rule(query, f"share of {column} not in {ref_table} is at most {max_share:.1%}", severity,
-                    scope="rows")
+    return sql_rule(query, f"share of {column} not in {ref_table} is at most {max_share:.1%}", severity, scope="rows")
 
 
-def load_volume(min_ratio: float = 0.5, max_ratio: float = 2.0, window: int = 7, min_earlier_loads: int = 2,
-                severity: Severity = "warning") -> Check:
+def load_volume(
+    min_ratio: float = 0.5,
+    max_ratio: float = 2.0,
+    window: int = 7,
+    min_earlier_loads: int = 2,
+    severity: Severity = "warning",
+) -> Check:
     """Rows of the newest load (one load = one _file_hash) within [min_ratio, max_ratio] x the mean rows of
     the `window` loads before it. Needs `min_earlier_loads` earlier loads to judge."""
     query = f"""
@@ -386,8 +415,7 @@ def raw_suite(feed: Feed) -> Suite:
         column, hours = RAW_FRESHNESS[feed.name]
         checks.append(freshness(column, hours))
     # raw tables are append-only and every row carries its load time: rows rules follow the new loads
-    return Suite(name=f"raw_{feed.name}", table=f"raw.{feed.name}", checks=tuple(checks),
-                 increment_column="_loaded_at")
+    return Suite(name=f"raw_{feed.name}", table=f"raw.{feed.name}", checks=tuple(checks), increment_column="_loaded_at")
 
 
 # ---------------------------------------------------------------------------------------------- KPI marts
@@ -414,9 +442,11 @@ def null_iff_zero_count(key_columns: Sequence[str], codes: Sequence[str]) -> Che
     branches = []
     for code in codes:
         for value_column in kpi_value_columns(code):
-            broken = (f"{value_column} is not null and coalesce({code}_n, 0) = 0"
-                      if code in KPI_MEASURED_APART_FROM_SAMPLE
-                      else f"({value_column} is null) <> (coalesce({code}_n, 0) = 0)")
+            broken = (
+                f"{value_column} is not null and coalesce({code}_n, 0) = 0"
+                if code in KPI_MEASURED_APART_FROM_SAMPLE
+                else f"({value_column} is null) <> (coalesce({code}_n, 0) = 0)"
+            )
             branches.append(f"""    select
         {keys},
         '{value_column}' as value_column,
@@ -425,12 +455,16 @@ def null_iff_zero_count(key_columns: Sequence[str], codes: Sequence[str]) -> Che
     from {{batch}}
     where {broken}""")
     query = "\n    union all\n".join(branches)
-    return sql_rule(f"select * from (\n{query}\n) as broken",
-                    "each indicator value is null exactly when its count is 0", scope="rows")
+    return sql_rule(
+        f"select * from (\n{query}\n) as broken",
+        "each indicator value is null exactly when its count is 0",
+        scope="rows",
+    )
 
 
-def kpi_suite(model: str, key_columns: Sequence[str], schema: str = "marts",
-              period_grain: PeriodGrain = "month") -> Suite:
+def kpi_suite(
+    model: str, key_columns: Sequence[str], schema: str = "marts", period_grain: PeriodGrain = "month"
+) -> Suite:
     """A KPI period mart (incremental by period, macros/kpi.sql): its row rules and the uniqueness of its key
     (which includes period_start) are validated on the periods rebuilt since the last passing validation."""
     checks: list[Check] = [not_null(k) for k in key_columns]
@@ -532,8 +566,9 @@ from batch_rows
 where grade is distinct from band_grade
     and not (coalesce(is_forced_down, false) and band_grade = 'A' and grade = 'B')
 """
-    return sql_rule(query, "the forced distribution is respected (A quota per team; only A -> B moves)",
-                    scope="periods")
+    return sql_rule(
+        query, "the forced distribution is respected (A quota per team; only A -> B moves)", scope="periods"
+    )
 
 
 def score_drift(max_shift_points: float, severity: Severity = "warning") -> Check:
@@ -574,15 +609,19 @@ from compared
 where previous_mean is not null
     and abs(mean_composite - previous_mean) > {max_shift_points}
 """
-    return sql_rule(query, f"mean composite score moves by at most {max_shift_points:g} points between "
-                           "consecutive periods", severity)
+    return sql_rule(
+        query,
+        f"mean composite score moves by at most {max_shift_points:g} points between consecutive periods",
+        severity,
+    )
 
 
 def appraisal_scores_suite(schema: str = "marts", drift_points: float = 10.0) -> Suite:
     checks = [
         *(not_null(k) for k in APPRAISAL_KEY),
-        unique(APPRAISAL_KEY, description="exactly one row per technician, period type, period and method",
-               scope="periods"),
+        unique(
+            APPRAISAL_KEY, description="exactly one row per technician, period type, period and method", scope="periods"
+        ),
         in_set("period_type", ("month", "quarter", "year")),
         between("composite_score", 0, 100, description="composite_score within 0..100"),
         in_set("grade", GRADES),
@@ -592,16 +631,21 @@ def appraisal_scores_suite(schema: str = "marts", drift_points: float = 10.0) ->
         between("rated_weight_share", 0, 1, description="rated_weight_share within 0..1"),
         grade_not_better_than_band(),
         forced_distribution_respected(),
-        sql_rule(f"""
+        sql_rule(
+            f"""
 select {", ".join(APPRAISAL_KEY)}, status, composite_score, grade
 from {{batch}}
 where status = 'graded'
     and (grade is null or composite_score is null)
-""", "a graded row has a grade and a composite score", scope="rows"),
+""",
+            "a graded row has a grade and a composite score",
+            scope="rows",
+        ),
         score_drift(drift_points),
     ]
-    return Suite(name="appraisal_scores", table=f"{schema}.appraisal_scores", checks=tuple(checks),
-                 period_grain="period_type")
+    return Suite(
+        name="appraisal_scores", table=f"{schema}.appraisal_scores", checks=tuple(checks), period_grain="period_type"
+    )
 
 
 def appraisal_breakdown_suite(schema: str = "marts", tolerance: float = 1e-6) -> Suite:
@@ -614,7 +658,8 @@ def appraisal_breakdown_suite(schema: str = "marts", tolerance: float = 1e-6) ->
         between("weight_used", 0, None, description="weight_used >= 0"),
         # a `table` rule: it reads every row of appraisal_scores, whose rebuilt periods this suite does not
         # follow (its build log rows are appraisal_score_breakdown's only)
-        sql_rule(f"""
+        sql_rule(
+            f"""
 with sums as (
     select
         {keys},
@@ -632,22 +677,36 @@ left join sums
     on {join}
 where scores.composite_score is not null
     and (sums.contribution_sum is null or abs(sums.contribution_sum - scores.composite_score) > {tolerance})
-""", f"contributions sum to the composite score (within {tolerance:g})"),
-        sql_rule(f"""
+""",
+            f"contributions sum to the composite score (within {tolerance:g})",
+        ),
+        sql_rule(
+            f"""
 select {keys}, indicator_code, sample_size, min_sample
 from {{batch}}
 where is_rated
     and (sample_size is null or sample_size < min_sample)
-""", "no rated indicator has fewer observations than its minimum sample", scope="rows"),
-        sql_rule(f"""
+""",
+            "no rated indicator has fewer observations than its minimum sample",
+            scope="rows",
+        ),
+        sql_rule(
+            f"""
 select {keys}, indicator_code, score, contribution
 from {{batch}}
 where not is_rated
     and coalesce(contribution, 0) <> 0
-""", "a not-rated indicator contributes nothing", scope="rows"),
+""",
+            "a not-rated indicator contributes nothing",
+            scope="rows",
+        ),
     ]
-    return Suite(name="appraisal_score_breakdown", table=f"{schema}.appraisal_score_breakdown",
-                 checks=tuple(checks), period_grain="period_type")
+    return Suite(
+        name="appraisal_score_breakdown",
+        table=f"{schema}.appraisal_score_breakdown",
+        checks=tuple(checks),
+        period_grain="period_type",
+    )
 
 
 def training_mart_suites() -> list[Suite]:

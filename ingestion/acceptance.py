@@ -40,11 +40,16 @@ class FeedStanding:
         if self.rows_loaded and self.rejected_share <= max_share:
             return None
         rules = ", ".join(f"{rule} ({n})" for rule, n in self.top_rules)
-        what = ("no row loaded" if not self.rows_loaded
-                else f"more than the limit of {max_share:.0%} (setting max_rejected_share)")
-        return (f"feed {self.feed}: {self.rows_rejected} of {self.rows} rows rejected ({self.rejected_share:.1%}), "
-                f"{what}; top rules: {rules}; see: select rule, reason, source_file, line_number from "
-                f"raw.rejected_rows where feed = '{self.feed}' and recovered_at is null")
+        what = (
+            "no row loaded"
+            if not self.rows_loaded
+            else f"more than the limit of {max_share:.0%} (setting max_rejected_share)"
+        )
+        return (
+            f"feed {self.feed}: {self.rows_rejected} of {self.rows} rows rejected ({self.rejected_share:.1%}), "
+            f"{what}; top rules: {rules}; see: select rule, reason, source_file, line_number from "
+            f"raw.rejected_rows where feed = '{self.feed}' and recovered_at is null"
+        )
 
 
 def feed_standings(con: duckdb.DuckDBPyConnection, feeds: list[str] | None = None) -> list[FeedStanding]:
@@ -65,5 +70,8 @@ def feed_standings(con: duckdb.DuckDBPyConnection, feeds: list[str] | None = Non
                       where k.feed = l.feed and k.r <= {TOP_REASONS}), [])
         from loaded as l order by l.feed
     """).fetchall()
-    return [FeedStanding(feed, int(n), int(rej), tuple((r, int(c)) for r, c in top))
-            for feed, n, rej, top in rows if n or rej]
+    return [
+        FeedStanding(feed, int(n), int(rej), tuple((r, int(c)) for r, c in top))
+        for feed, n, rej, top in rows
+        if n or rej
+    ]

@@ -76,8 +76,7 @@ class PlausibleWindow:
 
 def plausible_window() -> PlausibleWindow:
     raw = os.environ.get(PLAUSIBLE_WINDOW_ENV, "").strip()
-    parts = [p.strip() for p in raw.split("/")] if raw else [PLAUSIBLE_FROM, PLAUSIBLE_TOLERANCE,
-                                                           PLAUSIBLE_FAR_UNTIL]
+    parts = [p.strip() for p in raw.split("/")] if raw else [PLAUSIBLE_FROM, PLAUSIBLE_TOLERANCE, PLAUSIBLE_FAR_UNTIL]
     try:
         since, tolerance, far = parts
         dt.date.fromisoformat(since)
@@ -85,8 +84,10 @@ def plausible_window() -> PlausibleWindow:
         if not _TOLERANCE.fullmatch(tolerance):
             raise ValueError(tolerance)
     except ValueError as exc:
-        raise ValueError(f"{PLAUSIBLE_WINDOW_ENV}={raw!r}: expected FROM/TOLERANCE/FAR_UNTIL such as "
-                         f"'1990-01-01/1 day/2100-01-01' ({exc})") from exc
+        raise ValueError(
+            f"{PLAUSIBLE_WINDOW_ENV}={raw!r}: expected FROM/TOLERANCE/FAR_UNTIL such as "
+            f"'1990-01-01/1 day/2100-01-01' ({exc})"
+        ) from exc
     return PlausibleWindow(since, tolerance, far)
 
 
@@ -183,8 +184,7 @@ technicians = Feed(
         Column("updated_at", "timestamp"),
     ),
     rules=(
-        RowRule("leave_after_hire", "leave_date is null or leave_date >= hire_date",
-                "leave_date is before hire_date"),
+        RowRule("leave_after_hire", "leave_date is null or leave_date >= hire_date", "leave_date is before hire_date"),
     ),
 )
 
@@ -230,9 +230,11 @@ purchases = Feed(
         Column("updated_at", "timestamp"),
     ),
     rules=(
-        RowRule("warranty_after_purchase",
-                "warranty_until is null or warranty_until >= cast(purchased_at as date)",
-                "warranty_until is before purchased_at"),
+        RowRule(
+            "warranty_after_purchase",
+            "warranty_until is null or warranty_until >= cast(purchased_at as date)",
+            "warranty_until is before purchased_at",
+        ),
     ),
 )
 
@@ -248,8 +250,20 @@ tickets = Feed(
         # resolution indicators (by resolved date): is_resolved, handling hours (from created_at), SLA by
         # priority, repairs, first-time fix, reopens; the team is the technician's at creation
         # (resolved -> closed changes no indicator)
-        ("resolved_at", ("status in ('resolved', 'closed')", "created_at", "service_type", "priority",
-                         "first_time_fix", "onsite_visits", "reopened_count", "technician_id", "sla_due_at")),
+        (
+            "resolved_at",
+            (
+                "status in ('resolved', 'closed')",
+                "created_at",
+                "service_type",
+                "priority",
+                "first_time_fix",
+                "onsite_visits",
+                "reopened_count",
+                "technician_id",
+                "sla_due_at",
+            ),
+        ),
     ),
     columns=(
         Column("ticket_id", required=True),
@@ -272,18 +286,29 @@ tickets = Feed(
         Column("sla_due_at", "timestamp", future=True),
     ),
     rules=(
-        RowRule("response_after_created", "first_response_at is null or first_response_at >= created_at",
-                "first_response_at is before created_at"),
-        RowRule("resolved_after_created", "resolved_at is null or resolved_at >= created_at",
-                "resolved_at is before created_at"),
-        RowRule("closed_after_resolved",
-                "closed_at is null or resolved_at is null or closed_at >= resolved_at",
-                "closed_at is before resolved_at"),
-        RowRule("due_after_created", "sla_due_at is null or sla_due_at >= created_at",
-                "sla_due_at is before created_at"),
-        RowRule("resolved_has_time",
-                "status not in ('resolved', 'closed') or resolved_at is not null",
-                "status is resolved/closed but resolved_at is empty"),
+        RowRule(
+            "response_after_created",
+            "first_response_at is null or first_response_at >= created_at",
+            "first_response_at is before created_at",
+        ),
+        RowRule(
+            "resolved_after_created",
+            "resolved_at is null or resolved_at >= created_at",
+            "resolved_at is before created_at",
+        ),
+        RowRule(
+            "closed_after_resolved",
+            "closed_at is null or resolved_at is null or closed_at >= resolved_at",
+            "closed_at is before resolved_at",
+        ),
+        RowRule(
+            "due_after_created", "sla_due_at is null or sla_due_at >= created_at", "sla_due_at is before created_at"
+        ),
+        RowRule(
+            "resolved_has_time",
+            "status not in ('resolved', 'closed') or resolved_at is not null",
+            "status is resolved/closed but resolved_at is empty",
+        ),
     ),
     references=(Reference("technician_id", "technicians", "technician_id"),),
 )
@@ -296,8 +321,10 @@ complaints = Feed(
     period_columns=("received_at",),
     period_inputs=(
         # acceptance hours, problem resolved (resolved_at or status, confirmed), complaint rate; team at receipt
-        ("received_at", ("accepted_at", "resolved_at", "status in ('resolved', 'closed')", "resolution_confirmed",
-                         "technician_id")),
+        (
+            "received_at",
+            ("accepted_at", "resolved_at", "status in ('resolved', 'closed')", "resolution_confirmed", "technician_id"),
+        ),
     ),
     columns=(
         Column("complaint_id", required=True),
@@ -314,10 +341,16 @@ complaints = Feed(
         Column("resolution_confirmed", "bool"),
     ),
     rules=(
-        RowRule("accepted_after_received", "accepted_at is null or accepted_at >= received_at",
-                "accepted_at is before received_at"),
-        RowRule("resolved_after_received", "resolved_at is null or resolved_at >= received_at",
-                "resolved_at is before received_at"),
+        RowRule(
+            "accepted_after_received",
+            "accepted_at is null or accepted_at >= received_at",
+            "accepted_at is before received_at",
+        ),
+        RowRule(
+            "resolved_after_received",
+            "resolved_at is null or resolved_at >= received_at",
+            "resolved_at is before received_at",
+        ),
     ),
     references=(Reference("technician_id", "technicians", "technician_id"),),
 )
@@ -329,9 +362,7 @@ surveys = Feed(
     description="Satisfaction survey responses 满意度调查 (scores 1-5, NPS 0-10).",
     depends_on=("technicians",),
     period_columns=("responded_at",),
-    period_inputs=(
-        ("responded_at", ("overall_score", "attitude_score", "technical_score", "nps", "technician_id")),
-    ),
+    period_inputs=(("responded_at", ("overall_score", "attitude_score", "technical_score", "nps", "technician_id")),),
     columns=(
         Column("response_id", required=True),
         Column("ticket_id", required=True),
@@ -347,8 +378,7 @@ surveys = Feed(
         Column("comment"),
     ),
     rules=(
-        RowRule("responded_after_sent", "sent_at is null or responded_at >= sent_at",
-                "responded_at is before sent_at"),
+        RowRule("responded_after_sent", "sent_at is null or responded_at >= sent_at", "responded_at is before sent_at"),
     ),
     references=(Reference("technician_id", "technicians", "technician_id"),),
 )
@@ -404,9 +434,7 @@ training_sessions = Feed(
         Column("status", "enum", required=True, values=SESSION_STATUSES),
         Column("updated_at", "timestamp"),
     ),
-    rules=(
-        RowRule("ends_after_starts", "ends_at >= starts_at", "ends_at is before starts_at"),
-    ),
+    rules=(RowRule("ends_after_starts", "ends_at >= starts_at", "ends_at is before starts_at"),),
     references=(Reference("course_id", "training_courses", "course_id"),),
 )
 

@@ -145,8 +145,16 @@ class _Writer:
     def rel(self, feed: str, day: date, suffix: str, ext: str) -> str:
         return f"{feed}/{day.isoformat()}{suffix}.{ext}"
 
-    def csv(self, feed: str, day: date, table: pa.Table, suffix: str = "", encoding: str = "utf-8",
-            ts_format: str = NAIVE_FMT, text: pa.Table | None = None) -> str:
+    def csv(
+        self,
+        feed: str,
+        day: date,
+        table: pa.Table,
+        suffix: str = "",
+        encoding: str = "utf-8",
+        ts_format: str = NAIVE_FMT,
+        text: pa.Table | None = None,
+    ) -> str:
         assert tuple(table.column_names) == demo_columns(feed), feed
         rel = self.rel(feed, day, suffix, "csv")
         path = self.landing / rel
@@ -174,8 +182,13 @@ class _Writer:
         rel = self.rel(feed, day, suffix, "parquet")
         path = self.landing / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path, compression="snappy", row_group_size=1_000_000,
-                       use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names])
+        pq.write_table(
+            table,
+            path,
+            compression="snappy",
+            row_group_size=1_000_000,
+            use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
+        )
         self._count(feed, rel, table.num_rows)
         return rel
 
@@ -185,6 +198,7 @@ class _Writer:
 
 
 # ---------------------------------------------------------------- planted bad rows (tier S only)
+
 
 def _shift(text: str, hours: float) -> str:
     return (datetime.strptime(text, NAIVE_FMT) + timedelta(hours=hours)).strftime(NAIVE_FMT)
@@ -246,8 +260,15 @@ def _plant_survey(text: pa.Table) -> tuple[pa.Table, list[tuple]]:
 
 # ---------------------------------------------------------------- the whole window
 
-def generate(landing_dir: Path, tier: str = "S", seed: int = 42, start: date = date(2026, 5, 1), months: int = 6,
-             with_bad_rows: bool = True) -> GenerationSummary:
+
+def generate(
+    landing_dir: Path,
+    tier: str = "S",
+    seed: int = 42,
+    start: date = date(2026, 5, 1),
+    months: int = 6,
+    with_bad_rows: bool = True,
+) -> GenerationSummary:
     """Write every feed's landing files for `months` months from `start`; same arguments, same bytes."""
     t_begin = time.perf_counter()
     t = TIERS[tier]
@@ -272,8 +293,12 @@ def generate(landing_dir: Path, tier: str = "S", seed: int = 42, start: date = d
     # reference feeds
     out.csv("technicians", start, technician_table(staff, w), encoding="gb18030")
     out.csv("technicians", day(staff.move_day), technician_change(staff, w, staff.mover, "move"), suffix="_move")
-    out.csv("technicians", day(staff.leave_day[staff.leaver]), technician_change(staff, w, staff.leaver, "leave"),
-            suffix="_leave")
+    out.csv(
+        "technicians",
+        day(staff.leave_day[staff.leaver]),
+        technician_change(staff, w, staff.leaver, "leave"),
+        suffix="_leave",
+    )
     out.csv("customers", start, cat.customers, encoding="utf-8-sig")
     out.csv("products", start, cat.products)
     out.csv("purchases", start, cat.purchases)
@@ -290,14 +315,30 @@ def generate(landing_dir: Path, tier: str = "S", seed: int = 42, start: date = d
     plan_days = {min(9, w.n_days - 1): "A", min(30, w.n_days - 1): "C", min(45, w.n_days - 1): "D"}
     counter = [0]
     for feed, ev in (("tickets", tickets), ("complaints", complaints), ("surveys", surveys)):
-        _write_events(out, feed, ev, w, t.event_format, plant, plan_days, counter,
-                      offset_days=(m0, m1) if feed == "complaints" else None)
+        _write_events(
+            out,
+            feed,
+            ev,
+            w,
+            t.event_format,
+            plant,
+            plan_days,
+            counter,
+            offset_days=(m0, m1) if feed == "complaints" else None,
+        )
 
     summary.records = {
-        "technicians": staff.n, "customers": t.customers, "products": t.products, "purchases": t.purchases,
-        "tickets": tickets.records, "complaints": complaints.records, "surveys": surveys.records,
-        "supervisor_reviews": sum(tb.num_rows for _, tb in reviews), "training_courses": tr.courses.num_rows,
-        "training_sessions": tr.sessions.num_rows, "training_attendance": tr.attendance.num_rows,
+        "technicians": staff.n,
+        "customers": t.customers,
+        "products": t.products,
+        "purchases": t.purchases,
+        "tickets": tickets.records,
+        "complaints": complaints.records,
+        "surveys": surveys.records,
+        "supervisor_reviews": sum(tb.num_rows for _, tb in reviews),
+        "training_courses": tr.courses.num_rows,
+        "training_sessions": tr.sessions.num_rows,
+        "training_attendance": tr.attendance.num_rows,
     }
     ids_ = staff.tech_id.to_pylist()
     summary.skills = dict(zip(ids_, staff.skill.round(4).tolist(), strict=True))
@@ -310,8 +351,17 @@ def generate(landing_dir: Path, tier: str = "S", seed: int = 42, start: date = d
     return summary
 
 
-def _write_events(out: _Writer, feed: str, ev: Events, w: Window, fmt: str, plant: bool, plan_days: dict,
-                  counter: list[int], offset_days: tuple[int, int] | None) -> None:
+def _write_events(
+    out: _Writer,
+    feed: str,
+    ev: Events,
+    w: Window,
+    fmt: str,
+    plant: bool,
+    plan_days: dict,
+    counter: list[int],
+    offset_days: tuple[int, int] | None,
+) -> None:
     bounds = np.searchsorted(ev.file_day, np.arange(w.n_days + 1))
     text_all = _as_text(ev.table) if fmt == "csv" else None
     for d in range(w.n_days):
@@ -434,7 +484,9 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
             partition by technician_id order by valid_from desc, updated_at desc) = 1
             and cast(hire_date as date) <= ? and (leave_date is null or cast(leave_date as date) > ?)
         order by technician_id
-        """, params=[day, day]).to_arrow_table()
+        """,
+        params=[day, day],
+    ).to_arrow_table()
     skill_of = np.array([LEVEL_SKILL.get(v, 0.0) for v in staff.column("level").to_pylist()])  # per technician
     tech_ids = staff.column("technician_id").combine_chunks()
     purchases = con.sql(
@@ -443,7 +495,8 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
         from read_csv({_files(landing, "purchases", "csv")!r}, all_varchar = true) as pu
         join read_csv({_files(landing, "products", "csv")!r}, all_varchar = true) as pr using (product_id)
         order by pu.purchase_id
-        """).to_arrow_table()
+        """
+    ).to_arrow_table()
 
     # the newest version of every ticket: status and dates only (one pass over all versions)
     ticket_sql = _event_sql(landing, "tickets", ("ticket_id", "status", "created_at", "updated_at"))
@@ -475,18 +528,31 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
     draw.resp_h[-1] = min(draw.resp_h[-1], 0.8 * draw.res_h[-1])
     state = ticket_state(created, draw, cutoff)
     tid_new = ids("TK", np.arange(next_ticket, next_ticket + n_new + 1), 8)
-    new = ticket_columns(tid_new, created, state, service, priority, channel, tech_ids.take(pa.array(pick_tech)),
-                         purchases.column("customer_id").combine_chunks().take(pa.array(purchase)),
-                         purchases.column("product_id").combine_chunks().take(pa.array(purchase)))
+    new = ticket_columns(
+        tid_new,
+        created,
+        state,
+        service,
+        priority,
+        channel,
+        tech_ids.take(pa.array(pick_tech)),
+        purchases.column("customer_id").combine_chunks().take(pa.array(purchase)),
+        purchases.column("product_id").combine_chunks().take(pa.array(purchase)),
+    )
 
     # a few of the last four weeks' open tickets resolved today (the backlog a service desk works off; tickets
     # left open for months are abandoned, not resolved in bulk on one day). The late ticket above still
     # reaches back 35-60 days, so a nightly run touches the current and the two previous months.
     midnight = datetime.combine(day, datetime.min.time())
-    open_ids = con.sql(
-        "select ticket_id from latest where status in ('open', 'in_progress') and created_ts < ? "
-        "and created_ts >= ? order by ticket_id",
-        params=[midnight, midnight - timedelta(days=BACKLOG_DAYS)]).to_arrow_table().column("ticket_id")
+    open_ids = (
+        con.sql(
+            "select ticket_id from latest where status in ('open', 'in_progress') and created_ts < ? "
+            "and created_ts >= ? order by ticket_id",
+            params=[midnight, midnight - timedelta(days=BACKLOG_DAYS)],
+        )
+        .to_arrow_table()
+        .column("ticket_id")
+    )
     k = min(len(open_ids), max(3, len(open_ids) // 20))
     chosen = open_ids.take(np.sort(rng.choice(len(open_ids), size=k, replace=False))) if k else open_ids.slice(0, 0)
     con.register("chosen", pa.table({"ticket_id": chosen}))
@@ -508,11 +574,24 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
     prio = _codes(upd.column("priority"), PRIORITIES, 2)
     chan = _codes(upd.column("channel"), tuple(CHANNEL_P), 0)
     updated = ticket_columns(
-        upd.column("ticket_id").combine_chunks(), u_created,
-        {"first_response_at": resp, "resolved_at": resolved, "closed_at": np.full(k, -1), "updated_at": resolved,
-         "status": np.full(k, 2), "onsite_visits": np.where(ftf, 1, 2), "first_time_fix": ftf,
-         "has_fix": np.ones(k, dtype=bool), "reopened_count": np.zeros(k, dtype=np.int64)},
-        svc, prio, chan, upd.column("technician_id").combine_chunks(), upd.column("customer_id").combine_chunks(),
+        upd.column("ticket_id").combine_chunks(),
+        u_created,
+        {
+            "first_response_at": resp,
+            "resolved_at": resolved,
+            "closed_at": np.full(k, -1),
+            "updated_at": resolved,
+            "status": np.full(k, 2),
+            "onsite_visits": np.where(ftf, 1, 2),
+            "first_time_fix": ftf,
+            "has_fix": np.ones(k, dtype=bool),
+            "reopened_count": np.zeros(k, dtype=np.int64),
+        },
+        svc,
+        prio,
+        chan,
+        upd.column("technician_id").combine_chunks(),
+        upd.column("customer_id").combine_chunks(),
         upd.column("product_id").combine_chunks(),
     )
     tickets = pa.concat_tables([new.slice(0, n_new), updated, new.slice(n_new)])
@@ -525,43 +604,60 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
     is_late[-1] = True
     j = np.flatnonzero(((res_all >= t0) & (rng.random(tickets.num_rows) < 0.4)) | is_late)
     sent = res_all[j] + HOUR
-    responded = np.minimum(sent + (rng.uniform(0.5, 4, len(j)) * HOUR).astype(np.int64),
-                           np.where(is_late[j], sent + 20 * HOUR, eod))
+    responded = np.minimum(
+        sent + (rng.uniform(0.5, 4, len(j)) * HOUR).astype(np.int64), np.where(is_late[j], sent + 20 * HOUR, eod)
+    )
     next_survey = _max_number(con, _event_sql(landing, "surveys", ("response_id",)), "response_id", "SV") + 1
     sk_j = rng.normal(0.3, 0.8, len(j))
-    surveys = survey_table(rng, np.arange(next_survey, next_survey + len(j)), tickets.column("ticket_id").take(j),
-                           tickets.column("technician_id").take(j), tickets.column("customer_id").take(j),
-                           sent, responded, sk_j, sk_j, 0.5 * sk_j, rng.normal(0, 1, len(j)), np.zeros(len(j)))
+    surveys = survey_table(
+        rng,
+        np.arange(next_survey, next_survey + len(j)),
+        tickets.column("ticket_id").take(j),
+        tickets.column("technician_id").take(j),
+        tickets.column("customer_id").take(j),
+        sent,
+        responded,
+        sk_j,
+        sk_j,
+        0.5 * sk_j,
+        rng.normal(0, 1, len(j)),
+        np.zeros(len(j)),
+    )
     write("surveys", day, surveys)
 
     # complaints received today about tickets of the last two weeks
-    recent = con.sql(f"""
+    recent = con.sql(
+        f"""
         select ticket_id, customer_id, technician_id
         from ({_event_sql(landing, "tickets", ("ticket_id", "customer_id", "technician_id"), day - timedelta(15))}) as v
         semi join (select ticket_id from latest where created_ts >= ? and status <> 'cancelled') using (ticket_id)
         qualify row_number() over (partition by ticket_id order by ticket_id) = 1
         order by ticket_id
-    """, params=[datetime.combine(day - timedelta(days=14), datetime.min.time())]).to_arrow_table()
+    """,
+        params=[datetime.combine(day - timedelta(days=14), datetime.min.time())],
+    ).to_arrow_table()
     m = min(recent.num_rows, max(1, round(n_new * 0.1)))
     jc = np.sort(rng.choice(recent.num_rows, size=m, replace=False))
     received = t0 + np.sort(rng.integers(8 * HOUR, 18 * HOUR, size=m))
     accepted = received + (rng.lognormal(np.log(2), 0.6, m) * HOUR).astype(np.int64)
     acc_ok = accepted <= eod
     next_complaint = _max_number(con, _event_sql(landing, "complaints", ("complaint_id",)), "complaint_id", "CP") + 1
-    complaints = pa.table({
-        "complaint_id": ids("CP", np.arange(next_complaint, next_complaint + m), 7),
-        "received_at": ts(received),
-        "accepted_at": ts(np.where(acc_ok, accepted, -1)),
-        "resolved_at": ts(np.full(m, -1)),
-        "updated_at": ts(np.where(acc_ok, accepted, received)),
-        "ticket_id": recent.column("ticket_id").take(jc),
-        "customer_id": recent.column("customer_id").take(jc),
-        "technician_id": recent.column("technician_id").take(jc),
-        "category": take(("attitude", "quality", "timeliness", "price", "other"), rng.integers(5, size=m)),
-        "severity": take(("low", "medium", "high"), rng.integers(3, size=m)),
-        "status": take(("received", "accepted"), acc_ok.astype(np.int64)),
-        "resolution_confirmed": pa.nulls(m, pa.bool_()),
-    })
+    complaints = pa.table(
+        {
+            "complaint_id": ids("CP", np.arange(next_complaint, next_complaint + m), 7),
+            "received_at": ts(received),
+            "accepted_at": ts(np.where(acc_ok, accepted, -1)),
+            "resolved_at": ts(np.full(m, -1)),
+            "updated_at": ts(np.where(acc_ok, accepted, received)),
+            "ticket_id": recent.column("ticket_id").take(jc),
+            "customer_id": recent.column("customer_id").take(jc),
+            "technician_id": recent.column("technician_id").take(jc),
+            "category": take(("attitude", "quality", "timeliness", "price", "other"), rng.integers(5, size=m)),
+            "severity": take(("low", "medium", "high"), rng.integers(3, size=m)),
+            "status": take(("received", "accepted"), acc_ok.astype(np.int64)),
+            "resolution_confirmed": pa.nulls(m, pa.bool_()),
+        }
+    )
     write("complaints", day, complaints)
     summary.records = {"tickets": n_new + 1, "ticket_updates": k, "surveys": len(j), "complaints": m}
     summary.seconds = round(time.perf_counter() - t_begin, 2)
@@ -576,8 +672,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=date.fromisoformat, default=date(2026, 5, 1))
     ap.add_argument("--months", type=int, default=6)
     ap.add_argument("--no-bad-rows", action="store_true")
-    ap.add_argument("--day", type=date.fromisoformat, default=None,
-                    help="write one extra day (after the generated window) instead of the whole window")
+    ap.add_argument(
+        "--day",
+        type=date.fromisoformat,
+        default=None,
+        help="write one extra day (after the generated window) instead of the whole window",
+    )
     args = ap.parse_args(argv)
     if args.day:
         s = generate_day(args.landing, args.day, args.tier, args.seed)
@@ -585,8 +685,9 @@ def main(argv: list[str] | None = None) -> int:
         s = generate(args.landing, args.tier, args.seed, args.start, args.months, not args.no_bad_rows)
     print(f"tier {s.tier} seed {s.seed} {s.start}..{s.end} (exclusive) in {s.seconds:.1f}s -> {args.landing}")
     for feed, n in sorted(s.rows.items()):
-        print(f"  {feed:<22} {n:>10,} rows in {len(s.files.get(feed, [])):>4} files"
-              f"  ({s.records.get(feed, n):,} records)")
+        print(
+            f"  {feed:<22} {n:>10,} rows in {len(s.files.get(feed, [])):>4} files  ({s.records.get(feed, n):,} records)"
+        )
     for b in s.bad_rows:
         print(f"  planted: {b.file} row {b.row_number} {b.column}={b.value!r} -> {b.rule or 'valid, newer wins'}")
     return 0

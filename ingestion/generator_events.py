@@ -86,31 +86,42 @@ def day_weights(w: Window) -> np.ndarray:
     return p / p.sum()
 
 
-def ticket_columns(ticket_id: pa.Array, created: np.ndarray, st: dict[str, np.ndarray], service: np.ndarray,
-                   priority: np.ndarray, channel: np.ndarray, tech_id: pa.Array, customer_id: pa.Array,
-                   product_id: pa.Array) -> pa.Table:
-    return pa.table({
-        "ticket_id": ticket_id,
-        "created_at": ts(created),
-        "first_response_at": ts(st["first_response_at"]),
-        "resolved_at": ts(st["resolved_at"]),
-        "closed_at": ts(st["closed_at"]),
-        "updated_at": ts(st["updated_at"]),
-        "status": take(TICKET_STATUSES, st["status"]),
-        "service_type": take(SERVICE_TYPES, service),
-        "priority": take(PRIORITIES, priority),
-        "channel": take(CHANNELS, channel),
-        "technician_id": tech_id,
-        "customer_id": customer_id,
-        "product_id": product_id,
-        "onsite_visits": pa.array(st["onsite_visits"].astype(np.int64)),
-        "first_time_fix": pa.array(st["first_time_fix"], mask=~st["has_fix"]),
-        "reopened_count": pa.array(st["reopened_count"].astype(np.int64)),
-    })
+def ticket_columns(
+    ticket_id: pa.Array,
+    created: np.ndarray,
+    st: dict[str, np.ndarray],
+    service: np.ndarray,
+    priority: np.ndarray,
+    channel: np.ndarray,
+    tech_id: pa.Array,
+    customer_id: pa.Array,
+    product_id: pa.Array,
+) -> pa.Table:
+    return pa.table(
+        {
+            "ticket_id": ticket_id,
+            "created_at": ts(created),
+            "first_response_at": ts(st["first_response_at"]),
+            "resolved_at": ts(st["resolved_at"]),
+            "closed_at": ts(st["closed_at"]),
+            "updated_at": ts(st["updated_at"]),
+            "status": take(TICKET_STATUSES, st["status"]),
+            "service_type": take(SERVICE_TYPES, service),
+            "priority": take(PRIORITIES, priority),
+            "channel": take(CHANNELS, channel),
+            "technician_id": tech_id,
+            "customer_id": customer_id,
+            "product_id": product_id,
+            "onsite_visits": pa.array(st["onsite_visits"].astype(np.int64)),
+            "first_time_fix": pa.array(st["first_time_fix"], mask=~st["has_fix"]),
+            "reopened_count": pa.array(st["reopened_count"].astype(np.int64)),
+        }
+    )
 
 
-def make_tickets(rng: np.random.Generator, tier: Tier, staff: Staff, cat: Catalogue, tr: Training,
-                 w: Window, cdc_share: float = 0.3) -> tuple[Events, TicketFacts]:
+def make_tickets(
+    rng: np.random.Generator, tier: Tier, staff: Staff, cat: Catalogue, tr: Training, w: Window, cdc_share: float = 0.3
+) -> tuple[Events, TicketFacts]:
     nd = w.n_days
     n = round(tier.tickets_per_year * nd / 365)
     counts = rng.multinomial(n, day_weights(w))
@@ -120,7 +131,7 @@ def make_tickets(rng: np.random.Generator, tier: Tier, staff: Staff, cat: Catalo
     for d, c in enumerate(counts):  # per day: only technicians employed that day get tickets
         act = np.flatnonzero(staff.active_on(d) & (staff.leave_day > d + 2))
         wts = staff.weight[act]
-        tech[pos:pos + c] = rng.choice(act, size=c, p=wts / wts.sum())
+        tech[pos : pos + c] = rng.choice(act, size=c, p=wts / wts.sum())
         pos += c
     sec = rng.choice(24, size=n, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum()) * HOUR + rng.integers(HOUR, size=n)
     created = w.t0 + day * DAY + sec
@@ -155,17 +166,42 @@ def make_tickets(rng: np.random.Generator, tier: Tier, staff: Staff, cat: Catalo
     rows, file_day = rows[order], file_day[order]
     versions = {k: v[order] for k, v in versions.items()}
     table = ticket_columns(
-        ticket_id.take(pa.array(rows)), created[rows], versions, service[rows], priority[rows], channel[rows],
-        staff.tech_id.take(pa.array(tech[rows])), take(cust_ids, customer[rows]), take(prod_ids, product[rows]),
+        ticket_id.take(pa.array(rows)),
+        created[rows],
+        versions,
+        service[rows],
+        priority[rows],
+        channel[rows],
+        staff.tech_id.take(pa.array(tech[rows])),
+        take(cust_ids, customer[rows]),
+        take(prod_ids, product[rows]),
     )
     dur_z = (np.log(draw.res_h) - np.log(SERVICE_BASE_HOURS[service] * PRIORITY_FACTOR[priority])) / 0.7
-    facts = TicketFacts(created, tech, customer, sk, sv, sp, dur_z, final["resolved_at"], final["status"],
-                        final["reopened_count"], ticket_id)
+    facts = TicketFacts(
+        created,
+        tech,
+        customer,
+        sk,
+        sv,
+        sp,
+        dur_z,
+        final["resolved_at"],
+        final["status"],
+        final["reopened_count"],
+        ticket_id,
+    )
     return Events(table, file_day, n), facts
 
 
-def complaint_state(received: np.ndarray, accepted: np.ndarray, resolved: np.ndarray, closed: np.ndarray,
-                    withdrawn: np.ndarray, confirmed: np.ndarray, cutoff: np.ndarray | int) -> dict[str, np.ndarray]:
+def complaint_state(
+    received: np.ndarray,
+    accepted: np.ndarray,
+    resolved: np.ndarray,
+    closed: np.ndarray,
+    withdrawn: np.ndarray,
+    confirmed: np.ndarray,
+    cutoff: np.ndarray | int,
+) -> dict[str, np.ndarray]:
     is_w = withdrawn <= cutoff
     acc = (accepted <= cutoff) & (accepted < withdrawn)
     res = (withdrawn == INT64_MAX) & (resolved <= cutoff)
@@ -183,8 +219,9 @@ def complaint_state(received: np.ndarray, accepted: np.ndarray, resolved: np.nda
     }
 
 
-def make_complaints(rng: np.random.Generator, tk: TicketFacts, staff: Staff, w: Window,
-                    rate: float = 0.10, cdc_share: float = 0.25) -> Events:
+def make_complaints(
+    rng: np.random.Generator, tk: TicketFacts, staff: Staff, w: Window, rate: float = 0.10, cdc_share: float = 0.25
+) -> Events:
     eligible = tk.status != 4
     risk = np.exp(-0.7 * tk.sv - 0.3 * tk.sk + 0.3 * np.maximum(tk.dur_z, 0))
     p = np.clip(rate * risk / risk[eligible].mean(), 0, 0.9)
@@ -198,12 +235,10 @@ def make_complaints(rng: np.random.Generator, tk: TicketFacts, staff: Staff, w: 
     resolved = accepted + (rng.lognormal(np.log(40) - 0.2 * sk, 0.8) * HOUR).astype(np.int64)
     closed = resolved + (rng.lognormal(np.log(24), 0.6, m) * HOUR).astype(np.int64)
     confirmed = rng.random(m) < sigmoid(1.5 + 0.5 * sv)
-    withdrawn = np.where(rng.random(m) < 0.04,
-                         received + (rng.uniform(1, 48, m) * HOUR).astype(np.int64), INT64_MAX)
+    withdrawn = np.where(rng.random(m) < 0.04, received + (rng.uniform(1, 48, m) * HOUR).astype(np.int64), INT64_MAX)
     final = complaint_state(received, accepted, resolved, closed, withdrawn, confirmed, w.t_end)
     rday = (received - w.t0) // DAY
-    interim = complaint_state(received, accepted, resolved, closed, withdrawn, confirmed,
-                              w.t0 + (rday + 1) * DAY - 1)
+    interim = complaint_state(received, accepted, resolved, closed, withdrawn, confirmed, w.t0 + (rday + 1) * DAY - 1)
     last_day = (final["updated_at"] - w.t0) // DAY
     multi = last_day > rday
     share = min(1.0, cdc_share * m / max(1, int(multi.sum())))
@@ -220,27 +255,41 @@ def make_complaints(rng: np.random.Generator, tk: TicketFacts, staff: Staff, w: 
     rows, file_day = rows[order], file_day[order]
     v = {k: x[order] for k, x in v.items()}
     jr = j[rows]
-    table = pa.table({
-        "complaint_id": ids("CP", rows + 1, 7),
-        "received_at": ts(received[rows]),
-        "accepted_at": ts(v["accepted_at"]),
-        "resolved_at": ts(v["resolved_at"]),
-        "updated_at": ts(v["updated_at"]),
-        "ticket_id": pc.if_else(pa.array(no_ticket[rows]), pa.scalar(None, pa.string()),
-                                tk.ticket_id.take(pa.array(jr))),
-        "customer_id": ids("C", tk.customer[jr] + 1, 7),
-        "technician_id": staff.tech_id.take(pa.array(tk.tech[jr])),
-        "category": take(COMPLAINT_CATEGORIES, category[rows]),
-        "severity": take(COMPLAINT_SEVERITIES, severity[rows]),
-        "status": take(COMPLAINT_STATUSES, v["status"]),
-        "resolution_confirmed": pa.array(v["confirmed"] == 1, mask=v["confirmed"] < 0),
-    })
+    table = pa.table(
+        {
+            "complaint_id": ids("CP", rows + 1, 7),
+            "received_at": ts(received[rows]),
+            "accepted_at": ts(v["accepted_at"]),
+            "resolved_at": ts(v["resolved_at"]),
+            "updated_at": ts(v["updated_at"]),
+            "ticket_id": pc.if_else(
+                pa.array(no_ticket[rows]), pa.scalar(None, pa.string()), tk.ticket_id.take(pa.array(jr))
+            ),
+            "customer_id": ids("C", tk.customer[jr] + 1, 7),
+            "technician_id": staff.tech_id.take(pa.array(tk.tech[jr])),
+            "category": take(COMPLAINT_CATEGORIES, category[rows]),
+            "severity": take(COMPLAINT_SEVERITIES, severity[rows]),
+            "status": take(COMPLAINT_STATUSES, v["status"]),
+            "resolution_confirmed": pa.array(v["confirmed"] == 1, mask=v["confirmed"] < 0),
+        }
+    )
     return Events(table, file_day, m)
 
 
-def survey_table(rng: np.random.Generator, response_no: np.ndarray, ticket_id: pa.Array, tech_id: pa.Array,
-                 customer_id: pa.Array, sent: np.ndarray, responded: np.ndarray, sk: np.ndarray, sv: np.ndarray,
-                 sp: np.ndarray, dur_z: np.ndarray, reopened: np.ndarray) -> pa.Table:
+def survey_table(
+    rng: np.random.Generator,
+    response_no: np.ndarray,
+    ticket_id: pa.Array,
+    tech_id: pa.Array,
+    customer_id: pa.Array,
+    sent: np.ndarray,
+    responded: np.ndarray,
+    sk: np.ndarray,
+    sv: np.ndarray,
+    sp: np.ndarray,
+    dur_z: np.ndarray,
+    reopened: np.ndarray,
+) -> pa.Table:
     m = len(response_no)
     q = 0.55 * sv + 0.45 * sk - 0.3 * dur_z - 0.4 * (reopened > 0)
     overall = np.clip(np.round(3.9 + 0.55 * q + rng.normal(0, 0.6, m)), 1, 5).astype(np.int64)
@@ -250,20 +299,22 @@ def survey_table(rng: np.random.Generator, response_no: np.ndarray, ticket_id: p
     nps = np.clip(np.round(7.4 + 1.3 * (overall - 4) + 0.5 * q + rng.normal(0, 1.1, m)), 0, 10).astype(np.int64)
     comment = take([c for group in SURVEY_COMMENTS for c in group], (overall - 1) * 4 + rng.integers(4, size=m))
     comment = pc.if_else(pa.array(rng.random(m) < 0.5), pa.scalar(None, pa.string()), comment)
-    return pa.table({
-        "response_id": ids("SV", response_no, 8),
-        "ticket_id": ticket_id,
-        "technician_id": tech_id,
-        "customer_id": customer_id,
-        "sent_at": ts(sent),
-        "responded_at": ts(responded),
-        "overall_score": pa.array(overall),
-        "attitude_score": pa.array(attitude),
-        "technical_score": pa.array(technical),
-        "timeliness_score": pa.array(timeliness),
-        "nps": pa.array(nps),
-        "comment": comment,
-    })
+    return pa.table(
+        {
+            "response_id": ids("SV", response_no, 8),
+            "ticket_id": ticket_id,
+            "technician_id": tech_id,
+            "customer_id": customer_id,
+            "sent_at": ts(sent),
+            "responded_at": ts(responded),
+            "overall_score": pa.array(overall),
+            "attitude_score": pa.array(attitude),
+            "technical_score": pa.array(technical),
+            "timeliness_score": pa.array(timeliness),
+            "nps": pa.array(nps),
+            "comment": comment,
+        }
+    )
 
 
 def make_surveys(rng: np.random.Generator, tk: TicketFacts, staff: Staff, w: Window, rate: float = 0.42) -> Events:
@@ -276,8 +327,17 @@ def make_surveys(rng: np.random.Generator, tk: TicketFacts, staff: Staff, w: Win
     order = np.argsort(responded, kind="stable")
     j, sent, responded = j[order], sent[order], responded[order]
     table = survey_table(
-        rng, np.arange(1, len(j) + 1), tk.ticket_id.take(pa.array(j)), staff.tech_id.take(pa.array(tk.tech[j])),
-        ids("C", tk.customer[j] + 1, 7), sent, responded, tk.sk[j], tk.sv[j], tk.sp[j], tk.dur_z[j],
+        rng,
+        np.arange(1, len(j) + 1),
+        tk.ticket_id.take(pa.array(j)),
+        staff.tech_id.take(pa.array(tk.tech[j])),
+        ids("C", tk.customer[j] + 1, 7),
+        sent,
+        responded,
+        tk.sk[j],
+        tk.sv[j],
+        tk.sp[j],
+        tk.dur_z[j],
         tk.reopened[j],
     )
     return Events(table, (responded - w.t0) // DAY, len(j))
@@ -292,25 +352,43 @@ def make_reviews(rng: np.random.Generator, staff: Staff, tr: Training, w: Window
         active = np.flatnonzero((staff.hire_day <= m_end) & (staff.leave_day > m_start))
         mid = min((m_start + m_end) // 2, w.n_days)
         skill = staff.skill[active] + tr.boosts[0, active, mid]
-        score = np.clip(np.round(3.4 + 0.45 * skill + 0.2 * staff.attitude[active]
-                                 + rng.normal(0, 0.35, len(active)), 1), 1, 5)
+        score = np.clip(
+            np.round(3.4 + 0.45 * skill + 0.2 * staff.attitude[active] + rng.normal(0, 0.35, len(active)), 1), 1, 5
+        )
         team = np.where((active == staff.mover) & (m_end >= staff.move_day), staff.new_team, staff.team[active])
         period = add_months(w.start, m).strftime("%Y-%m")
         reviewed = w.t0 + m_end * DAY + 15 * HOUR + rng.integers(0, 2 * HOUR, len(active))
-        out.append((m_end, pa.table({
-            "review_id": pc.binary_join_element_wise(f"RV{period.replace('-', '')}-",
-                                                     staff.tech_id.take(pa.array(active)), ""),
-            "technician_id": staff.tech_id.take(pa.array(active)),
-            "period": pa.array([period] * len(active), type=pa.string()),
-            "reviewer_id": staff.manager_id.take(pa.array(team)),
-            "score": pa.array(score),
-            "comment": take(REVIEW_COMMENTS, np.clip(np.floor(score).astype(np.int64) - 1, 0, 4)),
-            "reviewed_at": ts(reviewed),
-        })))
+        out.append(
+            (
+                m_end,
+                pa.table(
+                    {
+                        "review_id": pc.binary_join_element_wise(
+                            f"RV{period.replace('-', '')}-", staff.tech_id.take(pa.array(active)), ""
+                        ),
+                        "technician_id": staff.tech_id.take(pa.array(active)),
+                        "period": pa.array([period] * len(active), type=pa.string()),
+                        "reviewer_id": staff.manager_id.take(pa.array(team)),
+                        "score": pa.array(score),
+                        "comment": take(REVIEW_COMMENTS, np.clip(np.floor(score).astype(np.int64) - 1, 0, 4)),
+                        "reviewed_at": ts(reviewed),
+                    }
+                ),
+            )
+        )
     return out
 
 
 __all__ = [
-    "Events", "TicketFacts", "TicketDraw", "make_tickets", "make_complaints", "make_surveys", "make_reviews",
-    "ticket_columns", "survey_table", "complaint_state", "day_weights",
+    "Events",
+    "TicketFacts",
+    "TicketDraw",
+    "make_tickets",
+    "make_complaints",
+    "make_surveys",
+    "make_reviews",
+    "ticket_columns",
+    "survey_table",
+    "complaint_state",
+    "day_weights",
 ]

@@ -41,8 +41,14 @@ GIVEN = tuple(
 )
 CN_DIGITS = "零一二三四五六七八九十"
 PRODUCT_CATEGORIES = (
-    ("空调", "KFR"), ("冰箱", "BCD"), ("洗衣机", "XQG"), ("热水器", "JSQ"),
-    ("电视", "LED"), ("净水器", "JSJ"), ("油烟机", "CXW"), ("燃气灶", "JZT"),
+    ("空调", "KFR"),
+    ("冰箱", "BCD"),
+    ("洗衣机", "XQG"),
+    ("热水器", "JSQ"),
+    ("电视", "LED"),
+    ("净水器", "JSJ"),
+    ("油烟机", "CXW"),
+    ("燃气灶", "JZT"),
 )
 SERVICE_P = {"repair": 0.5, "maintenance": 0.2, "technical_support": 0.2, "installation": 0.1}
 SERVICE_BASE_HOURS = np.array([20.0, 10.0, 3.0, 8.0])  # median resolution hours, same order as SERVICE_P
@@ -58,32 +64,63 @@ SURVEY_COMMENTS = (
     ("非常满意，师傅专业又耐心", "上门准时，讲解清楚", "五星好评", "一次就修好了，点赞"),
 )
 REVIEW_COMMENTS = (
-    "需要改进，客户投诉较多", "基本合格，技术需加强", "表现稳定", "表现良好，客户评价高", "表现优秀，可作为标杆",
+    "需要改进，客户投诉较多",
+    "基本合格，技术需加强",
+    "表现稳定",
+    "表现良好，客户评价高",
+    "表现优秀，可作为标杆",
 )
 
 # training courses (constant catalogue): id, title, topic, hours, indicators, is_onboarding
 COURSES = (
-    ("TC01", "新员工入职培训", "service", 16.0,
-     "service_attitude;first_response_time;sla_attainment;complaint_rate", True),
-    ("TC02", "空调故障诊断与维修", "technical", 24.0,
-     "mttr;avg_handling_time;first_time_fix_rate;technical_level", False),
+    (
+        "TC01",
+        "新员工入职培训",
+        "service",
+        16.0,
+        "service_attitude;first_response_time;sla_attainment;complaint_rate",
+        True,
+    ),
+    (
+        "TC02",
+        "空调故障诊断与维修",
+        "technical",
+        24.0,
+        "mttr;avg_handling_time;first_time_fix_rate;technical_level",
+        False,
+    ),
     ("TC03", "一次修复率提升工作坊", "technical", 8.0, "first_time_fix_rate;reopen_rate;technical_level", False),
     ("TC04", "客户沟通与服务礼仪", "service", 8.0, "csat;customer_rating;service_attitude;nps", False),
-    ("TC05", "投诉处理与情绪管理", "service", 12.0,
-     "complaint_acceptance_time;problem_resolution_rate;complaint_rate;csat", False),
-    ("TC06", "SLA与工单时效管理", "management", 6.0,
-     "sla_attainment;first_response_time;avg_handling_time", False),
+    (
+        "TC05",
+        "投诉处理与情绪管理",
+        "service",
+        12.0,
+        "complaint_acceptance_time;problem_resolution_rate;complaint_rate;csat",
+        False,
+    ),
+    ("TC06", "SLA与工单时效管理", "management", 6.0, "sla_attainment;first_response_time;avg_handling_time", False),
     ("TC07", "班组长管理能力提升", "management", 16.0, "supervisor_review;problem_resolution_rate", False),
     ("TC08", "新品安装与调试", "technical", 12.0, "avg_handling_time;first_time_fix_rate;technical_level", False),
 )
 TRAINERS = ("周明", "李慧", "王建华", "陈思远", "赵敏")
 # which latent aspect an indicator code improves: 0 skill, 1 attitude, 2 speed
 INDICATOR_ASPECT = {
-    "mttr": 0, "avg_handling_time": 0, "first_time_fix_rate": 0, "technical_level": 0, "reopen_rate": 0,
-    "problem_resolution_rate": 0, "supervisor_review": 0,
-    "csat": 1, "customer_rating": 1, "service_attitude": 1, "nps": 1, "complaint_rate": 1,
+    "mttr": 0,
+    "avg_handling_time": 0,
+    "first_time_fix_rate": 0,
+    "technical_level": 0,
+    "reopen_rate": 0,
+    "problem_resolution_rate": 0,
+    "supervisor_review": 0,
+    "csat": 1,
+    "customer_rating": 1,
+    "service_attitude": 1,
+    "nps": 1,
+    "complaint_rate": 1,
     "complaint_acceptance_time": 1,
-    "first_response_time": 2, "sla_attainment": 2,
+    "first_response_time": 2,
+    "sla_attainment": 2,
 }
 
 
@@ -225,7 +262,7 @@ def make_staff(rng: np.random.Generator, tier: Tier, w: Window) -> Staff:
     attitude = 0.6 * skill + 0.8 * rng.normal(0.0, 1.0, n)
     n_new = max(3, round(0.08 * n))
     new_hire = np.zeros(n, dtype=bool)
-    new_hire[n - n_new:] = True
+    new_hire[n - n_new :] = True
     hire_day = -rng.integers(60, 3650, size=n)
     hire_day[new_hire] = np.sort(rng.integers(7, max(8, nd - 40), size=n_new))
     skill[new_hire] -= 0.6
@@ -240,8 +277,24 @@ def make_staff(rng: np.random.Generator, tier: Tier, w: Window) -> Staff:
     move_day = int(rng.integers(int(nd * 0.45), int(nd * 0.6)))
     new_team = int((team[mover] + 1) % tier.teams)
     weight = rng.lognormal(0.0, 0.25, n)
-    st = Staff(n, ids("T", np.arange(1, n + 1), 4), chinese_names(rng, n), team, skill, attitude, hire_day,
-               leave_day, level, new_hire, mover, move_day, new_team, leaver, weight, tier.teams)
+    st = Staff(
+        n,
+        ids("T", np.arange(1, n + 1), 4),
+        chinese_names(rng, n),
+        team,
+        skill,
+        attitude,
+        hire_day,
+        leave_day,
+        level,
+        new_hire,
+        mover,
+        move_day,
+        new_team,
+        leaver,
+        weight,
+        tier.teams,
+    )
     k = np.arange(tier.teams)
     st.team_id = ids("TM", k + 1, 3)
     st.team_region = k % len(REGIONS)
@@ -255,19 +308,21 @@ def technician_table(st: Staff, w: Window) -> pa.Table:
     n = st.n
     hire = dates(w.day0 + st.hire_day)
     upd = np.full(n, w.t0 - DAY + 9 * HOUR)
-    return pa.table({
-        "technician_id": st.tech_id,
-        "name": st.name,
-        "team_id": take(st.team_id, st.team),
-        "team_name": take(st.team_name, st.team),
-        "region": take(REGIONS, st.team_region[st.team]),
-        "level": take(("junior", "intermediate", "senior", "expert"), st.level),
-        "hire_date": hire,
-        "leave_date": dates(np.full(n, -1)),
-        "manager_id": take(st.manager_id, st.team),
-        "valid_from": hire,
-        "updated_at": ts(upd),
-    })
+    return pa.table(
+        {
+            "technician_id": st.tech_id,
+            "name": st.name,
+            "team_id": take(st.team_id, st.team),
+            "team_name": take(st.team_name, st.team),
+            "region": take(REGIONS, st.team_region[st.team]),
+            "level": take(("junior", "intermediate", "senior", "expert"), st.level),
+            "hire_date": hire,
+            "leave_date": dates(np.full(n, -1)),
+            "manager_id": take(st.manager_id, st.team),
+            "valid_from": hire,
+            "updated_at": ts(upd),
+        }
+    )
 
 
 def technician_change(st: Staff, w: Window, who: int, kind: str) -> pa.Table:
@@ -310,41 +365,47 @@ def make_catalogue(rng: np.random.Generator, tier: Tier, w: Window) -> Catalogue
     cust_created = w.t0 - rng.integers(30 * DAY, 1825 * DAY, size=nc)
     prefixes = np.array([130, 131, 132, 135, 136, 137, 138, 139, 150, 151, 152, 158, 159, 186, 187, 188, 189])
     phone = prefixes[rng.integers(len(prefixes), size=nc)] * 100_000_000 + rng.integers(0, 100_000_000, size=nc)
-    customers = pa.table({
-        "customer_id": ids("C", np.arange(1, nc + 1), 7),
-        "name": chinese_names(rng, nc),
-        "phone": pc.cast(pa.array(phone), pa.string()),
-        "city": take(city_flat, region * 4 + city_idx),
-        "segment": take(("consumer", "business", "government"), rng.choice(3, size=nc, p=[0.8, 0.17, 0.03])),
-        "created_at": ts(cust_created),
-        "updated_at": ts(cust_created),
-    })
+    customers = pa.table(
+        {
+            "customer_id": ids("C", np.arange(1, nc + 1), 7),
+            "name": chinese_names(rng, nc),
+            "phone": pc.cast(pa.array(phone), pa.string()),
+            "city": take(city_flat, region * 4 + city_idx),
+            "segment": take(("consumer", "business", "government"), rng.choice(3, size=nc, p=[0.8, 0.17, 0.03])),
+            "created_at": ts(cust_created),
+            "updated_at": ts(cust_created),
+        }
+    )
     cat = rng.integers(len(PRODUCT_CATEGORIES), size=npr)
     complexity = rng.choice(3, size=npr, p=[0.35, 0.4, 0.25]) + 1
     model_no = pc.cast(pa.array(rng.integers(20, 99, size=npr) * 10 + complexity), pa.string())
     suffix = take(("A", "B", "C", "D", "E", "F"), rng.integers(6, size=npr))
-    products = pa.table({
-        "product_id": ids("P", np.arange(1, npr + 1), 4),
-        "category": take([c for c, _ in PRODUCT_CATEGORIES], cat),
-        "model": pc.binary_join_element_wise(take([p for _, p in PRODUCT_CATEGORIES], cat), model_no, suffix, "-"),
-        "complexity": pa.array(complexity.astype(np.int64)),
-        "updated_at": ts(np.full(npr, w.t0 - 30 * DAY + 9 * HOUR)),
-    })
+    products = pa.table(
+        {
+            "product_id": ids("P", np.arange(1, npr + 1), 4),
+            "category": take([c for c, _ in PRODUCT_CATEGORIES], cat),
+            "model": pc.binary_join_element_wise(take([p for _, p in PRODUCT_CATEGORIES], cat), model_no, suffix, "-"),
+            "complexity": pa.array(complexity.astype(np.int64)),
+            "updated_at": ts(np.full(npr, w.t0 - 30 * DAY + 9 * HOUR)),
+        }
+    )
     pcust = rng.integers(nc, size=npu)
     pprod = rng.integers(npr, size=npu)
     created = cust_created[pcust]
     bought = created + (rng.random(npu) * (w.t0 - DAY - created)).astype(np.int64)
     years = rng.choice([1, 2, 3], size=npu, p=[0.5, 0.3, 0.2])
     amount = np.round(rng.lognormal(np.log(3500), 0.6, size=npu), 2)
-    purchases = pa.table({
-        "purchase_id": ids("PU", np.arange(1, npu + 1), 7),
-        "customer_id": take(customers.column("customer_id").combine_chunks(), pcust),
-        "product_id": take(products.column("product_id").combine_chunks(), pprod),
-        "purchased_at": ts(bought),
-        "warranty_until": dates(bought // DAY + 365 * years),
-        "amount": pa.array(amount),
-        "updated_at": ts(bought),
-    })
+    purchases = pa.table(
+        {
+            "purchase_id": ids("PU", np.arange(1, npu + 1), 7),
+            "customer_id": take(customers.column("customer_id").combine_chunks(), pcust),
+            "product_id": take(products.column("product_id").combine_chunks(), pprod),
+            "purchased_at": ts(bought),
+            "warranty_until": dates(bought // DAY + 365 * years),
+            "amount": pa.array(amount),
+            "updated_at": ts(bought),
+        }
+    )
     return Catalogue(customers, products, purchases, complexity, pcust, pprod)
 
 
@@ -362,14 +423,16 @@ class Training:
 
 def make_training(rng: np.random.Generator, tier: Tier, st: Staff, w: Window) -> Training:
     nd = w.n_days
-    courses = pa.table({
-        "course_id": pa.array([c[0] for c in COURSES]),
-        "title": pa.array([c[1] for c in COURSES]),
-        "topic": pa.array([c[2] for c in COURSES]),
-        "hours": pa.array([c[3] for c in COURSES]),
-        "indicators": pa.array([c[4] for c in COURSES]),
-        "is_onboarding": pa.array([c[5] for c in COURSES]),
-    })
+    courses = pa.table(
+        {
+            "course_id": pa.array([c[0] for c in COURSES]),
+            "title": pa.array([c[1] for c in COURSES]),
+            "topic": pa.array([c[2] for c in COURSES]),
+            "hours": pa.array([c[3] for c in COURSES]),
+            "indicators": pa.array([c[4] for c in COURSES]),
+            "is_onboarding": pa.array([c[5] for c in COURSES]),
+        }
+    )
     capacity = 20 if st.n < 200 else 30
     # sessions: (course index, start day, status); onboarding once a month mid-month, others spread
     s_course: list[np.ndarray] = []
@@ -404,16 +467,18 @@ def make_training(rng: np.random.Generator, tier: Tier, st: Staff, w: Window) ->
     starts = w.t0 + day * DAY + 9 * HOUR
     ends = w.t0 + (day + span_days) * DAY + 17 * HOUR
     session_id = ids("TS", np.arange(1, ns + 1), 4)
-    sessions = pa.table({
-        "session_id": session_id,
-        "course_id": take([c[0] for c in COURSES], course),
-        "starts_at": ts(starts),
-        "ends_at": ts(ends),
-        "trainer": take(TRAINERS, rng.integers(len(TRAINERS), size=ns)),
-        "capacity": pa.array(np.full(ns, capacity, dtype=np.int64)),
-        "status": take(("held", "planned", "cancelled"), status),
-        "updated_at": ts(np.where(status == 0, ends + HOUR, w.t0 - DAY + 9 * HOUR)),
-    })
+    sessions = pa.table(
+        {
+            "session_id": session_id,
+            "course_id": take([c[0] for c in COURSES], course),
+            "starts_at": ts(starts),
+            "ends_at": ts(ends),
+            "trainer": take(TRAINERS, rng.integers(len(TRAINERS), size=ns)),
+            "capacity": pa.array(np.full(ns, capacity, dtype=np.int64)),
+            "status": take(("held", "planned", "cancelled"), status),
+            "updated_at": ts(np.where(status == 0, ends + HOUR, w.t0 - DAY + 9 * HOUR)),
+        }
+    )
     # attendance for held sessions (loop per session)
     boosts_delta = np.zeros((3, st.n, nd + 2), dtype=np.float32)
     onboarded = np.zeros(st.n, dtype=bool)
@@ -442,15 +507,17 @@ def make_training(rng: np.random.Generator, tier: Tier, st: Staff, w: Window) ->
     post = np.clip(np.round(pre + rng.normal(14, 8, na), 1), 0, 100)
     passed = post >= 70
     feedback = np.clip(np.round(rng.normal(4.1, 0.7, na)), 1, 5).astype(np.int64)
-    attendance = pa.table({
-        "session_id": session_id.take(pa.array(a_s)),
-        "technician_id": st.tech_id.take(pa.array(a_t)),
-        "attended": pa.array(attended),
-        "pre_score": pa.array(pre, mask=~attended),
-        "post_score": pa.array(post, mask=~attended),
-        "passed": pa.array(passed, mask=~attended),
-        "feedback_score": pa.array(feedback, mask=~attended),
-    })
+    attendance = pa.table(
+        {
+            "session_id": session_id.take(pa.array(a_s)),
+            "technician_id": st.tech_id.take(pa.array(a_t)),
+            "attended": pa.array(attended),
+            "pre_score": pa.array(pre, mask=~attended),
+            "post_score": pa.array(post, mask=~attended),
+            "passed": pa.array(passed, mask=~attended),
+            "feedback_score": pa.array(feedback, mask=~attended),
+        }
+    )
     # training effect: attended + passed, 75 % of them improve on the course's indicators
     effect = attended & passed & (rng.random(na) < 0.75)
     size = rng.uniform(0.25, 0.6, na).astype(np.float32)
@@ -463,8 +530,16 @@ def make_training(rng: np.random.Generator, tier: Tier, st: Staff, w: Window) ->
         m = effect & aspects[course[a_s], a]
         np.add.at(boosts_delta[a], (a_t[m], eff_day[m]), size[m])
     boosts = np.cumsum(boosts_delta, axis=2)
-    return Training(courses, sessions, attendance, boosts, onboarded, skipped,
-                    str(session_id[behind_i]), str(session_id[cancelled_i]))
+    return Training(
+        courses,
+        sessions,
+        attendance,
+        boosts,
+        onboarded,
+        skipped,
+        str(session_id[behind_i]),
+        str(session_id[cancelled_i]),
+    )
 
 
 @dataclass
@@ -480,8 +555,14 @@ class TicketDraw:
     reopened: np.ndarray
 
 
-def draw_ticket_outcomes(rng: np.random.Generator, sk: np.ndarray, sp: np.ndarray, service: np.ndarray,
-                         priority: np.ndarray, complexity: np.ndarray) -> TicketDraw:
+def draw_ticket_outcomes(
+    rng: np.random.Generator,
+    sk: np.ndarray,
+    sp: np.ndarray,
+    service: np.ndarray,
+    priority: np.ndarray,
+    complexity: np.ndarray,
+) -> TicketDraw:
     n = len(sk)
     cx = complexity - 2.0
     mu = np.log(SERVICE_BASE_HOURS[service] * PRIORITY_FACTOR[priority]) + 0.25 * cx - 0.35 * sk - 0.1 * sp
@@ -495,8 +576,7 @@ def draw_ticket_outcomes(rng: np.random.Generator, sk: np.ndarray, sp: np.ndarra
     cancel_h = np.where(rng.random(n) < 0.03, rng.lognormal(np.log(6), 1.0, n), np.inf)
     p_ftf = sigmoid(1.0 + 0.7 * sk - 0.5 * cx + np.where(service == 0, 0.0, 1.0))
     ftf = rng.random(n) < p_ftf
-    visits = np.where(service == 2, (rng.random(n) < 0.1).astype(np.int64),
-                      np.where(ftf, 1, 2 + (rng.random(n) < 0.3)))
+    visits = np.where(service == 2, (rng.random(n) < 0.1).astype(np.int64), np.where(ftf, 1, 2 + (rng.random(n) < 0.3)))
     reopen = rng.random(n) < sigmoid(-2.6 - 0.6 * sk + 0.3 * cx)
     reopened = reopen * (1 + (rng.random(n) < 0.15))
     return TicketDraw(resp_h, res_h, close_h, cancel_h, ftf, visits.astype(np.int64), reopened.astype(np.int64))
@@ -506,11 +586,16 @@ def ticket_state(created: np.ndarray, d: TicketDraw, cutoff: np.ndarray | int) -
     """The ticket as its source system shows it at `cutoff` (seconds); times -1 when not reached."""
     resp = created + (d.resp_h * HOUR).astype(np.int64)
     res = created + (d.res_h * HOUR).astype(np.int64)
-    close = np.where(np.isfinite(d.close_h), res + (np.nan_to_num(d.close_h, posinf=0) * HOUR).astype(np.int64),
-                     np.iinfo(np.int64).max)
-    cancel = np.where(np.isfinite(d.cancel_h),
-                      created + (np.nan_to_num(d.cancel_h, posinf=0) * HOUR).astype(np.int64),
-                      np.iinfo(np.int64).max)
+    close = np.where(
+        np.isfinite(d.close_h),
+        res + (np.nan_to_num(d.close_h, posinf=0) * HOUR).astype(np.int64),
+        np.iinfo(np.int64).max,
+    )
+    cancel = np.where(
+        np.isfinite(d.cancel_h),
+        created + (np.nan_to_num(d.cancel_h, posinf=0) * HOUR).astype(np.int64),
+        np.iinfo(np.int64).max,
+    )
     is_cancel = cancel <= cutoff
     # a cancelled ticket never resolves; it was cancelled before resolution
     is_cancel_path = np.isfinite(d.cancel_h)

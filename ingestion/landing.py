@@ -62,12 +62,16 @@ def unread_reason(name: str) -> str | None:
     if name.startswith("."):
         return "hidden file (the name starts with a dot); rename it to load it"
     if any(ch.isspace() or not ch.isprintable() for ch in name):
-        return ("the name contains whitespace or a control character (often an accidental copy, e.g. "
-                "'2026-05-01 copy.csv'); rename it without them to load it")
+        return (
+            "the name contains whitespace or a control character (often an accidental copy, e.g. "
+            "'2026-05-01 copy.csv'); rename it without them to load it"
+        )
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if ext not in FORMATS:
-        return (f"unsupported extension {'.' + ext if ext else '(none)'}: landing files are "
-                f"<YYYY-MM-DD>*.csv, .jsonl, .ndjson, .parquet or .xlsx")
+        return (
+            f"unsupported extension {'.' + ext if ext else '(none)'}: landing files are "
+            f"<YYYY-MM-DD>*.csv, .jsonl, .ndjson, .parquet or .xlsx"
+        )
     m = FILE_NAME.fullmatch(name)
     if not m:
         return "the name does not start with a date <YYYY-MM-DD> (e.g. 2026-05-01_tickets.csv)"
@@ -78,8 +82,9 @@ def unread_reason(name: str) -> str | None:
     return None
 
 
-def list_files(landing: Path, feed: str, day_from: str | None = None,
-               day_to: str | None = None) -> tuple[list[LandingFile], list[tuple[Path, str]]]:
+def list_files(
+    landing: Path, feed: str, day_from: str | None = None, day_to: str | None = None
+) -> tuple[list[LandingFile], list[tuple[Path, str]]]:
     """Files of one feed in day order (then name order), plus every entry of the feed folder that is not a landing
     file, with the reason (hidden, bad or invalid date, unsupported extension, whitespace, a sub-folder).
 
@@ -225,8 +230,10 @@ def scan_text(path: Path, declared: str | None = None) -> TextScan:
         return TextScan("utf-8-sig", lines, mixed, "byte-order mark")
     if declared:
         if not valid[declared]:
-            raise LandingError(f"{path}: the bytes are not valid {declared}, the encoding declared for the feed "
-                               f"({ENCODING_ENV}) (rule: csv_encoding)")
+            raise LandingError(
+                f"{path}: the bytes are not valid {declared}, the encoding declared for the feed "
+                f"({ENCODING_ENV}) (rule: csv_encoding)"
+            )
         return TextScan(declared, lines, mixed, f"declared ({ENCODING_ENV})")
     if valid["utf-8"]:
         if ascii_so_far or not valid["gb18030"]:
@@ -251,8 +258,10 @@ def transcode_to_utf8(path: Path, encoding: str, target: Path, normalise_newline
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".part")
     source_encoding = "utf-8-sig" if encoding in ("utf-8", "utf-8-sig") else encoding
-    with (path.open("r", encoding=source_encoding, newline=None if normalise_newlines else "") as src,
-          tmp.open("w", encoding="utf-8", newline="") as dst):
+    with (
+        path.open("r", encoding=source_encoding, newline=None if normalise_newlines else "") as src,
+        tmp.open("w", encoding="utf-8", newline="") as dst,
+    ):
         while block := src.read(CHUNK):
             dst.write(block)
     tmp.replace(target)

@@ -66,8 +66,10 @@ create table if not exists raw.rejected_rows (
 """
 # set when a later load finds the reference a row was rejected for and loads it (ingestion.recovery)
 REJECTED_ROWS_ADDED = (("recovered_at", "timestamptz"), ("recovered_run_id", "varchar"))
-REJECTED_ROWS_INSERT = ("insert into raw.rejected_rows (feed, source_file, file_hash, row_number, line_number, rule, "
-                        "reason, record, loaded_at, run_id) ")
+REJECTED_ROWS_INSERT = (
+    "insert into raw.rejected_rows (feed, source_file, file_hash, row_number, line_number, rule, "
+    "reason, record, loaded_at, run_id) "
+)
 
 LOAD_LOG_DDL = """
 create table if not exists raw.load_log (
@@ -177,8 +179,12 @@ def warehouse_timezone(warehouse: Path) -> str:
 
 
 @contextlib.contextmanager
-def connect(warehouse: Path, timezone: str | None = DEFAULT_TIMEZONE, memory_limit: str | None = None,
-            threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    warehouse: Path,
+    timezone: str | None = DEFAULT_TIMEZONE,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived writer connection; DuckDB allows one writer process, so never keep it open.
     Memory and threads: ingestion.paths.duckdb_settings (the pipeline's limits)."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -224,12 +230,15 @@ def connect_error(warehouse: Path, exc: duckdb.Error) -> FeedLoadError:
         if (holder and holder[0] == "read") or (holder is None and "read-only mode" in str(exc)):
             return WarehouseLockedError(
                 f"{warehouse}: the warehouse is held open by a reader{pid}, e.g. a BI tool or a duckdb shell "
-                f"connected to the build warehouse (readers should open serving.duckdb); trying again later: {first}")
+                f"connected to the build warehouse (readers should open serving.duckdb); trying again later: {first}"
+            )
         return WarehouseLockedError(
-            f"{warehouse}: the warehouse is locked by another writer{pid} (another run is writing it): {first}")
+            f"{warehouse}: the warehouse is locked by another writer{pid} (another run is writing it): {first}"
+        )
     return WarehouseCorruptError(
         f"{warehouse}: the warehouse file cannot be opened as a DuckDB database ({first}); not retried: restore "
-        f"it from a backup, or move it away to rebuild it from the landing folder (rule: warehouse_readable)")
+        f"it from a backup, or move it away to rebuild it from the landing folder (rule: warehouse_readable)"
+    )
 
 
 def raw_table_ddl(feed: Feed) -> str:
@@ -292,8 +301,18 @@ def _parse_text(col: Column, t: str) -> str:
     raise ValueError(f"unknown column type {col.type}")
 
 
-INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                 "UBIGINT", "UHUGEINT")
+INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+)
 NUMERIC_TYPES = (*INTEGER_TYPES, "FLOAT", "DOUBLE")
 
 
@@ -328,8 +347,9 @@ def _parse_typed(col: Column, src: str, source_type: str) -> str:
     return _parse_text(col, f"nullif(trim(cast({src} as varchar)), '')")
 
 
-def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str],
-            not_plain: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+def _checks(
+    feed: Feed, text: dict[str, str], missing: dict[str, str], not_plain: dict[str, str] | None = None
+) -> list[tuple[str, str, str]]:
     """(rule, SQL condition that is true when the row breaks it, SQL message expression).
 
     `text[col]`: the column's value as text (for messages); `missing[col]`: true when the file gives no value
@@ -343,24 +363,47 @@ def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str],
         t, absent = text[col.name], missing[col.name]
         name = quote_literal(col.name)
         if col.required:
-            checks.append((f"required:{col.name}", absent,
-                           f"{name} || ': required value is missing'"))
+            checks.append((f"required:{col.name}", absent, f"{name} || ': required value is missing'"))
         if not_plain and col.name in not_plain:
-            checks.append((f"type:{col.name}", not_plain[col.name],
-                           f"{name} || ': ' || {t} || ' is not a plain value (a JSON object or array, or a "
-                           f"struct or list)'"))
+            checks.append(
+                (
+                    f"type:{col.name}",
+                    not_plain[col.name],
+                    f"{name} || ': ' || {t} || ' is not a plain value (a JSON object or array, or a struct or list)'",
+                )
+            )
         if col.type != "string" and col.type != "enum":
-            checks.append((f"type:{col.name}", f"not ({absent}) and {c} is null",
-                           f"{name} || ': cannot read ''' || {t} || ''' as {col.type}'"))
+            checks.append(
+                (
+                    f"type:{col.name}",
+                    f"not ({absent}) and {c} is null",
+                    f"{name} || ': cannot read ''' || {t} || ''' as {col.type}'",
+                )
+            )
         if col.type == "enum" and col.values:
-            checks.append((f"enum:{col.name}", f"{c} is not null and {c} not in {_sql_list(col.values)}",
-                           f"{name} || ': ''' || {c} || ''' is not one of {', '.join(col.values)}'"))
+            checks.append(
+                (
+                    f"enum:{col.name}",
+                    f"{c} is not null and {c} not in {_sql_list(col.values)}",
+                    f"{name} || ': ''' || {c} || ''' is not one of {', '.join(col.values)}'",
+                )
+            )
         if col.min is not None:
-            checks.append((f"range:{col.name}", f"{c} < {col.min}",
-                           f"{name} || ': ' || {t} || ' is below the minimum {col.min:g}'"))
+            checks.append(
+                (
+                    f"range:{col.name}",
+                    f"{c} < {col.min}",
+                    f"{name} || ': ' || {t} || ' is below the minimum {col.min:g}'",
+                )
+            )
         if col.max is not None:
-            checks.append((f"range:{col.name}", f"{c} > {col.max}",
-                           f"{name} || ': ' || {t} || ' is above the maximum {col.max:g}'"))
+            checks.append(
+                (
+                    f"range:{col.name}",
+                    f"{c} > {col.max}",
+                    f"{name} || ': ' || {t} || ' is above the maximum {col.max:g}'",
+                )
+            )
         if col.is_temporal:
             since = f"{'timestamptz' if col.type == 'timestamp' else 'date'} {quote_literal(window.since)}"
             if col.future:
@@ -369,31 +412,38 @@ def _checks(feed: Feed, text: dict[str, str], missing: dict[str, str],
             else:
                 upper_text = f"up to the run time + {window.tolerance}"
                 too_late = "false" if col.not_in_future else f"{c} > {until_run}"
-            checks.append((f"plausible:{col.name}", f"{c} < {since} or {too_late}",
-                           f"{name} || ': ' || {t} || ' is outside the plausible window (from {window.since}, "
-                           f"{upper_text})'"))
+            checks.append(
+                (
+                    f"plausible:{col.name}",
+                    f"{c} < {since} or {too_late}",
+                    f"{name} || ': ' || {t} || ' is outside the plausible window (from {window.since}, {upper_text})'",
+                )
+            )
         if col.not_in_future:
-            checks.append((f"future:{col.name}", f"{c} > {until_run}",
-                           f"{name} || ': ' || {t} || ' is in the future'"))
+            checks.append((f"future:{col.name}", f"{c} > {until_run}", f"{name} || ': ' || {t} || ' is in the future'"))
     for rule in feed.rules:
-        checks.append((f"rule:{rule.name}", f"not coalesce(({rule.predicate}), true)",
-                       quote_literal(rule.message)))
+        checks.append((f"rule:{rule.name}", f"not coalesce(({rule.predicate}), true)", quote_literal(rule.message)))
     for ref in feed.references:
         col = quote_ident(ref.column)
-        checks.append((
-            f"reference:{ref.column}",
-            f"{col} is not null and not exists (select 1 from raw.{quote_ident(ref.feed)} as r "
-            f"where r.{quote_ident(ref.feed_column)} = c.{col})",
-            f"{quote_literal(ref.column)} || ': unknown ' || {col} || ' (not in {ref.feed})'",
-        ))
+        checks.append(
+            (
+                f"reference:{ref.column}",
+                f"{col} is not null and not exists (select 1 from raw.{quote_ident(ref.feed)} as r "
+                f"where r.{quote_ident(ref.feed_column)} = c.{col})",
+                f"{quote_literal(ref.column)} || ': unknown ' || {col} || ' (not in {ref.feed})'",
+            )
+        )
     # a later row (in file order) with the key of an earlier row of its file: the earliest such row of each key
     # is in _dups (dups_sql), nearly always empty
-    checks.append((
-        "duplicate_key",
-        "c._ordinal > d.__dup_first",
-        "'same key " + ("and " + feed.version_column + " " if feed.version_column else "")
-        + "as an earlier row of this file'",
-    ))
+    checks.append(
+        (
+            "duplicate_key",
+            "c._ordinal > d.__dup_first",
+            "'same key "
+            + ("and " + feed.version_column + " " if feed.version_column else "")
+            + "as an earlier row of this file'",
+        )
+    )
     return checks
 
 
@@ -410,8 +460,15 @@ class CompiledFeed:
     rejected_sql: str  # SELECT: __file, _ordinal, _problems ('rule|message' list), _record of rows breaking a rule
 
 
-def compile_feed(feed: Feed, source_sql: str, source_types: dict[str, str], record_columns: list[str],
-                 jsonl: bool = False, lines: bool = False, xlsx: bool = False) -> CompiledFeed:
+def compile_feed(
+    feed: Feed,
+    source_sql: str,
+    source_types: dict[str, str],
+    record_columns: list[str],
+    jsonl: bool = False,
+    lines: bool = False,
+    xlsx: bool = False,
+) -> CompiledFeed:
     """The contract as SQL over one reader: what finds duplicated keys, what types every column and tells whether
     the row meets the contract, and what lists the rules a rejected row breaks.
 
@@ -459,26 +516,37 @@ def compile_feed(feed: Feed, source_sql: str, source_types: dict[str, str], reco
     if jsonl:
         checks.insert(0, ("malformed_line", "__malformed is not null", "'line is not a valid JSON object'"))
     if xlsx:
-        checks.insert(0, ("formula_not_calculated", "__uncached is not null",
-                          "'formula cell(s) without a calculated value in column(s) ' || __uncached || ' (the "
-                          "workbook was saved without calculating them; open it in Excel and save it again)'"))
+        checks.insert(
+            0,
+            (
+                "formula_not_calculated",
+                "__uncached is not null",
+                "'formula cell(s) without a calculated value in column(s) ' || __uncached || ' (the "
+                "workbook was saved without calculating them; open it in Excel and save it again)'",
+            ),
+        )
     # one expression (not split into conjuncts): DuckDB evaluates it over the typed columns computed once, above
     # the join with _dups, instead of pushing each conjunct down into the reader with the casts inlined
     ok = "coalesce(" + " and ".join(f"not coalesce({cond}, false)" for _rule, cond, _msg in checks) + ", false)"
-    problems = ", ".join(f"case when {cond} then {quote_literal(rule)} || '|' || ({msg}) end"
-                         for rule, cond, msg in checks)
+    problems = ", ".join(
+        f"case when {cond} then {quote_literal(rule)} || '|' || ({msg}) end" for rule, cond, msg in checks
+    )
     record = "{" + ", ".join(f"{quote_literal(c)}: s.{quote_ident(c)}" for c in record_columns) + "}"
     out_cols = ", ".join(f"c.{quote_ident(c)}" for c in feed.column_names)
     key_cols = [quote_ident(k) for k in _dup_key_columns(feed)]
     line = "s.__line" if lines else "cast(null as bigint)"
-    typed = (f"select s.__file, s.__row as _ordinal, {line} as _line, {record} as _source, {', '.join(typed_cols)} "
-             f"from ({source_sql}) as s")
-    dups = ("select __file as __dup_file, "
-            + "".join(f"{k} as {quote_ident(f'__dup_k{i}')}, " for i, k in enumerate(key_cols))
-            + f"min(_ordinal) as __dup_first from ({typed}) group by all having count(*) > 1")
-    joined = (f"from ({typed}) as c left join _dups as d on c.__file = d.__dup_file"
-              + "".join(f" and c.{k} is not distinct from d.{quote_ident(f'__dup_k{i}')}"
-                        for i, k in enumerate(key_cols)))
+    typed = (
+        f"select s.__file, s.__row as _ordinal, {line} as _line, {record} as _source, {', '.join(typed_cols)} "
+        f"from ({source_sql}) as s"
+    )
+    dups = (
+        "select __file as __dup_file, "
+        + "".join(f"{k} as {quote_ident(f'__dup_k{i}')}, " for i, k in enumerate(key_cols))
+        + f"min(_ordinal) as __dup_first from ({typed}) group by all having count(*) > 1"
+    )
+    joined = f"from ({typed}) as c left join _dups as d on c.__file = d.__dup_file" + "".join(
+        f" and c.{k} is not distinct from d.{quote_ident(f'__dup_k{i}')}" for i, k in enumerate(key_cols)
+    )
     checked = f"select c.__file, c._ordinal, {out_cols}, {ok} as _ok {joined}"
     # the JSON record is only made for rejected rows (to_json of every row is the costliest part of a load)
     rejected = f"""
@@ -495,14 +563,17 @@ select __file, _ordinal, _line, _problems, cast(to_json(_source) as varchar) as 
 
 # --- readers: one SELECT over all the files of a batch ---------------------------------------------------------
 
+
 def _path_list(paths: Iterable[Path]) -> str:
     return "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
 
 
 def _with_row_numbers(sql: str) -> str:
     """Scan order is file order, then row order (DuckDB keeps insertion order): number rows within each file."""
-    return (f"select *, __g - min(__g) over (partition by __file) + 1 as __row "
-            f"from (select *, row_number() over () as __g from ({sql}))")
+    return (
+        f"select *, __g - min(__g) over (partition by __file) + 1 as __row "
+        f"from (select *, row_number() over () as __g from ({sql}))"
+    )
 
 
 def _csv_reader(paths: list[Path], header: list[str], rejects: str) -> str:
@@ -529,17 +600,24 @@ def _jsonl_reader(paths: list[Path], feed: Feed) -> str:
     )
     parsed = f"select __file, __line, line, try_cast(line as json) as j from ({lines}) where trim(line) <> ''"
     cols = ", ".join(f"j ->> {quote_literal(c.name)} as {quote_ident(c.name)}" for c in feed.columns)
-    nested = ", ".join(f"case when json_type(j, {quote_literal('$.' + c.name)}) in ('OBJECT', 'ARRAY') "
-                       f"then {quote_literal(c.name)} end" for c in feed.columns)
-    return (f"select __file, __line, {cols}, case when j is null then line end as __malformed, "
-            f"list_filter([{nested}], lambda x: x is not null) as __nested, "
-            f"row_number() over (partition by __file order by __line) as __row from ({parsed})")
+    nested = ", ".join(
+        f"case when json_type(j, {quote_literal('$.' + c.name)}) in ('OBJECT', 'ARRAY') "
+        f"then {quote_literal(c.name)} end"
+        for c in feed.columns
+    )
+    return (
+        f"select __file, __line, {cols}, case when j is null then line end as __malformed, "
+        f"list_filter([{nested}], lambda x: x is not null) as __nested, "
+        f"row_number() over (partition by __file order by __line) as __row from ({parsed})"
+    )
 
 
 def _parquet_reader(paths: list[Path], names: list[str]) -> str:
     cols = ", ".join(f"{quote_ident(n)} as {quote_ident(n.strip().lower())}" for n in names)
-    return (f"select {cols}, __file, file_row_number + 1 as __row from read_parquet({_path_list(paths)}, "
-            f"filename = '__file', file_row_number = true)")
+    return (
+        f"select {cols}, __file, file_row_number + 1 as __row from read_parquet({_path_list(paths)}, "
+        f"filename = '__file', file_row_number = true)"
+    )
 
 
 @dataclass
@@ -571,20 +649,39 @@ def _scan(lf: LandingFile, feed: Feed, work_dir: Path, digest: str, suffix: str)
         raise FeedLoadError(str(exc)) from exc
     path = lf.path
     if scan.encoding == "gb18030" or scan.mixed_newlines or (suffix == ".jsonl" and scan.encoding == "utf-8-sig"):
-        path = transcode_to_utf8(lf.path, scan.encoding, work_dir / f"{digest}{suffix}",
-                                 normalise_newlines=scan.mixed_newlines)
+        path = transcode_to_utf8(
+            lf.path, scan.encoding, work_dir / f"{digest}{suffix}", normalise_newlines=scan.mixed_newlines
+        )
     return path, scan.encoding, scan.lines
 
 
-def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, work_dir: Path, digest: str,
-                 rel: str, parquet_schema: dict[str, list[tuple]] | None = None) -> PendingFile:
+def prepare_file(
+    con: duckdb.DuckDBPyConnection,
+    lf: LandingFile,
+    feed: Feed,
+    work_dir: Path,
+    digest: str,
+    rel: str,
+    parquet_schema: dict[str, list[tuple]] | None = None,
+) -> PendingFile:
     """Decide how DuckDB reads the file; raise FeedLoadError when it cannot be read at all."""
     known = set(feed.column_names)
 
-    def pending(path: Path, encoding: str, columns: list[str], types: dict[str, str], group: tuple,
-                **kw: object) -> PendingFile:
-        return PendingFile(lf, rel, digest, path, encoding, columns, {k: v for k, v in types.items() if k in known},
-                           [c for c in columns if c not in known], group, **kw)
+    def pending(
+        path: Path, encoding: str, columns: list[str], types: dict[str, str], group: tuple, **kw: object
+    ) -> PendingFile:
+        return PendingFile(
+            lf,
+            rel,
+            digest,
+            path,
+            encoding,
+            columns,
+            {k: v for k, v in types.items() if k in known},
+            [c for c in columns if c not in known],
+            group,
+            **kw,
+        )
 
     if lf.format == "csv":
         if lf.path.stat().st_size == 0:
@@ -595,14 +692,19 @@ def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, wo
             return pending(path, encoding, [], {}, ("empty",))
         _require_unique(lf, header)
         _require_columns(lf, feed, header)
-        return pending(path, encoding, header, dict.fromkeys(header, "VARCHAR"), ("csv", tuple(header)),
-                       lines=lines)
+        return pending(path, encoding, header, dict.fromkeys(header, "VARCHAR"), ("csv", tuple(header)), lines=lines)
     if lf.format == "jsonl":
         if lf.path.stat().st_size == 0:
             return pending(lf.path, "empty", [], {}, ("empty",))
         path, encoding, lines = _scan(lf, feed, work_dir, digest, ".jsonl")
-        return pending(path, encoding, [*feed.column_names, "__malformed"],
-                       dict.fromkeys(feed.column_names, "VARCHAR"), ("jsonl",), lines=lines)
+        return pending(
+            path,
+            encoding,
+            [*feed.column_names, "__malformed"],
+            dict.fromkeys(feed.column_names, "VARCHAR"),
+            ("jsonl",),
+            lines=lines,
+        )
     if lf.format == "parquet":
         schema = (parquet_schema or {}).get(str(lf.path))
         src = f"read_parquet({quote_literal(str(lf.path))})"
@@ -610,8 +712,9 @@ def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, wo
             described = con.execute(f"describe select * from {src}").fetchall() if schema is None else None
         except duckdb.Error as exc:
             reason = str(exc).splitlines()[0]
-            raise FeedLoadError(f"{lf.path}: cannot read the Parquet file ({reason}) "
-                                f"(rule: parquet_readable; the file was not loaded)") from exc
+            raise FeedLoadError(
+                f"{lf.path}: cannot read the Parquet file ({reason}) (rule: parquet_readable; the file was not loaded)"
+            ) from exc
         names = [str(n) for n, *_ in described] if described is not None else [n for n, *_ in schema]
         columns = [n.strip().lower() for n in names]
         _require_unique(lf, columns)
@@ -625,8 +728,9 @@ def prepare_file(con: duckdb.DuckDBPyConnection, lf: LandingFile, feed: Feed, wo
         _require_unique(lf, list(frame.columns))
         _require_columns(lf, feed, list(frame.columns))
         columns = [c for c in frame.columns if c != "__uncached"]
-        return pending(lf.path, "xlsx", columns, dict.fromkeys(columns, "VARCHAR"), ("xlsx", digest), frame=frame,
-                       unread_note=note)
+        return pending(
+            lf.path, "xlsx", columns, dict.fromkeys(columns, "VARCHAR"), ("xlsx", digest), frame=frame, unread_note=note
+        )
     raise FeedLoadError(f"{lf.path}: unsupported format {lf.format}")
 
 
@@ -647,12 +751,17 @@ def read_workbook(lf: LandingFile) -> tuple[object, str | None]:
         frame = pd.read_excel(lf.path, dtype=str, engine="openpyxl")
         workbook = openpyxl.load_workbook(lf.path, read_only=True, data_only=False)
     except Exception as exc:  # not a zip, not a workbook, no sheet: openpyxl raises many kinds
-        raise FeedLoadError(f"{lf.path}: cannot read the Excel workbook ({type(exc).__name__}: {exc}) "
-                            f"(rule: xlsx_readable; the file was not loaded)") from exc
+        raise FeedLoadError(
+            f"{lf.path}: cannot read the Excel workbook ({type(exc).__name__}: {exc}) "
+            f"(rule: xlsx_readable; the file was not loaded)"
+        ) from exc
     try:
         sheets = workbook.worksheets
-        others = [ws.title for ws in sheets[1:]
-                  if any(v is not None for row in ws.iter_rows(max_row=2, values_only=True) for v in row)]
+        others = [
+            ws.title
+            for ws in sheets[1:]
+            if any(v is not None for row in ws.iter_rows(max_row=2, values_only=True) for v in row)
+        ]
         first = sheets[0]
         with zipfile.ZipFile(lf.path) as z:
             xml_names = [n for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
@@ -663,25 +772,36 @@ def read_workbook(lf: LandingFile) -> tuple[object, str | None]:
         if uncached:
             # only then: the formulas as written, cell by cell (openpyxl has no vectorised reader), against the values
             formulas = pd.DataFrame(list(first.iter_rows(min_row=2, max_row=len(frame) + 1, values_only=True)))
-            formulas = formulas.iloc[:, :len(header)].reindex(columns=range(len(header)))
+            formulas = formulas.iloc[:, : len(header)].reindex(columns=range(len(header)))
             formulas.columns = header
-            is_uncached = formulas.map(lambda v: isinstance(v, str) and v.startswith("=")).to_numpy() & \
-                frame[header].isna().to_numpy()
+            is_uncached = (
+                formulas.map(lambda v: isinstance(v, str) and v.startswith("=")).to_numpy()
+                & frame[header].isna().to_numpy()
+            )
             names = pd.DataFrame(is_uncached, columns=header).apply(
-                lambda row: ",".join(c for c, bad in zip(header, row, strict=True) if bad) or None, axis=1)
+                lambda row: ",".join(c for c, bad in zip(header, row, strict=True) if bad) or None, axis=1
+            )
             frame["__uncached"] = names.to_numpy()
     finally:
         workbook.close()
-    note = (f"sheet(s) {', '.join(repr(t) for t in others)} not read: only the first sheet of a workbook "
-            f"({first.title!r}) is read; move the rows to it or land each sheet as its own file") if others else None
+    note = (
+        (
+            f"sheet(s) {', '.join(repr(t) for t in others)} not read: only the first sheet of a workbook "
+            f"({first.title!r}) is read; move the rows to it or land each sheet as its own file"
+        )
+        if others
+        else None
+    )
     return frame, note
 
 
 def _require_unique(lf: LandingFile, header: list[str]) -> None:
     if len(set(header)) != len(header):
         dupes = sorted({h for h in header if header.count(h) > 1})
-        raise FeedLoadError(f"{lf.path}: duplicated column(s) {', '.join(dupes)} in the header (rule: header_unique) "
-                            f"(names are compared trimmed and in lower case; the file was not loaded)")
+        raise FeedLoadError(
+            f"{lf.path}: duplicated column(s) {', '.join(dupes)} in the header (rule: header_unique) "
+            f"(names are compared trimmed and in lower case; the file was not loaded)"
+        )
 
 
 def _require_columns(lf: LandingFile, feed: Feed, header: list[str]) -> None:
@@ -728,8 +848,9 @@ create or replace temp table _files (
 )
 """
 
-LINEMAP_DDL = ("create or replace temp table _linemap (__file varchar, record bigint, line_number bigint, "
-               "byte_pos bigint)")
+LINEMAP_DDL = (
+    "create or replace temp table _linemap (__file varchar, record bigint, line_number bigint, byte_pos bigint)"
+)
 
 
 def linemap_sql(paths: list[Path]) -> str:
@@ -750,8 +871,9 @@ from c where ln > 1 and q_before % 2 = 0 and line <> '' and line <> chr(13)
 """
 
 
-def batch_source(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile],
-                 tag: str) -> tuple[str, dict[str, str], list[str], str | None, str]:
+def batch_source(
+    con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile], tag: str
+) -> tuple[str, dict[str, str], list[str], str | None, str]:
     """(source SQL, types as read, record columns, rejects table, kind) for files of one group."""
     first = files[0]
     kind = first.group[0]
@@ -774,8 +896,9 @@ def batch_source(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Pending
     raise ValueError(kind)
 
 
-def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile], run_id: str,
-               loaded_at: dict[str, dt.datetime]) -> list[FileLoad]:
+def load_batch(
+    con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFile], run_id: str, loaded_at: dict[str, dt.datetime]
+) -> list[FileLoad]:
     """Load files of one group in ONE transaction and (but for empty files) ONE read: raw rows, rejected rows and
     one load_log row per file. A file is loaded completely or not at all; so is the batch.
 
@@ -792,23 +915,34 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
         con.execute(
             "insert into _files select unnest(?), unnest(?), unnest(?), try_cast(unnest(?) as date), unnest(?), "
             "unnest(?), unnest(?), unnest(?), unnest(?)",
-            [[str(f.read_path) for f in files], [f.rel for f in files], [f.digest for f in files],
-             [f.lf.day for f in files], [f.encoding for f in files], [",".join(f.extra_columns) for f in files],
-             [loaded_at[f.digest] for f in files], [f.lines for f in files],
-             [1 if kind in ("csv", "xlsx") else None for f in files]],
+            [
+                [str(f.read_path) for f in files],
+                [f.rel for f in files],
+                [f.digest for f in files],
+                [f.lf.day for f in files],
+                [f.encoding for f in files],
+                [",".join(f.extra_columns) for f in files],
+                [loaded_at[f.digest] for f in files],
+                [f.lines for f in files],
+                [1 if kind in ("csv", "xlsx") else None for f in files],
+            ],
         )
         con.execute(LINEMAP_DDL)
         if empty:
-            con.execute("create or replace temp table _counts as select __file, 0::bigint as loaded, "
-                        "0::bigint as rejected from _files")
+            con.execute(
+                "create or replace temp table _counts as select __file, 0::bigint as loaded, "
+                "0::bigint as rejected from _files"
+            )
         else:
             source_sql, types, record_columns, rejects, kind = batch_source(con, feed, files, tag)
             if kind != "parquet":
                 # CSV (one read_csv per file, with its rejects table), JSON lines and Excel are read ONCE, in
                 # file order (the readers number rows with window functions, which do not keep it); Parquet is
                 # read where it is used (projection pushdown: the duplicate search reads the key columns only)
-                con.execute(f"create or replace temp table _src as select s.* from ({source_sql}) as s "
-                            f"join _files as f using (__file) order by f.loaded_at, s.__row")
+                con.execute(
+                    f"create or replace temp table _src as select s.* from ({source_sql}) as s "
+                    f"join _files as f using (__file) order by f.loaded_at, s.__row"
+                )
                 source_sql = "select * from _src"
             malformed = "select __file, 0 as n from _files where false"
             if rejects:
@@ -836,11 +970,20 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
                         "left join good as g on g.__file = s.__file and g.__row = s.__row "
                         "join _files as f on f.__file = s.__file order by f.loaded_at, s.__row"
                     )
-            compiled = compile_feed(feed, source_sql, types, record_columns, jsonl=kind == "jsonl",
-                                    lines=kind == "jsonl", xlsx=kind == "xlsx")
+            compiled = compile_feed(
+                feed,
+                source_sql,
+                types,
+                record_columns,
+                jsonl=kind == "jsonl",
+                lines=kind == "jsonl",
+                xlsx=kind == "xlsx",
+            )
             cols = ", ".join(f"v.{quote_ident(c)}" for c in feed.column_names)
-            con.execute(f"create or replace temp table _rows as select __file, count(*) as n from ({source_sql}) "
-                        f"group by __file")
+            con.execute(
+                f"create or replace temp table _rows as select __file, count(*) as n from ({source_sql}) "
+                f"group by __file"
+            )
             con.execute(f"create or replace temp table _dups as {compiled.dups_sql}")
             # the rows that meet the contract stream from the reader into raw, in file order (no join here
             # reorders its probe side, and the source is read in file order)
@@ -851,24 +994,32 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
             ).fetchone()[0]
             total = con.execute("select coalesce(sum(n), 0) from _rows").fetchone()[0]
             if inserted == total:  # nothing rejected: no need to read the batch again
-                con.execute("create or replace temp table _rejected as select __file, 0::bigint as _ordinal, "
-                            "null::bigint as _line, []::varchar[] as _problems, ''::varchar as _record "
-                            "from _files where false")
+                con.execute(
+                    "create or replace temp table _rejected as select __file, 0::bigint as _ordinal, "
+                    "null::bigint as _line, []::varchar[] as _problems, ''::varchar as _record "
+                    "from _files where false"
+                )
             else:
                 con.execute(f"create or replace temp table _rejected as {compiled.rejected_sql}")
                 rejected = con.execute("select count(*) from _rejected").fetchone()[0]
                 if inserted + rejected != total:  # every row is loaded or rejected, never both, never neither
-                    raise FeedLoadError(f"feed {feed.name}: {total} rows read but {inserted} loaded and {rejected} "
-                                        f"rejected ({', '.join(f.rel for f in files)}; the files were not loaded)")
+                    raise FeedLoadError(
+                        f"feed {feed.name}: {total} rows read but {inserted} loaded and {rejected} "
+                        f"rejected ({', '.join(f.rel for f in files)}; the files were not loaded)"
+                    )
                 if kind == "csv":
                     # a CSV file whose physical lines are not header + one per record (a quoted value spans lines,
                     # an empty line): its rejected rows' lines come from its text
-                    unmapped = [r[0] for r in con.execute(
-                        f"select f.__file from _files as f join _rows as n using (__file) "
-                        f"left join ({malformed}) as m using (__file) "
-                        f"where f.lines is distinct from 1 + n.n + coalesce(m.n, 0) "
-                        f"and f.__file in (select __file from _rejected) "
-                        f"and f.__file not in (select __file from _linemap)").fetchall()]
+                    unmapped = [
+                        r[0]
+                        for r in con.execute(
+                            f"select f.__file from _files as f join _rows as n using (__file) "
+                            f"left join ({malformed}) as m using (__file) "
+                            f"where f.lines is distinct from 1 + n.n + coalesce(m.n, 0) "
+                            f"and f.__file in (select __file from _rejected) "
+                            f"and f.__file not in (select __file from _linemap)"
+                        ).fetchall()
+                    ]
                     if unmapped:
                         con.execute(f"insert into _linemap {linemap_sql([Path(p) for p in unmapped])}")
             con.execute(
@@ -923,8 +1074,17 @@ def load_batch(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[PendingFi
     results = []
     for f in files:
         loaded, rejected = counts[str(f.read_path)]
-        results.append(FileLoad(f.rel, f.digest, rows_read=int(loaded) + int(rejected), rows_loaded=int(loaded),
-                                rows_rejected=int(rejected), encoding=f.encoding, extra_columns=f.extra_columns))
+        results.append(
+            FileLoad(
+                f.rel,
+                f.digest,
+                rows_read=int(loaded) + int(rejected),
+                rows_loaded=int(loaded),
+                rows_rejected=int(rejected),
+                encoding=f.encoding,
+                extra_columns=f.extra_columns,
+            )
+        )
     return results
 
 
@@ -932,10 +1092,18 @@ def _error_message(lf: LandingFile, exc: Exception) -> str:
     return str(exc) if isinstance(exc, FeedLoadError) else f"{lf.path}: {exc}"
 
 
-def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_dir: Path,
-              day_from: str | None = None, day_to: str | None = None,
-              timezone: str | None = DEFAULT_TIMEZONE, memory_limit: str | None = None,
-              threads: int | None = None) -> FeedLoadResult:
+def load_feed(
+    warehouse: Path,
+    landing: Path,
+    feed_name: str,
+    run_id: str,
+    work_dir: Path,
+    day_from: str | None = None,
+    day_to: str | None = None,
+    timezone: str | None = DEFAULT_TIMEZONE,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> FeedLoadResult:
     """Load every new file of one feed. Raises FeedLoadError after loading the good files if any file failed.
 
     Files are hashed (a hash already in raw.load_log is skipped), checked one by one (encoding, header, required
@@ -960,8 +1128,10 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
     loads: dict[str, FileLoad] = {}  # by relative name, reported in file order
     with connect(warehouse, timezone, memory_limit, threads) as con:
         ensure_raw_schema(con)
-        loaded_hashes = {r[0] for r in con.execute("select distinct file_hash from raw.load_log where feed = ?",
-                                                   [feed.name]).fetchall()}
+        loaded_hashes = {
+            r[0]
+            for r in con.execute("select distinct file_hash from raw.load_log where feed = ?", [feed.name]).fetchall()
+        }
         new: list[tuple[LandingFile, str, str]] = []
         # hashlib releases the GIL on large blocks: hash the files on two threads
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -1001,13 +1171,19 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
                         except (FeedLoadError, duckdb.Error) as file_exc:
                             result.errors.append(_error_message(pf.lf, file_exc))
                 loads.update((fl.source_file, fl) for fl in done)
-                unread += [(fl.source_file, fl.file_hash, notes[fl.source_file]) for fl in done
-                           if fl.source_file in notes]
+                unread += [
+                    (fl.source_file, fl.file_hash, notes[fl.source_file]) for fl in done if fl.source_file in notes
+                ]
         result.unread = [(name, reason) for name, _digest, reason in unread]
-        refused = [(rel, digest, msg) for (lf, digest, rel) in new for msg in result.errors
-                   if msg.startswith(f"{lf.path}:")]
-        _record_unread(con, feed.name, run_id, [*unread, *((rel, digest, f"file refused: {msg.split(': ', 1)[1]}")
-                                                        for rel, digest, msg in refused)])
+        refused = [
+            (rel, digest, msg) for (lf, digest, rel) in new for msg in result.errors if msg.startswith(f"{lf.path}:")
+        ]
+        _record_unread(
+            con,
+            feed.name,
+            run_id,
+            [*unread, *((rel, digest, f"file refused: {msg.split(': ', 1)[1]}") for rel, digest, msg in refused)],
+        )
         order = {str(lf.path.relative_to(root)): i for i, lf in enumerate(files)}
         result.files = sorted(loads.values(), key=lambda fl: order[fl.source_file])
         # rows rejected earlier for a reference that this or an earlier load has since brought
@@ -1015,8 +1191,9 @@ def load_feed(warehouse: Path, landing: Path, feed_name: str, run_id: str, work_
         touched = [f.file_hash for f in result.files if not f.skipped]
         result.months_touched = months_touched(con, feed, list(dict.fromkeys(touched + recovered_from)), timezone)
     if result.errors:
-        error = FeedLoadError(f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - "
-                              + "\n  - ".join(result.errors))
+        error = FeedLoadError(
+            f"feed {feed_name}: {len(result.errors)} file(s) could not be loaded:\n  - " + "\n  - ".join(result.errors)
+        )
         error.result = result
         raise error
     return result
@@ -1034,17 +1211,21 @@ def _hash_if_inside(root: Path):
             return file_hash(entry)
         except OSError:
             return None
+
     return digest
 
 
-def _record_unread(con: duckdb.DuckDBPyConnection, feed: str, run_id: str,
-                   rows: list[tuple[str, str | None, str]]) -> None:
+def _record_unread(
+    con: duckdb.DuckDBPyConnection, feed: str, run_id: str, rows: list[tuple[str, str | None, str]]
+) -> None:
     """One raw.unread_files row per file not read in this run (one statement)."""
     if not rows:
         return
     names, digests, reasons = (list(c) for c in zip(*rows, strict=True))
-    con.execute("insert into raw.unread_files select ?, unnest(?), unnest(?), unnest(?), ?, now()",
-                [feed, names, digests, reasons, run_id])
+    con.execute(
+        "insert into raw.unread_files select ?, unnest(?), unnest(?), unnest(?), ?, now()",
+        [feed, names, digests, reasons, run_id],
+    )
 
 
 # input bytes per statement: bounds the memory of one batch. Measured on tier L tickets (365 Parquet files,
@@ -1069,6 +1250,7 @@ def _chunks(files: list[PendingFile]) -> Iterator[list[PendingFile]]:
 
 
 # --- months touched --------------------------------------------------------------------------------------------
+
 
 def _month_of(feed: Feed, alias: str, name: str, timezone: str, field: str) -> str:
     col = f"{alias}.{field}"
@@ -1099,8 +1281,9 @@ def months_touched_sql(feed: Feed, timezone: str, reloads: bool = True) -> str:
             inputs.setdefault(item, f"__in_{len(inputs)}")
 
     def fields(items: Iterable[str]) -> str:
-        return ", ".join(f"{inputs[i]} := {f't.{quote_ident(i)}' if i in feed.column_names else f'({i})'}"
-                         for i in items)
+        return ", ".join(
+            f"{inputs[i]} := {f't.{quote_ident(i)}' if i in feed.column_names else f'({i})'}" for i in items
+        )
 
     if feed.version_column:
         if feed.column(feed.version_column).type != "timestamp":
@@ -1114,44 +1297,51 @@ def months_touched_sql(feed: Feed, timezone: str, reloads: bool = True) -> str:
     on = " and ".join(f"t.{k} = k.{k}" for k in keys)
     branches = []
     for period in feed.period_columns:
-        changed = " or ".join(f"p.n.{inputs[i]} is distinct from p.o.{inputs[i]}"
-                              for i in dict.fromkeys((period, *feed.period_input_columns(period))))
+        changed = " or ".join(
+            f"p.n.{inputs[i]} is distinct from p.o.{inputs[i]}"
+            for i in dict.fromkeys((period, *feed.period_input_columns(period)))
+        )
         p = inputs[period]
-        branches.append(f"select {_month_of(feed, 'a.n', period, timezone, p)} as m from first_loads as a "
-                        f"where a.n.{p} is not null")
-        branches.append(f"select {_month_of(feed, 'p.n', period, timezone, p)} as m from per_key as p "
-                        f"where p.n.{p} is not null and (p.o is null or {changed})")
-        branches.append(f"select {_month_of(feed, 'p.o', period, timezone, p)} as m from per_key as p "
-                        f"where p.o.{p} is not null and ({changed})")
+        branches.append(
+            f"select {_month_of(feed, 'a.n', period, timezone, p)} as m from first_loads as a where a.n.{p} is not null"
+        )
+        branches.append(
+            f"select {_month_of(feed, 'p.n', period, timezone, p)} as m from per_key as p "
+            f"where p.n.{p} is not null and (p.o is null or {changed})"
+        )
+        branches.append(
+            f"select {_month_of(feed, 'p.o', period, timezone, p)} as m from per_key as p "
+            f"where p.o.{p} is not null and ({changed})"
+        )
     return f"""
 with new_files as (
     select unnest($hashes) as _file_hash
 ),
 new_keys as (
-    select {', '.join(keys)} from {table} where _file_hash in (select _file_hash from new_files)
+    select {", ".join(keys)} from {table} where _file_hash in (select _file_hash from new_files)
 ),
 reloaded_keys as (
-    select distinct {', '.join(f't.{k}' for k in keys)} from {table} as t semi join new_keys as k on {on}
-    where t._file_hash not in (select _file_hash from new_files){'' if reloads else ' and false'}
+    select distinct {", ".join(f"t.{k}" for k in keys)} from {table} as t semi join new_keys as k on {on}
+    where t._file_hash not in (select _file_hash from new_files){"" if reloads else " and false"}
 ),
 first_loads as (
     select arg_max(struct_pack({fields(feed.period_columns)}), {order}) as n
     from {table} as t anti join reloaded_keys as k on {on}
-    where t._file_hash in (select _file_hash from new_files) and {' and '.join(f't.{k} is not null' for k in keys)}
-    group by {', '.join(f't.{k}' for k in keys)}
+    where t._file_hash in (select _file_hash from new_files) and {" and ".join(f"t.{k} is not null" for k in keys)}
+    group by {", ".join(f"t.{k}" for k in keys)}
 ),
 versions as (
-    select {', '.join(f't.{k}' for k in keys)}, struct_pack({fields(inputs)}) as _v, {order} as _order,
+    select {", ".join(f"t.{k}" for k in keys)}, struct_pack({fields(inputs)}) as _v, {order} as _order,
         t._file_hash in (select _file_hash from new_files) as _is_new
     from {table} as t semi join reloaded_keys as k on {on}
 ),
 per_key as (
     select arg_max(_v, _order) as n, arg_max(_is_new, _order) as n_is_new,
         arg_max(_v, _order) filter (where not _is_new) as o
-    from versions group by {', '.join(keys)}
+    from versions group by {", ".join(keys)}
     having n_is_new
 )
-select distinct m from ({' union all '.join(branches)}) where m is not null order by m
+select distinct m from ({" union all ".join(branches)}) where m is not null order by m
 """
 
 
@@ -1160,7 +1350,9 @@ def months_touched(con: duckdb.DuckDBPyConnection, feed: Feed, hashes: list[str]
     if not hashes or not feed.period_columns:
         return []
     # a first load (no other rows in the table): no record has an old version to compare with
-    reloads = con.execute(f"select exists (select 1 from raw.{quote_ident(feed.name)} "
-                          f"where _file_hash not in (select unnest($hashes)))", {"hashes": hashes}).fetchone()[0]
+    reloads = con.execute(
+        f"select exists (select 1 from raw.{quote_ident(feed.name)} where _file_hash not in (select unnest($hashes)))",
+        {"hashes": hashes},
+    ).fetchone()[0]
     rows = con.execute(months_touched_sql(feed, timezone, reloads), {"hashes": hashes}).fetchall()
     return [r[0].isoformat() for r in rows]

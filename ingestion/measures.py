@@ -46,8 +46,7 @@ class IndicatorInputs:
         return tuple(dict.fromkeys(f for f, _ in (*self.all_of, *self.any_of)))
 
 
-_RESOLVED = (("tickets", "status"), ("tickets", "created_at"), ("tickets", "resolved_at"),
-             ("tickets", "technician_id"))
+_RESOLVED = (("tickets", "status"), ("tickets", "created_at"), ("tickets", "resolved_at"), ("tickets", "technician_id"))
 _SURVEY = (("surveys", "responded_at"), ("surveys", "technician_id"))
 _COMPLAINT = (("complaints", "received_at"), ("complaints", "technician_id"))
 
@@ -57,20 +56,24 @@ INDICATOR_INPUTS: dict[str, IndicatorInputs] = {
     "nps": IndicatorInputs((*_SURVEY, ("surveys", "nps"))),
     "avg_handling_time": IndicatorInputs(_RESOLVED),
     "mttr": IndicatorInputs((*_RESOLVED, ("tickets", "service_type"))),
-    "first_response_time": IndicatorInputs((("tickets", "created_at"), ("tickets", "first_response_at"),
-                                            ("tickets", "technician_id"))),
+    "first_response_time": IndicatorInputs(
+        (("tickets", "created_at"), ("tickets", "first_response_at"), ("tickets", "technician_id"))
+    ),
     "sla_attainment": IndicatorInputs((*_RESOLVED, ("tickets", "priority"))),
     "service_attitude": IndicatorInputs((*_SURVEY, ("surveys", "attitude_score"))),
     "technical_level": IndicatorInputs((*_SURVEY, ("surveys", "technical_score"))),
-    "first_time_fix_rate": IndicatorInputs((*_RESOLVED, ("tickets", "service_type")),
-                                           any_of=(("tickets", "first_time_fix"), ("tickets", "onsite_visits"))),
+    "first_time_fix_rate": IndicatorInputs(
+        (*_RESOLVED, ("tickets", "service_type")), any_of=(("tickets", "first_time_fix"), ("tickets", "onsite_visits"))
+    ),
     "reopen_rate": IndicatorInputs((*_RESOLVED, ("tickets", "reopened_count"))),
     "complaint_acceptance_time": IndicatorInputs((*_COMPLAINT, ("complaints", "accepted_at"))),
-    "problem_resolution_rate": IndicatorInputs((*_COMPLAINT, ("complaints", "status"),
-                                                ("complaints", "resolution_confirmed"))),
+    "problem_resolution_rate": IndicatorInputs(
+        (*_COMPLAINT, ("complaints", "status"), ("complaints", "resolution_confirmed"))
+    ),
     "complaint_rate": IndicatorInputs((*_COMPLAINT, *_RESOLVED)),
-    "supervisor_review": IndicatorInputs((("supervisor_reviews", "technician_id"), ("supervisor_reviews", "period"),
-                                          ("supervisor_reviews", "score"))),
+    "supervisor_review": IndicatorInputs(
+        (("supervisor_reviews", "technician_id"), ("supervisor_reviews", "period"), ("supervisor_reviews", "score"))
+    ),
 }
 
 

@@ -85,8 +85,11 @@ class OrganisationSettings:
         return frozenset(WEEKDAYS.index(d) + 1 for d in self.working_weekdays)
 
     def dbt_env(self) -> dict[str, str]:
-        return {DBT_ENV["timezone"]: self.timezone, DBT_ENV["workday_start"]: self.workday_start,
-                DBT_ENV["workday_end"]: self.workday_end}
+        return {
+            DBT_ENV["timezone"]: self.timezone,
+            DBT_ENV["workday_start"]: self.workday_start,
+            DBT_ENV["workday_end"]: self.workday_end,
+        }
 
 
 def config_path(paths: DataDir | None = None) -> Path:
@@ -99,35 +102,40 @@ def config_path(paths: DataDir | None = None) -> Path:
 
 def _zone(value: object, where: str) -> str:
     if not isinstance(value, str) or not value or value != value.strip():
-        raise OrganisationSettingsError(f"{where}: expected an IANA time zone name such as Europe/Berlin, "
-                                        f"got {value!r}")
+        raise OrganisationSettingsError(
+            f"{where}: expected an IANA time zone name such as Europe/Berlin, got {value!r}"
+        )
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise OrganisationSettingsError(f"{where}: unknown time zone {value!r} "
-                                        "(use an IANA name such as Asia/Shanghai or Europe/Berlin)") from exc
+        raise OrganisationSettingsError(
+            f"{where}: unknown time zone {value!r} (use an IANA name such as Asia/Shanghai or Europe/Berlin)"
+        ) from exc
     return value
 
 
 def _hhmm(value: object, where: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
-        raise OrganisationSettingsError(f"{where}: {value!r} is a number; write the time as a quoted \"HH:MM\" "
-                                        "(YAML reads an unquoted 8:00 as 480)")
+        raise OrganisationSettingsError(
+            f'{where}: {value!r} is a number; write the time as a quoted "HH:MM" (YAML reads an unquoted 8:00 as 480)'
+        )
     if not isinstance(value, str) or not _HHMM.match(value):
-        raise OrganisationSettingsError(f"{where}: expected a time \"HH:MM\" (00:00-23:59), got {value!r}")
+        raise OrganisationSettingsError(f'{where}: expected a time "HH:MM" (00:00-23:59), got {value!r}')
     return value
 
 
 def _weekdays(value: object, where: str) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items:
-        raise OrganisationSettingsError(f"{where}: expected a non-empty list of weekdays from {', '.join(WEEKDAYS)}, "
-                                        f"got {value!r}")
+        raise OrganisationSettingsError(
+            f"{where}: expected a non-empty list of weekdays from {', '.join(WEEKDAYS)}, got {value!r}"
+        )
     days = [str(d).strip().lower() for d in items]
     unknown = [d for d in days if d not in WEEKDAYS]
     if unknown:
-        raise OrganisationSettingsError(f"{where}: unknown weekday(s) {', '.join(map(repr, unknown))}; "
-                                        f"use {', '.join(WEEKDAYS)}")
+        raise OrganisationSettingsError(
+            f"{where}: unknown weekday(s) {', '.join(map(repr, unknown))}; use {', '.join(WEEKDAYS)}"
+        )
     if len(set(days)) != len(days):
         raise OrganisationSettingsError(f"{where}: a weekday is listed twice in {value!r}")
     return tuple(d for d in WEEKDAYS if d in days)
@@ -140,18 +148,23 @@ def _country(value: object, subdivision: object, where: str, where_sub: str) -> 
     sub = None if subdivision in (None, "") else str(subdivision).strip().upper()
     if country == DEFAULT_HOLIDAY_COUNTRY:
         if sub is not None:
-            raise OrganisationSettingsError(f"{where_sub}: the Chinese calendar (chinese_calendar) has no "
-                                            f"subdivisions, got {sub!r}")
+            raise OrganisationSettingsError(
+                f"{where_sub}: the Chinese calendar (chinese_calendar) has no subdivisions, got {sub!r}"
+            )
         return country, None
     import holidays
 
     supported = holidays.list_supported_countries()
     if country not in supported:
-        raise OrganisationSettingsError(f"{where}: {country!r} is not a country of the holidays package "
-                                        f"{holidays.__version__} (ISO 3166-1 alpha-2 codes such as DE, FR, US)")
+        raise OrganisationSettingsError(
+            f"{where}: {country!r} is not a country of the holidays package "
+            f"{holidays.__version__} (ISO 3166-1 alpha-2 codes such as DE, FR, US)"
+        )
     if sub is not None and sub not in supported[country]:
-        raise OrganisationSettingsError(f"{where_sub}: {sub!r} is not a subdivision of {country} in the holidays "
-                                        f"package; known: {', '.join(supported[country])}")
+        raise OrganisationSettingsError(
+            f"{where_sub}: {sub!r} is not a subdivision of {country} in the holidays "
+            f"package; known: {', '.join(supported[country])}"
+        )
     return country, sub
 
 
@@ -169,8 +182,9 @@ def load_organisation(paths: DataDir | None = None) -> OrganisationSettings:
             raise OrganisationSettingsError(f"{path}: {SECTION}: expected a mapping")
         unknown = sorted(set(section) - set(ENV))
         if unknown:
-            raise OrganisationSettingsError(f"{path}: {SECTION}: unknown key(s) {', '.join(unknown)}; "
-                                            f"known: {', '.join(ENV)}")
+            raise OrganisationSettingsError(
+                f"{path}: {SECTION}: unknown key(s) {', '.join(unknown)}; known: {', '.join(ENV)}"
+            )
     defaults = OrganisationSettings()
     values: dict[str, object] = {}
     where: dict[str, str] = {}
@@ -184,10 +198,12 @@ def load_organisation(paths: DataDir | None = None) -> OrganisationSettings:
     start = _hhmm(values["workday_start"], where["workday_start"])
     end = _hhmm(values["workday_end"], where["workday_end"])
     if end <= start:
-        raise OrganisationSettingsError(f"{where['workday_end']}: the working day must end after it starts "
-                                        f"({start} - {end})")
-    country, sub = _country(values["holiday_country"], values["holiday_subdivision"], where["holiday_country"],
-                            where["holiday_subdivision"])
+        raise OrganisationSettingsError(
+            f"{where['workday_end']}: the working day must end after it starts ({start} - {end})"
+        )
+    country, sub = _country(
+        values["holiday_country"], values["holiday_subdivision"], where["holiday_country"], where["holiday_subdivision"]
+    )
     return OrganisationSettings(
         timezone=_zone(values["timezone"], where["timezone"]),
         workday_start=start,

@@ -74,7 +74,8 @@ def _checked(secret: bytes, source: str) -> bytes:
     if len(secret) < MIN_KEY_BYTES:
         raise PseudonymKeyError(
             f"the pseudonym key from {source} is {len(secret)} bytes; at least {MIN_KEY_BYTES} are needed "
-            f"(make one: head -c {GENERATED_KEY_BYTES} /dev/urandom | base64 > FILE)")
+            f"(make one: head -c {GENERATED_KEY_BYTES} /dev/urandom | base64 > FILE)"
+        )
     return secret
 
 
@@ -85,7 +86,8 @@ def pseudonym_key(paths: DataDir, production: bool) -> PseudonymKey:
         raise PseudonymKeyError(
             f"{RETIRED_SALT_ENV} is no longer read: a salted hash of a phone number can be reversed by trying every "
             f"number. Put a random key in a file and set {KEY_FILE_ENV} to it (docs/privacy.md), then unset "
-            f"{RETIRED_SALT_ENV}.")
+            f"{RETIRED_SALT_ENV}."
+        )
     key_file = os.environ.get(KEY_FILE_ENV)
     if key_file:
         path = Path(key_file)
@@ -98,7 +100,8 @@ def pseudonym_key(paths: DataDir, production: bool) -> PseudonymKey:
         raise PseudonymKeyError(
             f"no pseudonym key is configured and this is a production deployment: set {KEY_FILE_ENV} to a file "
             f"holding a random key (head -c {GENERATED_KEY_BYTES} /dev/urandom | base64 > FILE; keep it out of "
-            f"the data folder and back it up), or {KEY_ENV}. A key is generated only outside production.")
+            f"the data folder and back it up), or {KEY_ENV}. A key is generated only outside production."
+        )
     if path.exists():
         return PseudonymKey(_checked(_read_key_file(path), str(path)), f"generated file {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +130,8 @@ def write_pseudonyms(con: Any, key: PseudonymKey) -> int:
     block = block.ljust(64, b"\0")
     inner = bytes(b ^ 0x36 for b in block)
     outer = bytes(b ^ 0x5C for b in block)
-    con.execute(f"""
+    con.execute(
+        f"""
         create or replace table {PSEUDONYMS_TABLE} as
         with phones as (
             select distinct phone, {PHONE_DIGITS_SQL} as digits
@@ -144,7 +148,9 @@ def write_pseudonyms(con: Any, key: PseudonymKey) -> int:
             end as phone_pseudonym,
             $key_id as key_id
         from phones
-    """, {"outer": outer, "inner": inner, "key_id": key.key_id})
+    """,
+        {"outer": outer, "inner": inner, "key_id": key.key_id},
+    )
     return int(con.execute(f"select count(*) from {PSEUDONYMS_TABLE}").fetchone()[0])
 
 
@@ -154,6 +160,7 @@ def hmac_phone(key: PseudonymKey, digits: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the gate scan
+
 
 @dataclass(frozen=True)
 class Pattern:
@@ -196,9 +203,11 @@ class PersonalDataLeakError(RuntimeError):
         self.leaks = found
         super().__init__(
             "not published: personal data in " + str(len(found)) + " column(s) of what was to be served "
-            "(the values are not shown; find them in the warehouse's marts):\n  " + "\n  ".join(map(str, found))
+            "(the values are not shown; find them in the warehouse's marts):\n  "
+            + "\n  ".join(map(str, found))
             + "\nFree text is scrubbed in staging (macros/privacy.sql); a customer name that arrived after the "
-            "text was built is scrubbed by a rebuild: run with --full-refresh. See docs/privacy.md.")
+            "text was built is scrubbed by a rebuild: run with --full-refresh. See docs/privacy.md."
+        )
 
 
 def _quote_ident(name: str) -> str:
@@ -210,8 +219,18 @@ def _literal(value: str) -> str:
 
 
 TEXT_TYPES = ("VARCHAR",)
-INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                 "UBIGINT", "UHUGEINT")
+INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+)
 
 
 PSEUDONYM_SUFFIX = "_pseudonym"
@@ -234,19 +253,29 @@ def leaks(con: Any, catalog: str, relations: list[tuple[str, str]], raw_catalog:
     patterns = personal_data_patterns()
     n = min_name_length()
     raw = f"{raw_catalog}.raw"
-    present = {t for (t,) in con.execute(
-        "select table_name from duckdb_tables() where database_name = ? and schema_name = 'raw'",
-        [raw_catalog]).fetchall()}
+    present = {
+        t
+        for (t,) in con.execute(
+            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'raw'", [raw_catalog]
+        ).fetchall()
+    }
     # a warehouse without a customer archive (no customers feed yet) has no names or phones to look for
-    customers = f"{raw}.customers" if "customers" in present else \
-        "(select null::varchar as name, null::varchar as phone where false)"
+    customers = (
+        f"{raw}.customers"
+        if "customers" in present
+        else "(select null::varchar as name, null::varchar as phone where false)"
+    )
     # the people the organisation publishes on purpose: its technicians (the appraisal is about them) and trainers
-    employees = " union ".join(
-        [f"select trim(name) as name from {raw}.technicians"] * ("technicians" in present)
-        + [f"select trim(trainer) from {raw}.training_sessions"] * ("training_sessions" in present)
-    ) or "select null::varchar as name"
-    con.execute(f"create or replace temp table _pd_employees as select distinct name from ({employees}) "
-                f"where name is not null")
+    employees = (
+        " union ".join(
+            [f"select trim(name) as name from {raw}.technicians"] * ("technicians" in present)
+            + [f"select trim(trainer) from {raw}.training_sessions"] * ("training_sessions" in present)
+        )
+        or "select null::varchar as name"
+    )
+    con.execute(
+        f"create or replace temp table _pd_employees as select distinct name from ({employees}) where name is not null"
+    )
     con.execute(f"""
         create or replace temp table _pd_names as
         select distinct trim(name) as value, substr(trim(name), 1, {n}) as head
@@ -261,7 +290,9 @@ def leaks(con: Any, catalog: str, relations: list[tuple[str, str]], raw_catalog:
     """)
     pattern_cases = " ".join(
         f"when regexp_matches(v, {_literal(BOUNDARY_BEFORE + '(' + p.regex + ')' + BOUNDARY_AFTER)}) "
-        f"then {_literal(p.name)}" for p in patterns)
+        f"then {_literal(p.name)}"
+        for p in patterns
+    )
     found: list[Leak] = []
     for schema, name in relations:
         rel = f"{catalog}.{_quote_ident(schema)}.{_quote_ident(name)}"

@@ -28,8 +28,10 @@ from ingestion.contracts import Feed
 
 # a row that also repeats the key of an earlier row of its file stays rejected (the duplicate rule compares rows of
 # one file, which the candidates alone cannot)
-CANDIDATES = ("feed = ? and recovered_at is null and rule like 'reference:%' "
-              "and reason not like '%as an earlier row of this file%'")
+CANDIDATES = (
+    "feed = ? and recovered_at is null and rule like 'reference:%' "
+    "and reason not like '%as an earlier row of this file%'"
+)
 
 
 def _source_sql(feed: Feed) -> str:
@@ -37,8 +39,10 @@ def _source_sql(feed: Feed) -> str:
     have is absent from the record, so NULL, as when it was read). `__file` is the file hash (one load per hash
     and feed), `__row` the original row number."""
     cols = ", ".join(f"json(r.record) ->> '{c}' as \"{c}\"" for c in feed.column_names)
-    return (f"select r.file_hash as __file, r.row_number as __row, {cols} from raw.rejected_rows as r "
-            f"where {CANDIDATES.replace('?', repr(feed.name))}")
+    return (
+        f"select r.file_hash as __file, r.row_number as __row, {cols} from raw.rejected_rows as r "
+        f"where {CANDIDATES.replace('?', repr(feed.name))}"
+    )
 
 
 def recover_late_references(con: duckdb.DuckDBPyConnection, feed: Feed, run_id: str) -> tuple[int, list[str]]:
@@ -48,8 +52,9 @@ def recover_late_references(con: duckdb.DuckDBPyConnection, feed: Feed, run_id: 
 
     if not feed.references:
         return 0, []
-    if not con.execute(f"select exists (select 1 from raw.rejected_rows where {CANDIDATES})",
-                       [feed.name]).fetchone()[0]:
+    if not con.execute(f"select exists (select 1 from raw.rejected_rows where {CANDIDATES})", [feed.name]).fetchone()[
+        0
+    ]:
         return 0, []
     stamp = dt.datetime.now(dt.UTC)
     types = dict.fromkeys(feed.column_names, "VARCHAR")
@@ -58,8 +63,9 @@ def recover_late_references(con: duckdb.DuckDBPyConnection, feed: Feed, run_id: 
         con.execute(f"create or replace temp table _recover_src as {_source_sql(feed)}")
         compiled = compile_feed(feed, "select * from _recover_src", types, list(feed.column_names))
         con.execute(f"create or replace temp table _dups as {compiled.dups_sql}")
-        con.execute(f"create or replace temp table _recovered as select v.* from ({compiled.checked_sql}) as v "
-                    f"where v._ok")
+        con.execute(
+            f"create or replace temp table _recovered as select v.* from ({compiled.checked_sql}) as v where v._ok"
+        )
         cols = ", ".join(f"v.{quote_ident(c)}" for c in feed.column_names)
         recovered = con.execute(
             f"insert into raw.{quote_ident(feed.name)} select {cols}, r.source_file, r.file_hash, r.row_number, "

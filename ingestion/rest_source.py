@@ -132,11 +132,13 @@ def load_config(path: str | Path) -> RestSourceConfig:
     except (OSError, yaml.YAMLError) as e:
         raise MappingError(f"{path}: cannot read REST source config: {e}") from e
     except ValidationError as e:
-        raise MappingError("\n".join(
-            f"{path}: {'.'.join(str(x) for x in err['loc'])}: "
-            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "))
-            for err in e.errors()
-        )) from None
+        raise MappingError(
+            "\n".join(
+                f"{path}: {'.'.join(str(x) for x in err['loc'])}: "
+                + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "))
+                for err in e.errors()
+            )
+        ) from None
     return config
 
 
@@ -330,7 +332,11 @@ def pull(
         run = run_mapping(mapping, raw, work_dir=work)
         try:
             result_mapping = write_outputs(
-                run, data.landing, data.root / "mapping_rejected", now.date(), output_format=config.output,
+                run,
+                data.landing,
+                data.root / "mapping_rejected",
+                now.date(),
+                output_format=config.output,
                 stem=f"{now.date().isoformat()}_{config.name}_{now.strftime('%H%M%S')}",
             )
         finally:
@@ -361,16 +367,18 @@ def _newest(con: duckdb.DuckDBPyConnection, raw: Path, field: str, fmt: str) -> 
     return dt.datetime.fromtimestamp(value, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _next(config: RestSourceConfig, page: Any, records: list[Any], url: str, params: dict[str, Any]
-          ) -> tuple[str | None, dict[str, Any]]:
+def _next(
+    config: RestSourceConfig, page: Any, records: list[Any], url: str, params: dict[str, Any]
+) -> tuple[str | None, dict[str, Any]]:
     pag = config.pagination
     if pag.type == "cursor":
         cursor = _dig(page, pag.cursor_field)
         end = bool(_dig(page, pag.end_field)) if pag.end_field else False
         if end or not cursor or not records:
             return None, params
-        fixed = {k: v for k, v in params.items() if k != (config.incremental.start_param
-                                                           if config.incremental else None)}
+        fixed = {
+            k: v for k, v in params.items() if k != (config.incremental.start_param if config.incremental else None)
+        }
         return url, {**fixed, pag.cursor_param: cursor}
     if pag.type == "next_url":
         nxt = _dig(page, pag.next_url_field)
@@ -385,8 +393,9 @@ def _next(config: RestSourceConfig, page: Any, records: list[Any], url: str, par
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingestion.rest_source",
-                                     description="pull a REST source into the landing folder")
+    parser = argparse.ArgumentParser(
+        prog="python -m ingestion.rest_source", description="pull a REST source into the landing folder"
+    )
     parser.add_argument("config", type=Path)
     args = parser.parse_args(argv)
     try:

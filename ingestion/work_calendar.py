@@ -44,8 +44,9 @@ def _holiday_tables(org: OrganisationSettings, start: date, end: date) -> tuple[
     import holidays as holidays_lib
 
     # the package computes every year from its rules: no year is estimated
-    known = holidays_lib.country_holidays(org.holiday_country, subdiv=org.holiday_subdivision,
-                                          years=range(start.year, end.year + 1), language="en_US")
+    known = holidays_lib.country_holidays(
+        org.holiday_country, subdiv=org.holiday_subdivision, years=range(start.year, end.year + 1), language="en_US"
+    )
     return dict(known.items()), {}, start.year, end.year
 
 
@@ -81,8 +82,9 @@ def _settings_of(con: duckdb.DuckDBPyConnection) -> OrganisationSettings:
     return load_organisation(DataDir(Path(row[0]).resolve().parent) if row and row[0] else None)
 
 
-def write_work_calendar(con: duckdb.DuckDBPyConnection, start: date, end: date,
-                        organisation: OrganisationSettings | None = None) -> int:
+def write_work_calendar(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, organisation: OrganisationSettings | None = None
+) -> int:
     """Replace raw.work_calendar with the days [start, end]; returns the number of rows written.
 
     The replacement is one `create or replace table` statement inside a transaction, so readers
@@ -95,8 +97,7 @@ def write_work_calendar(con: duckdb.DuckDBPyConnection, start: date, end: date,
     try:
         con.execute("begin transaction")
         con.execute(
-            f"create or replace table {TABLE} as select {select_list} from work_calendar_frame "
-            "order by calendar_date"
+            f"create or replace table {TABLE} as select {select_list} from work_calendar_frame order by calendar_date"
         )
         con.execute("commit")
     except Exception:

@@ -110,9 +110,10 @@ def data_months(paths: DataDir, timezone: str) -> tuple[str, str] | None:
             parts.append(f"select min({local}) as lo, max({local}) as hi from raw.{quote_ident(feed.name)}")
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        lo, hi = con.execute(f"select cast(date_trunc('month', min(lo)) as date), "
-                             f"cast(date_trunc('month', max(hi)) as date) from ({' union all '.join(parts)})"
-                             ).fetchone()
+        lo, hi = con.execute(
+            f"select cast(date_trunc('month', min(lo)) as date), "
+            f"cast(date_trunc('month', max(hi)) as date) from ({' union all '.join(parts)})"
+        ).fetchone()
     finally:
         con.close()
     return (lo.isoformat(), hi.isoformat()) if lo is not None else None
@@ -128,8 +129,11 @@ def wait_for_settled_files(paths: DataDir, settle_seconds: float, rounds: int = 
         young = [e for e in scan_landing(paths.landing) if now - e.mtime_ns / 1e9 < settle_seconds]
         if not young:
             return []
-        print(f"waiting for {len(young)} landing file(s) modified less than {settle_seconds:g} s ago "
-              f"(perhaps still being written): {', '.join(sorted(e.rel for e in young))[:500]}", flush=True)
+        print(
+            f"waiting for {len(young)} landing file(s) modified less than {settle_seconds:g} s ago "
+            f"(perhaps still being written): {', '.join(sorted(e.rel for e in young))[:500]}",
+            flush=True,
+        )
         time.sleep(max(settle_seconds - (now - max(e.mtime_ns for e in young) / 1e9), 0.1))
     now = time.time()
     return sorted(e.rel for e in scan_landing(paths.landing) if now - e.mtime_ns / 1e9 < settle_seconds)
@@ -177,11 +181,15 @@ def unread_files(paths: DataDir, run_ids: list[str]) -> list[tuple[str, str, str
     try:
         con = duckdb.connect(str(paths.warehouse), read_only=True)
         try:
-            if not con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' "
-                               "and table_name = 'unread_files'").fetchone()[0]:
+            if not con.execute(
+                "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = 'unread_files'"
+            ).fetchone()[0]:
                 return []
-            return con.execute("select distinct feed, source_file, reason from raw.unread_files "
-                               "where run_id in (select unnest($ids)) order by 1, 2", {"ids": run_ids}).fetchall()
+            return con.execute(
+                "select distinct feed, source_file, reason from raw.unread_files "
+                "where run_id in (select unnest($ids)) order by 1, 2",
+                {"ids": run_ids},
+            ).fetchall()
         finally:
             con.close()
     except duckdb.Error as exc:
@@ -201,8 +209,9 @@ def run_problems(paths: DataDir) -> list[str]:
         try:
             con = duckdb.connect(str(paths.warehouse), read_only=True)
             try:
-                has_raw = con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' "
-                                      "and table_name = 'rejected_rows'").fetchone()[0]
+                has_raw = con.execute(
+                    "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = 'rejected_rows'"
+                ).fetchone()[0]
                 standings = feed_standings(con) if has_raw else []
             finally:
                 con.close()
@@ -221,8 +230,10 @@ def run_problems(paths: DataDir) -> list[str]:
         except duckdb.Error:
             rows = 0
         if not rows:
-            problems.append("the serving file holds no appraisal row (no indicator settings in force for the "
-                            "published periods, or no technician with data); see: select * from appraisal_scores")
+            problems.append(
+                "the serving file holds no appraisal row (no indicator settings in force for the "
+                "published periods, or no technician with data); see: select * from appraisal_scores"
+            )
     return problems
 
 
@@ -241,9 +252,11 @@ def run_notes(paths: DataDir) -> list[str]:
     except duckdb.Error:
         return []
     if rows and not graded:
-        return [f"no technician is graded: all {rows} appraisal rows are insufficient data (too few observations "
-                f"or too little rated weight); see: select status, rated_weight_share, count(*) from "
-                f"appraisal_scores group by all"]
+        return [
+            f"no technician is graded: all {rows} appraisal rows are insufficient data (too few observations "
+            f"or too little rated weight); see: select status, rated_weight_share, count(*) from "
+            f"appraisal_scores group by all"
+        ]
     return []
 
 
@@ -260,8 +273,14 @@ def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
         key = mat.asset_key.path
         md = {k: v.value for k, v in mat.metadata.items()}
         if key[0] == "raw" and "rows_loaded" in md:
-            feeds[key[1]] = (key[1], md["rows_loaded"], md["rows_rejected"], md.get("rows_recovered", 0),
-                             md["files_read"], md.get("files_already_loaded", 0))
+            feeds[key[1]] = (
+                key[1],
+                md["rows_loaded"],
+                md["rows_rejected"],
+                md.get("rows_recovered", 0),
+                md["files_read"],
+                md.get("files_already_loaded", 0),
+            )
         else:
             other[tuple(key)] = md
     problems = run_problems(paths or DataDir.from_env())
@@ -272,10 +291,12 @@ def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
     pseudonyms = other.get(("raw", "customer_pseudonyms"), {})
     if pseudonyms.get("key_generated"):
         # said once: the key file exists from now on and later runs read it
-        notes.append(f"no pseudonym key is configured: a random key was generated for this data folder "
-                     f"({str(pseudonyms.get('key_source', '')).removeprefix('generated file ')}); back it up, "
-                     f"since a new key changes every phone pseudonym. A production deployment must configure "
-                     f"SERVICESCORE_PSEUDONYM_KEY_FILE (docs/privacy.md).")
+        notes.append(
+            f"no pseudonym key is configured: a random key was generated for this data folder "
+            f"({str(pseudonyms.get('key_source', '')).removeprefix('generated file ')}); back it up, "
+            f"since a new key changes every phone pseudonym. A production deployment must configure "
+            f"SERVICESCORE_PSEUDONYM_KEY_FILE (docs/privacy.md)."
+        )
     if notes:
         lines += ["NOTE:", *(f"  - {n}" for n in notes), ""]
     lines += ["ServiceScore runs: " + ", ".join(f"{r.dagster_run.job_name} {r.run_id}" for r in results), ""]
@@ -322,8 +343,7 @@ def summarize(results: list, paths: DataDir | None = None) -> tuple[str, bool]:
             messages.append(err.message.strip())
             err = err.cause
         lines.append("    " + "\n".join(messages).replace("\n", "\n    ")[:3000])
-    ok = (bool(results) and all(r.success for r in results) and not blocking_failed and pub is not None
-          and not problems)
+    ok = bool(results) and all(r.success for r in results) and not blocking_failed and pub is not None and not problems
     lines.append("")
     lines.append("OK" if ok else "FAILED")
     return "\n".join(lines), ok
@@ -343,8 +363,10 @@ def run_locked(paths: DataDir, months: tuple[str, str] | None, full_refresh: boo
 
             changing = wait_for_settled_files(paths, load_settings(paths).landing_settle_seconds)
             if changing:
-                print(f"error: landing file(s) still being written, not starting: {', '.join(changing)[:2000]}",
-                      file=sys.stderr)
+                print(
+                    f"error: landing file(s) still being written, not starting: {', '.join(changing)[:2000]}",
+                    file=sys.stderr,
+                )
                 return 1
             results = run_pipeline(paths, months=months, full_refresh=full_refresh)
     except RunLockedError as exc:
@@ -393,8 +415,9 @@ def _month(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="servicescore", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="servicescore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="materialize the whole asset graph once")
     p_run.add_argument("--no-demo", action="store_true", help="do not generate demo data into an empty landing")

@@ -48,10 +48,14 @@ FRESHNESS_JOB = "check_feed_freshness"
 def newest_record_at(con: duckdb.DuckDBPyConnection, feed: str, timezone: str) -> dt.datetime | None:
     column = RECORD_TIME[feed]
     col = quote_ident(column)
-    expr = col if FEEDS[feed].column(column).type == "timestamp" else \
-        f"timezone({quote_literal(timezone)}, cast({col} as timestamp))"  # a local date: its start, as an instant
-    exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = ?",
-                         [feed]).fetchall()[0][0]
+    expr = (
+        col
+        if FEEDS[feed].column(column).type == "timestamp"
+        else f"timezone({quote_literal(timezone)}, cast({col} as timestamp))"
+    )  # a local date: its start, as an instant
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = ?", [feed]
+    ).fetchall()[0][0]
     if not exists:
         return None
     return con.execute(f"select max({expr}) from raw.{quote_ident(feed)}").fetchall()[0][0]
@@ -59,20 +63,32 @@ def newest_record_at(con: duckdb.DuckDBPyConnection, feed: str, timezone: str) -
 
 def freshness_result(feed: str, newest: dt.datetime | None, now: dt.datetime, lag: FreshnessLag) -> AssetCheckResult:
     """Pure: the check result for a newest record time against the lags."""
-    limits = {"warn_after_hours": lag.warn_after_hours, "fail_after_hours": lag.fail_after_hours,
-              "record_time_column": RECORD_TIME[feed]}
+    limits = {
+        "warn_after_hours": lag.warn_after_hours,
+        "fail_after_hours": lag.fail_after_hours,
+        "record_time_column": RECORD_TIME[feed],
+    }
     if newest is None:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata=limits,
-                                description=f"raw.{feed} has no records")
+        return AssetCheckResult(
+            passed=False, severity=AssetCheckSeverity.ERROR, metadata=limits, description=f"raw.{feed} has no records"
+        )
     hours = (now - newest).total_seconds() / 3600
     metadata = {**limits, "newest_record_at": MetadataValue.text(newest.isoformat()), "lag_hours": round(hours, 2)}
     age = f"newest {feed} record is {hours:.1f} h old"
     if hours > lag.fail_after_hours:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata=metadata,
-                                description=f"{age} (fail after {lag.fail_after_hours:g} h)")
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            metadata=metadata,
+            description=f"{age} (fail after {lag.fail_after_hours:g} h)",
+        )
     if hours > lag.warn_after_hours:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, metadata=metadata,
-                                description=f"{age} (warn after {lag.warn_after_hours:g} h)")
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=f"{age} (warn after {lag.warn_after_hours:g} h)",
+        )
     return AssetCheckResult(passed=True, metadata=metadata, description=age)
 
 

@@ -25,26 +25,26 @@ def blocking_check_keys(asset_keys: Iterable[AssetKey], asset_graph=None) -> lis
         asset_graph = defs.resolve_asset_graph()
     wanted = set(asset_keys)
     return sorted(
-        (k for k in asset_graph.asset_check_keys
-         if k.asset_key in wanted and asset_graph.get_check_spec(k).blocking),
+        (k for k in asset_graph.asset_check_keys if k.asset_key in wanted and asset_graph.get_check_spec(k).blocking),
         key=lambda k: (k.asset_key.to_user_string(), k.name),
     )
 
 
-def latest_blocking_failures(instance: DagsterInstance, asset_keys: Iterable[AssetKey],
-                             asset_graph=None) -> list[str]:  # noqa: ANN001
+def latest_blocking_failures(instance: DagsterInstance, asset_keys: Iterable[AssetKey], asset_graph=None) -> list[str]:  # noqa: ANN001
     """'<asset>:<check> failed in run <run id>' for every blocking check on `asset_keys` whose latest
     completed evaluation failed. A check never evaluated does not count as failed."""
     failures = []
     storage = instance.event_log_storage
     for key in blocking_check_keys(asset_keys, asset_graph):
         history = storage.get_asset_check_execution_history(
-            key, limit=1, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES))
+            key, limit=1, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+        )
         if history and history[0].status == AssetCheckExecutionRecordStatus.FAILED:
             record = history[0]
             evaluation = record.evaluation
-            if evaluation is not None and (evaluation.blocking is False
-                                           or evaluation.severity == AssetCheckSeverity.WARN):
+            if evaluation is not None and (
+                evaluation.blocking is False or evaluation.severity == AssetCheckSeverity.WARN
+            ):
                 continue  # a warning, or evaluated while the check was not blocking: Dagster does not block
             failures.append(f"{key.asset_key.to_user_string()}:{key.name} failed in run {record.run_id}")
     return failures

@@ -243,8 +243,11 @@ def _has_non_ascii_digit(value: str) -> bool:
 
 def _non_ascii_digits(value: str, row: int, column: str, out: _Collector) -> bool:
     if _has_non_ascii_digit(value):
-        out.add(row, "ascii_digits", f"{column} {value!r} has digits other than 0-9 (full-width or another "
-                "script); write it with ASCII digits")
+        out.add(
+            row,
+            "ascii_digits",
+            f"{column} {value!r} has digits other than 0-9 (full-width or another script); write it with ASCII digits",
+        )
         return True
     return False
 
@@ -292,9 +295,7 @@ def _date(value: str, row: int, column: str, out: _Collector) -> date | None:
         return None
 
 
-def _check_chain(
-    rows: list[tuple[int, date, date | None]], what: str, out: _Collector
-) -> None:
+def _check_chain(rows: list[tuple[int, date, date | None]], what: str, out: _Collector) -> None:
     """Effective periods of one key must follow each other without gap or overlap."""
     rows = sorted(rows, key=lambda r: (r[1], r[0]))
     for (prev_row, prev_from, prev_to), (row, start, _end) in zip(rows, rows[1:], strict=False):
@@ -352,8 +353,11 @@ def _validate_indicator_row(line: int, rec: dict[str, str], out: _Collector) -> 
     ok &= _check_one_of(rec["direction"], DIRECTIONS, line, "direction", out)
     ok &= _check_one_of(rec["method"], METHODS, line, "method", out)
     if spec is not None and rec["direction"] in DIRECTIONS and rec["direction"] != spec.direction:
-        out.add(line, "direction_catalogue", f"{code} is {spec.direction}-is-better in the catalogue, "
-                f"not {rec['direction']}")
+        out.add(
+            line,
+            "direction_catalogue",
+            f"{code} is {spec.direction}-is-better in the catalogue, not {rec['direction']}",
+        )
         ok = False
     hours_basis = rec["hours_basis"] or None
     if spec is not None:
@@ -376,12 +380,18 @@ def _validate_indicator_row(line: int, rec: dict[str, str], out: _Collector) -> 
     assert target is not None and threshold is not None and weight is not None
     assert min_sample_number is not None
     if rec["direction"] == "higher" and not target > threshold:
-        out.add(line, "target_vs_threshold", f"{code} is higher-is-better: target {target} must be above "
-                f"threshold {threshold}")
+        out.add(
+            line,
+            "target_vs_threshold",
+            f"{code} is higher-is-better: target {target} must be above threshold {threshold}",
+        )
         ok = False
     if rec["direction"] == "lower" and not target < threshold:
-        out.add(line, "target_vs_threshold", f"{code} is lower-is-better: target {target} must be below "
-                f"threshold {threshold}")
+        out.add(
+            line,
+            "target_vs_threshold",
+            f"{code} is lower-is-better: target {target} must be below threshold {threshold}",
+        )
         ok = False
     if threshold == 0:
         out.add(line, "threshold_nonzero", "threshold must not be 0 (the slope below it is per % of the threshold)")
@@ -397,8 +407,9 @@ def _validate_indicator_row(line: int, rec: dict[str, str], out: _Collector) -> 
     if effective_from is None or (rec["effective_to"] and effective_to is None):
         return None
     if effective_to is not None and effective_to < effective_from:
-        out.add(line, "effective_period_order", f"effective_to {effective_to} is before effective_from "
-                f"{effective_from}")
+        out.add(
+            line, "effective_period_order", f"effective_to {effective_to} is before effective_from {effective_from}"
+        )
         ok = False
     if not ok:
         return None
@@ -445,8 +456,7 @@ def _check_weights(rows: list[SettingRow], out: _Collector) -> None:
                 out.add(
                     row_list,
                     "weights_sum_100",
-                    f"method {method}: the weights in force on {day.isoformat()} sum to {shown_total} "
-                    f"(must be 100)",
+                    f"method {method}: the weights in force on {day.isoformat()} sum to {shown_total} (must be 100)",
                 )
             # a code may appear only once per method on a day: caught by the overlap rule
 
@@ -482,8 +492,12 @@ def _validate_appraisal_settings(path: Path) -> list[str]:
         if rec["forced_a_max_share"]:
             forced = _decimal(rec["forced_a_max_share"], line, "forced_a_max_share", out)
             if forced is not None and not Decimal(0) <= forced <= Decimal(1):
-                out.add(line, "share_range", f"forced_a_max_share {forced} must be a fraction in [0, 1] "
-                        "(leave it empty for no forced distribution)")
+                out.add(
+                    line,
+                    "share_range",
+                    f"forced_a_max_share {forced} must be a fraction in [0, 1] "
+                    "(leave it empty for no forced distribution)",
+                )
         start = _date(rec["effective_from"], line, "effective_from", out)
         end = _date(rec["effective_to"], line, "effective_to", out) if rec["effective_to"] else None
         if start is not None:
@@ -524,8 +538,7 @@ def _validate_grade_bands(path: Path) -> list[str]:
         by_grade = sorted(((rec["grade"], Decimal(rec["min_score"]), line) for line, rec in records))
         for (g1, s1, _l1), (g2, s2, l2) in zip(by_grade, by_grade[1:], strict=False):
             if not s1 > s2:
-                out.add(l2, "bands_descending", f"grade {g2} min_score {s2} must be below grade {g1} "
-                        f"min_score {s1}")
+                out.add(l2, "bands_descending", f"grade {g2} min_score {s2} must be below grade {g1} min_score {s1}")
     return out.violations
 
 
@@ -575,13 +588,19 @@ def _validate_course_mapping(path: Path) -> list[str]:
         if code not in INDICATORS:
             out.add(line, "unknown_indicator", f"indicator_code {code!r} is not one of the 15 catalogue indicators")
         elif code in seen:
-            out.add(line, "indicator_unique", f"indicator {code} already has a course in row {seen[code]} "
-                    "(one course per indicator)")
+            out.add(
+                line,
+                "indicator_unique",
+                f"indicator {code} already has a course in row {seen[code]} (one course per indicator)",
+            )
         else:
             seen[code] = line
         if not COURSE_ID.match(rec["course_id"]):
-            out.add(line, "course_id", f"course_id {rec['course_id']!r} is not a course id (letters, digits, _ "
-                    "or -, e.g. TC04)")
+            out.add(
+                line,
+                "course_id",
+                f"course_id {rec['course_id']!r} is not a course id (letters, digits, _ or -, e.g. TC04)",
+            )
     return out.violations
 
 

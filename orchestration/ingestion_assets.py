@@ -140,11 +140,13 @@ def customer_pseudonyms(context: AssetExecutionContext, warehouse: WarehouseReso
         context.log.warning(
             f"no pseudonym key configured: generated a random key for this data folder in {generated_key_path(paths)} "
             f"(keep it: a new key changes every pseudonym; production deployments must configure one, "
-            f"docs/privacy.md)")
+            f"docs/privacy.md)"
+        )
     with connect(paths.warehouse, warehouse.timezone, warehouse.memory_limit, warehouse.threads) as con:
         rows = write_pseudonyms(con, key)
-    return MaterializeResult(metadata={
-        "phones": rows, "key_id": key.key_id, "key_source": key.source, "key_generated": key.generated})
+    return MaterializeResult(
+        metadata={"phones": rows, "key_id": key.key_id, "key_source": key.source, "key_generated": key.generated}
+    )
 
 
 feed_assets = [build_feed_asset(f) for f in FEEDS.values()]

@@ -103,8 +103,12 @@ def _expected_shapes() -> tuple:
     from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
     return (
-        (SqliteEventLogStorage, "_connect", ["self", "shard"],
-         ("create_engine", "_initdb", "_initialized_dbs", "_db_lock")),
+        (
+            SqliteEventLogStorage,
+            "_connect",
+            ["self", "shard"],
+            ("create_engine", "_initdb", "_initialized_dbs", "_db_lock"),
+        ),
         (SqliteRunStorage, "connect", ["self"], ("create_engine", "_conn_string")),
     )
 
@@ -129,14 +133,18 @@ def _install_engine_reuse() -> bool:
     SQLite file. Returns False (and changes nothing) when Dagster's methods do not look like the pinned ones."""
     try:
         from dagster._core.storage.event_log.sqlite import sqlite_event_log
+
         shapes = _expected_shapes()
     except ImportError as exc:  # pragma: no cover - a Dagster without these modules
         log.warning("Dagster SQLite storage engines are not reused: %s", exc)
         return False
     for cls, name, params, names in shapes:
         if not has_expected_shape(getattr(cls, name, None), params, names):
-            log.warning("Dagster SQLite storage engines are not reused: %s.%s is not the method of Dagster 1.13",
-                        cls.__name__, name)
+            log.warning(
+                "Dagster SQLite storage engines are not reused: %s.%s is not the method of Dagster 1.13",
+                cls.__name__,
+                name,
+            )
             return False
     (event_storage, *_), (run_storage, *_) = shapes
     timeout = sqlite_event_log.SQLITE_BUSY_TIMEOUT_SECONDS

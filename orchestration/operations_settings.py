@@ -40,8 +40,9 @@ class FreshnessLag:
 
     def __post_init__(self) -> None:
         if not 0 < self.warn_after_hours <= self.fail_after_hours:
-            raise ValueError(f"freshness lags must satisfy 0 < warn ({self.warn_after_hours} h) "
-                             f"<= fail ({self.fail_after_hours} h)")
+            raise ValueError(
+                f"freshness lags must satisfy 0 < warn ({self.warn_after_hours} h) <= fail ({self.fail_after_hours} h)"
+            )
 
 
 # daily event feeds arrive every night for the previous day: the newest record is at most ~26 h old when all
@@ -82,25 +83,39 @@ def load_settings(paths: DataDir | None = None) -> OperationsSettings:
             raise ValueError(f"{path}: expected a mapping at the top level")
     closing_day = int(os.environ.get("SERVICESCORE_CLOSING_DAY", raw.get("closing_day", DEFAULT_CLOSING_DAY)))
     if not 1 <= closing_day <= 28:
-        raise ValueError(f"closing_day must be between 1 and 28, got {closing_day} "
-                         f"({path} or SERVICESCORE_CLOSING_DAY)")
-    settle = float(os.environ.get("SERVICESCORE_LANDING_SETTLE_SECONDS",
-                                  raw.get("landing_settle_seconds", DEFAULT_SETTLE_SECONDS)))
-    max_rejected = float(os.environ.get("SERVICESCORE_MAX_REJECTED_SHARE",
-                                        raw.get("max_rejected_share", DEFAULT_MAX_REJECTED_SHARE)))
+        raise ValueError(
+            f"closing_day must be between 1 and 28, got {closing_day} ({path} or SERVICESCORE_CLOSING_DAY)"
+        )
+    settle = float(
+        os.environ.get("SERVICESCORE_LANDING_SETTLE_SECONDS", raw.get("landing_settle_seconds", DEFAULT_SETTLE_SECONDS))
+    )
+    max_rejected = float(
+        os.environ.get("SERVICESCORE_MAX_REJECTED_SHARE", raw.get("max_rejected_share", DEFAULT_MAX_REJECTED_SHARE))
+    )
     if not 0 <= max_rejected < 1:
-        raise ValueError(f"max_rejected_share must be at least 0 and below 1, got {max_rejected} "
-                         f"({path} or SERVICESCORE_MAX_REJECTED_SHARE)")
+        raise ValueError(
+            f"max_rejected_share must be at least 0 and below 1, got {max_rejected} "
+            f"({path} or SERVICESCORE_MAX_REJECTED_SHARE)"
+        )
     deployment = str(os.environ.get("SERVICESCORE_DEPLOYMENT", raw.get("deployment", DEPLOYMENTS[0])))
     if deployment not in DEPLOYMENTS:
-        raise ValueError(f"deployment must be one of {', '.join(DEPLOYMENTS)}, got {deployment!r} "
-                         f"({path} or SERVICESCORE_DEPLOYMENT)")
+        raise ValueError(
+            f"deployment must be one of {', '.join(DEPLOYMENTS)}, got {deployment!r} "
+            f"({path} or SERVICESCORE_DEPLOYMENT)"
+        )
     freshness = dict(DEFAULT_FRESHNESS)
     for feed, lag in (raw.get("freshness") or {}).items():
         if feed not in DEFAULT_FRESHNESS:
             raise ValueError(f"{path}: freshness for unknown feed {feed!r}; known: {', '.join(DEFAULT_FRESHNESS)}")
         base = freshness[feed]
-        freshness[feed] = FreshnessLag(float(lag.get("warn_after_hours", base.warn_after_hours)),
-                                       float(lag.get("fail_after_hours", base.fail_after_hours)))
-    return OperationsSettings(closing_day=closing_day, landing_settle_seconds=settle,
-                              max_rejected_share=max_rejected, freshness=freshness, deployment=deployment)
+        freshness[feed] = FreshnessLag(
+            float(lag.get("warn_after_hours", base.warn_after_hours)),
+            float(lag.get("fail_after_hours", base.fail_after_hours)),
+        )
+    return OperationsSettings(
+        closing_day=closing_day,
+        landing_settle_seconds=settle,
+        max_rejected_share=max_rejected,
+        freshness=freshness,
+        deployment=deployment,
+    )

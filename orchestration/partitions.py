@@ -40,8 +40,10 @@ def dbt_vars_for_months(first_month: dt.date, last_month: dt.date) -> dict[str, 
     """The dbt vars of a run over a month range: models rebuild the months [period_from, period_to)."""
     if last_month < first_month:
         raise ValueError(f"empty month range {first_month} .. {last_month}")
-    return {"period_from": month_start(first_month).isoformat(),
-            "period_to": next_month(month_start(last_month)).isoformat()}
+    return {
+        "period_from": month_start(first_month).isoformat(),
+        "period_to": next_month(month_start(last_month)).isoformat(),
+    }
 
 
 def dbt_vars_for_window(start: dt.datetime, end: dt.datetime) -> dict[str, str]:

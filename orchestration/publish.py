@@ -115,12 +115,21 @@ def build_publish_asset() -> AssetsDefinition:
         }
         try:
             result = publish(
-                paths.warehouse, paths.serving, list(specs), context.run_id, audit=audit,
-                closing_day=warehouse.closing_day, memory_limit=warehouse.memory_limit, threads=warehouse.threads,
+                paths.warehouse,
+                paths.serving,
+                list(specs),
+                context.run_id,
+                audit=audit,
+                closing_day=warehouse.closing_day,
+                memory_limit=warehouse.memory_limit,
+                threads=warehouse.threads,
             )
         except PersonalDataLeakError as exc:
-            raise Failure(description=str(exc), allow_retries=False,
-                          metadata={"leaks": MetadataValue.json([vars(leak) for leak in exc.leaks])}) from exc
+            raise Failure(
+                description=str(exc),
+                allow_retries=False,
+                metadata={"leaks": MetadataValue.json([vars(leak) for leak in exc.leaks])},
+            ) from exc
         context.log.info(
             f"publication {result.publication_id}: {len(result.new_versions)} period version(s), "
             f"restatements {result.restatements or 'none'} → {paths.serving}"

@@ -107,13 +107,13 @@ def check_result(result: SuiteResult, key: AssetCheckKey | None = None) -> Asset
         "expectations_run": MetadataValue.int(result.expectations_run),
         "failed_errors": MetadataValue.int(result.failed_errors),
         "failed_warnings": MetadataValue.int(result.failed_warnings),
-        "unexpected_counts": MetadataValue.json(
-            {d.description: d.unexpected_count for d in failed}
-        ),
+        "unexpected_counts": MetadataValue.json({d.description: d.unexpected_count for d in failed}),
         # sample values may be timestamps or decimals: keep them readable as text
-        "samples": MetadataValue.json(json.loads(json.dumps(
-            {d.description: (d.exception or d.partial_unexpected_list) for d in failed}, default=str
-        ))),
+        "samples": MetadataValue.json(
+            json.loads(
+                json.dumps({d.description: (d.exception or d.partial_unexpected_list) for d in failed}, default=str)
+            )
+        ),
         "failures": MetadataValue.md(failures_markdown(result)),
         "validation_run_id": MetadataValue.text(result.run_id),
     }
@@ -126,7 +126,8 @@ def check_result(result: SuiteResult, key: AssetCheckKey | None = None) -> Asset
         metadata["table_rows"] = MetadataValue.int(scope.table_rows)
         metadata["loaded_after"] = MetadataValue.text(scope.loaded_after.isoformat() if scope.loaded_after else "")
         metadata["loaded_through"] = MetadataValue.text(
-            scope.loaded_through.isoformat() if scope.loaded_through else "")
+            scope.loaded_through.isoformat() if scope.loaded_through else ""
+        )
         metadata["scope_condition"] = MetadataValue.text(scope.where() if scope.incremental else "")
     if result.data_docs_index is not None:
         metadata["data_docs"] = MetadataValue.path(str(result.data_docs_index))
@@ -136,8 +137,12 @@ def check_result(result: SuiteResult, key: AssetCheckKey | None = None) -> Asset
         f"of {result.expectations_run} on {result.table}"
     )
     return AssetCheckResult(
-        passed=passed, severity=severity, metadata=metadata, description=description,
-        asset_key=key.asset_key if key else None, check_name=key.name if key else None,
+        passed=passed,
+        severity=severity,
+        metadata=metadata,
+        description=description,
+        asset_key=key.asset_key if key else None,
+        check_name=key.name if key else None,
     )
 
 
@@ -184,7 +189,11 @@ def build_suites_check(suites: Iterable[Suite], blocking: bool, name: str) -> As
                 continue
             context.log.info(
                 "suite %s on %s: %d run, %d error and %d warning failures",
-                suite.name, suite.table, result.expectations_run, result.failed_errors, result.failed_warnings,
+                suite.name,
+                suite.table,
+                result.expectations_run,
+                result.failed_errors,
+                result.failed_warnings,
             )
             yield check_result(result, key)
         if errors:

@@ -86,8 +86,12 @@ def nightly_request(instance: DagsterInstance, paths: DataDir, day: dt.date) -> 
     """Every night one run: it loads what is new (perhaps nothing) and the publish sensor then rebuilds the open
     months, so a provisional month is refreshed every day."""
     files, how = nightly_files(instance, paths)
-    tags = {TRIGGER_TAG: NIGHTLY, THEN_PUBLISH_TAG: "true", "servicescore/nightly-date": day.isoformat(),
-            "servicescore/new-files": (",".join(files) or f"none ({how})")[:2000]}
+    tags = {
+        TRIGGER_TAG: NIGHTLY,
+        THEN_PUBLISH_TAG: "true",
+        "servicescore/nightly-date": day.isoformat(),
+        "servicescore/new-files": (",".join(files) or f"none ({how})")[:2000],
+    }
     return RunRequest(run_key=f"{NIGHTLY}-{day.isoformat()}", tags=tags)
 
 
@@ -143,8 +147,9 @@ def publish_range(today: dt.date, closing_day: int, touched: Iterable[dt.date]) 
     return first_key, last_key
 
 
-def publish_request(instance: DagsterInstance, run: DagsterRun, today: dt.date | None = None,
-                    paths: DataDir | None = None) -> RunRequest | SkipReason:
+def publish_request(
+    instance: DagsterInstance, run: DagsterRun, today: dt.date | None = None, paths: DataDir | None = None
+) -> RunRequest | SkipReason:
     if run.tags.get(THEN_PUBLISH_TAG) != "true":
         return SkipReason(f"run {run.run_id} has no {THEN_PUBLISH_TAG}=true tag: not followed by a publish run")
     settings = load_settings(paths)
@@ -155,9 +160,12 @@ def publish_request(instance: DagsterInstance, run: DagsterRun, today: dt.date |
     return RunRequest(
         run_key=f"publish-after-{run.run_id}",
         job_name=BUILD_JOB,
-        tags={**range_tags(first, last), PARENT_RUN_TAG: run.run_id,
-              TRIGGER_TAG: f"{PUBLISH_SENSOR} after {run.tags.get(TRIGGER_TAG, 'manual')}",
-              "servicescore/months-touched": ",".join(m.isoformat() for m in touched)[:2000]},
+        tags={
+            **range_tags(first, last),
+            PARENT_RUN_TAG: run.run_id,
+            TRIGGER_TAG: f"{PUBLISH_SENSOR} after {run.tags.get(TRIGGER_TAG, 'manual')}",
+            "servicescore/months-touched": ",".join(m.isoformat() for m in touched)[:2000],
+        },
     )
 
 

@@ -80,7 +80,7 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 
 def writer_busy(instance: DagsterInstance, paths: DataDir) -> str | None:
     """Why the warehouse must not be opened now (a run is writing it), or None."""
-    (key, value), = WRITES_WAREHOUSE_TAG.items()
+    ((key, value),) = WRITES_WAREHOUSE_TAG.items()
     runs = instance.get_runs(filters=RunsFilter(statuses=IN_PROGRESS, tags={key: value}), limit=1)
     if runs:
         return f"run {runs[0].run_id} ({runs[0].job_name}) is writing the warehouse"
@@ -109,12 +109,14 @@ def load_log_times(warehouse: Path) -> dict[str, float]:
     except duckdb.Error as exc:  # locked by a writer that started in between
         raise WarehouseBusy(str(exc)) from exc
     try:
-        exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'raw' "
-                             "and table_name = 'load_log'").fetchall()[0][0]
+        exists = con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = 'load_log'"
+        ).fetchall()[0][0]
         if not exists:
             return {}
-        rows = con.execute("select source_file, max(epoch(loaded_at)) from raw.load_log "
-                           "group by source_file").fetchall()
+        rows = con.execute(
+            "select source_file, max(epoch(loaded_at)) from raw.load_log group by source_file"
+        ).fetchall()
     finally:
         con.close()
     return {str(f): float(t) for f, t in rows}
@@ -144,8 +146,9 @@ def encode_cursor(seen: dict[str, str]) -> str:
     return json.dumps({"seen": dict(sorted(seen.items()))}, separators=(",", ":"))
 
 
-def evaluate_landing(instance: DagsterInstance, cursor: str | None, paths: DataDir,
-                     now: float | None = None) -> SensorResult | SkipReason:
+def evaluate_landing(
+    instance: DagsterInstance, cursor: str | None, paths: DataDir, now: float | None = None
+) -> SensorResult | SkipReason:
     """One tick of the landing sensor; a pure function of the landing folder, the warehouse and the cursor."""
     now = time.time() if now is None else now
     settings = load_settings(paths)
@@ -156,8 +159,10 @@ def evaluate_landing(instance: DagsterInstance, cursor: str | None, paths: DataD
         return SkipReason(f"no new files in {paths.landing} ({len(entries)} known)")
     settled = [e for e in unseen if now - e.mtime_ns / 1e9 >= settings.landing_settle_seconds]
     if not settled:
-        return SkipReason(f"{len(unseen)} new file(s) still being written; waiting "
-                          f"{settings.landing_settle_seconds:g} s after their last change")
+        return SkipReason(
+            f"{len(unseen)} new file(s) still being written; waiting "
+            f"{settings.landing_settle_seconds:g} s after their last change"
+        )
     busy = writer_busy(instance, paths)
     if busy:
         return SkipReason(f"{len(settled)} new file(s) wait: {busy}")
@@ -175,8 +180,11 @@ def evaluate_landing(instance: DagsterInstance, cursor: str | None, paths: DataD
     request = RunRequest(
         run_key=run_key_for(todo),
         job_name=INGEST_JOB,
-        tags={TRIGGER_TAG: LANDING_SENSOR, THEN_PUBLISH_TAG: "true",
-              "servicescore/files": ",".join(sorted(e.rel for e in todo))[:2000]},
+        tags={
+            TRIGGER_TAG: LANDING_SENSOR,
+            THEN_PUBLISH_TAG: "true",
+            "servicescore/files": ",".join(sorted(e.rel for e in todo))[:2000],
+        },
     )
     return SensorResult(run_requests=[request], cursor=new_cursor)
 

@@ -178,10 +178,19 @@ def is_period_closed(label: str, today: dt.date, closing_day: int) -> bool:
     return last is not None and is_closed(last, today, closing_day)
 
 
-def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
-            audit: dict[str, object] | None = None, extra_tables: list[tuple[str, str]] = (),
-            closing_day: int = 5, today: dt.date | None = None, compare_all: bool = False,
-            memory_limit: str | None = None, threads: int | None = None) -> PublicationResult:
+def publish(
+    warehouse: Path,
+    serving: Path,
+    marts: list[MartSpec],
+    run_id: str,
+    audit: dict[str, object] | None = None,
+    extra_tables: list[tuple[str, str]] = (),
+    closing_day: int = 5,
+    today: dt.date | None = None,
+    compare_all: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> PublicationResult:
     """Publish `marts` from the warehouse into a new serving file and swap it in atomically.
 
     A new version of a period that is already closed (its last month's closing day has passed) is a
@@ -207,8 +216,10 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
         for m in versioned:  # every versioned mart has its history table, even before its first row
             if not _table_exists(con, "s", "history", m.name):
                 src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
-                con.execute(f"create table s.history.{quote_ident(m.name)} as "
-                            f"select *, cast(null as bigint) as _version from {src} limit 0")
+                con.execute(
+                    f"create table s.history.{quote_ident(m.name)} as "
+                    f"select *, cast(null as bigint) as _version from {src} limit 0"
+                )
         with result.timed("compare"):
             candidates, watermark = _candidate_periods(con, versioned, _previous_watermark(con))
             if compare_all:
@@ -240,8 +251,15 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
                 result.restatements.append(period)
             con.execute(
                 "insert into s.main.publication_periods values (?, ?, ?, ?, ?, ?, ?)",
-                [period, version, publication_id, changed_periods[period], restated, now,
-                 json.dumps(summary, ensure_ascii=False) if summary is not None else None],
+                [
+                    period,
+                    version,
+                    publication_id,
+                    changed_periods[period],
+                    restated,
+                    now,
+                    json.dumps(summary, ensure_ascii=False) if summary is not None else None,
+                ],
             )
         for m in versioned:
             # a mart that used to be a snapshot table becomes a view over its history
@@ -266,8 +284,9 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             # nothing personal is published: every mart as it is about to be served (the current version of
             # each period; earlier versions were scanned when they were published). A finding stops here, so
             # the temporary file is dropped and serving.duckdb stays as it was.
-            found = leaks(con, "s", [("main", m.name) for m in marts] + [("main", t) for _, t in extra_tables],
-                          raw_catalog="w")
+            found = leaks(
+                con, "s", [("main", m.name) for m in marts] + [("main", t) for _, t in extra_tables], raw_catalog="w"
+            )
         if found:
             raise PersonalDataLeakError(found)
         with result.timed("counts"):
@@ -293,9 +312,16 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
             recorded[WATERMARK_KEY] = watermark
             con.execute(
                 "insert into s.main.publications values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [publication_id, run_id, now, str((audit or {}).get("code_version", "")),
-                 json.dumps([f"{p} v{v}" for p, v in new_versions]), json.dumps(result.restatements),
-                 json.dumps(result.row_counts), json.dumps(recorded, ensure_ascii=False, default=str)],
+                [
+                    publication_id,
+                    run_id,
+                    now,
+                    str((audit or {}).get("code_version", "")),
+                    json.dumps([f"{p} v{v}" for p, v in new_versions]),
+                    json.dumps(result.restatements),
+                    json.dumps(result.row_counts),
+                    json.dumps(recorded, ensure_ascii=False, default=str),
+                ],
             )
         with result.timed("checkpoint"):
             con.execute("checkpoint s")
@@ -317,12 +343,13 @@ def publish(warehouse: Path, serving: Path, marts: list[MartSpec], run_id: str,
 
 # ---------------------------------------------------------------------------------- snapshot tables
 
+
 def _snapshot_signature(con: duckdb.DuckDBPyConnection, qualified: str, key: tuple[str, ...]) -> tuple:
     """Row count, max(_built_at) and the sum of the key hashes: what an incremental fact changes."""
     keys = ", ".join(quote_ident(k) for k in key)
-    row = con.execute(
-        f"select count(*), max(_built_at), sum(hash(row({keys})))::hugeint from {qualified}"
-    ).fetchall()[0]
+    row = con.execute(f"select count(*), max(_built_at), sum(hash(row({keys})))::hugeint from {qualified}").fetchall()[
+        0
+    ]
     return tuple(row)
 
 
@@ -357,8 +384,10 @@ def _publish_snapshot(con: duckdb.DuckDBPyConnection, m: MartSpec, result: Publi
             return _replace_table(con, src, dst)
         con.execute(f"create or replace temp table snapshot_delta as select * from {newer}")
         on = " and ".join(f"{dst}.{quote_ident(k)} = d.{quote_ident(k)}" for k in m.unique_key)
-        con.execute(f"delete from {dst} using (select distinct {', '.join(quote_ident(k) for k in m.unique_key)} "
-                    f"from snapshot_delta) as d where {on}")
+        con.execute(
+            f"delete from {dst} using (select distinct {', '.join(quote_ident(k) for k in m.unique_key)} "
+            f"from snapshot_delta) as d where {on}"
+        )
         con.execute(f"insert into {dst} select * from snapshot_delta")
         con.execute("drop table snapshot_delta")
         if _snapshot_signature(con, dst, m.unique_key) != source_sig:  # deletes or clock skew: start over
@@ -398,8 +427,9 @@ def _record_audit(con: duckdb.DuckDBPyConnection, publication_id: int) -> None:
             """,
             [publication_id],
         )
-        con.execute("create or replace table s.main.quality_validation_results as "
-                    "select * from w.quality.validation_results")
+        con.execute(
+            "create or replace table s.main.quality_validation_results as select * from w.quality.validation_results"
+        )
 
 
 # ------------------------------------------------------------------------------- candidate periods
@@ -458,8 +488,9 @@ def period_labels_of_months(months: list[dt.date]) -> list[str]:
     return sorted(labels)
 
 
-def _candidate_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec],
-                       previous: dict | None) -> tuple[list[str] | None, dict | None]:
+def _candidate_periods(
+    con: duckdb.DuckDBPyConnection, versioned: list[MartSpec], previous: dict | None
+) -> tuple[list[str] | None, dict | None]:
     """(the period labels to compare, or None for all; the watermark this publish reaches).
 
     The candidates are the periods containing a month recomputed by a versioned mart since the previous
@@ -483,8 +514,9 @@ def _candidate_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec]
     if kept != previous.get("log_rows"):  # the log was reset or rewritten: it cannot tell what changed
         return None, watermark
     marks = ", ".join("?" for _ in names)
-    tracked = con.execute(f"select count(distinct model_name) from {log} where model_name in ({marks})",
-                          names).fetchall()[0][0]
+    tracked = con.execute(
+        f"select count(distinct model_name) from {log} where model_name in ({marks})", names
+    ).fetchall()[0][0]
     if tracked != len(names):
         return None, watermark
     full, months = con.execute(
@@ -497,8 +529,9 @@ def _candidate_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec]
     return period_labels_of_months(list(months or [])), watermark
 
 
-def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec],
-                     candidates: list[str] | None = None) -> dict[str, str]:
+def _changed_periods(
+    con: duckdb.DuckDBPyConnection, versioned: list[MartSpec], candidates: list[str] | None = None
+) -> dict[str, str]:
     """period_label -> new content hash, for every period (or every candidate period) whose content differs
     from its current version. A label that is not a month, quarter or year is always a candidate."""
     if not versioned or candidates == []:
@@ -506,14 +539,18 @@ def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec],
     where = f"{PERIOD_COLUMN} is not null"
     if candidates is not None:
         labels = ", ".join(quote_literal(c) for c in candidates)
-        where += (f" and ({PERIOD_COLUMN} in ({labels}) or not regexp_full_match({PERIOD_COLUMN}, "
-                  f"'[0-9]{{4}}(-[0-9]{{2}}|-Q[1-4])?'))")
+        where += (
+            f" and ({PERIOD_COLUMN} in ({labels}) or not regexp_full_match({PERIOD_COLUMN}, "
+            f"'[0-9]{{4}}(-[0-9]{{2}}|-Q[1-4])?'))"
+        )
     parts = []
     for m in versioned:
         src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
         cols = _columns(con, src)
-        parts.append(f"select {PERIOD_COLUMN} as p, {quote_literal(m.name)} as m, {_hash_expr(cols)} as h "
-                     f"from {src} where {where} group by {PERIOD_COLUMN}")
+        parts.append(
+            f"select {PERIOD_COLUMN} as p, {quote_literal(m.name)} as m, {_hash_expr(cols)} as h "
+            f"from {src} where {where} group by {PERIOD_COLUMN}"
+        )
     rows = con.execute(
         "with per_mart as (" + " union all ".join(parts) + "), "
         "per_period as (select p, md5(string_agg(m || ':' || cast(h as varchar), ',' order by m)) as h "
@@ -526,8 +563,9 @@ def _changed_periods(con: duckdb.DuckDBPyConnection, versioned: list[MartSpec],
     return {str(p): str(h) for p, h in rows}
 
 
-def _restatement_summary(con: duckdb.DuckDBPyConnection, publication_id: int, period: str,
-                         version: int) -> dict[str, object]:
+def _restatement_summary(
+    con: duckdb.DuckDBPyConnection, publication_id: int, period: str, version: int
+) -> dict[str, object]:
     """What changed against the previous version of a period: technicians whose score or grade moved."""
     if not _table_exists(con, "s", "history", "appraisal_scores"):
         return {"changed_technicians": None}

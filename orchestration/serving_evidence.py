@@ -78,11 +78,16 @@ def create_evidence_view(con: Any, catalog: str) -> bool:
     that name, published by earlier versions, is dropped; their history.appraisal_evidence stays).
     The view's comment is the SHA-256 of its rendered SQL (DuckDB re-serializes a stored view's SQL, so the
     text cannot be compared). Returns whether the serving file changed: the view is new or its rules changed."""
+
     def names(kind: str, extra: str = "null") -> dict[str, Any]:
         column = "table_name" if kind == "table" else "view_name"
-        return {row[0]: row[1] for row in con.execute(
-            f"select {column}, {extra} from duckdb_{kind}s() where database_name = ? and schema_name = 'main'",
-            [catalog]).fetchall()}
+        return {
+            row[0]: row[1]
+            for row in con.execute(
+                f"select {column}, {extra} from duckdb_{kind}s() where database_name = ? and schema_name = 'main'",
+                [catalog],
+            ).fetchall()
+        }
 
     tables, views = names("table"), names("view", "comment")
     if not required_relations() <= set(tables) | set(views):

@@ -218,8 +218,10 @@ def build_dbt_assets() -> AssetsDefinition:
         serving_audit = {} if config.full_refresh else current_publication_audit(warehouse.paths().serving)
         verified = verified_build_env(serving_audit)
         if verified.get(VERIFIED_BUILD_ENV):
-            context.log.info(f"whole-history tests check what changed since the current publication "
-                             f"(build-log watermark {verified[VERIFIED_BUILD_ENV]})")
+            context.log.info(
+                f"whole-history tests check what changed since the current publication "
+                f"(build-log watermark {verified[VERIFIED_BUILD_ENV]})"
+            )
         with environment({**warehouse.dbt_env(), **dbt_window_env(dbt_vars), **verified, **dbt_log_env()}):
             yield from dbt.cli(dbt_build_args(config.full_refresh), context=context, target_path=target).stream()
         keep_partial_parse(target, saved)

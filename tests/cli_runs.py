@@ -31,11 +31,26 @@ FIXTURE = REPO / "tests" / "fixtures" / "handmade" / "landing"
 RUN_TIMEOUT = 900
 
 # columns that say when or by which run a row was written, not what it says
-RUN_SPECIFIC_COLUMNS = {"_loaded_at", "_run_id", "loaded_at", "run_id", "load_run_id", "check_run_id",
-                        "published_at", "validated_at", "audit", "_built_at", "_created_built_at", "built_at"}
+RUN_SPECIFIC_COLUMNS = {
+    "_loaded_at",
+    "_run_id",
+    "loaded_at",
+    "run_id",
+    "load_run_id",
+    "check_run_id",
+    "published_at",
+    "validated_at",
+    "audit",
+    "_built_at",
+    "_created_built_at",
+    "built_at",
+}
 # tables that log every attempt (a killed run's validations are history, not content)
-RUN_SPECIFIC_TABLES = {("quality", "validation_results"), ("main", "quality_validation_results"),
-                       ("intermediate", "int_incremental_build_log")}
+RUN_SPECIFIC_TABLES = {
+    ("quality", "validation_results"),
+    ("main", "quality_validation_results"),
+    ("intermediate", "int_incremental_build_log"),
+}
 
 
 # the pseudonym key of tests that load raw without the Dagster asset (tests/test_dbt_core, test_incremental):
@@ -60,8 +75,9 @@ def new_data_dir(root: Path, key_from: DataDir | None = None) -> DataDir:
 
 
 @contextlib.contextmanager
-def pipeline_in_process(root: Path, write_landing: Callable[[DataDir], None] = copy_fixture_landing,
-                        unset_env: tuple[str, ...] = ()) -> Iterator[tuple[DataDir, list, str, bool]]:
+def pipeline_in_process(
+    root: Path, write_landing: Callable[[DataDir], None] = copy_fixture_landing, unset_env: tuple[str, ...] = ()
+) -> Iterator[tuple[DataDir, list, str, bool]]:
     """The whole pipeline (orchestration.cli.run_pipeline: ingestion, dbt, checks, publication) in this process on
     a new data folder at `root`, whose landing folder `write_landing` fills (default: the hand-made fixture).
     SERVICESCORE_DATA_DIR and DAGSTER_HOME point at it (the Dagster resources read them at run time) and the
@@ -86,8 +102,13 @@ def pipeline_in_process(root: Path, write_landing: Callable[[DataDir], None] = c
 
 def cli_env(paths: DataDir, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "SERVICESCORE_FAULT_PAUSE"}
-    env.update(SERVICESCORE_DATA_DIR=str(paths.root), DAGSTER_HOME=str(paths.dagster_home),
-               PYTHONUNBUFFERED="1", DO_NOT_TRACK="1", DBT_SEND_ANONYMOUS_USAGE_STATS="false")
+    env.update(
+        SERVICESCORE_DATA_DIR=str(paths.root),
+        DAGSTER_HOME=str(paths.dagster_home),
+        PYTHONUNBUFFERED="1",
+        DO_NOT_TRACK="1",
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
     env.update(extra)
     return env
 
@@ -101,7 +122,11 @@ class CliProcess:
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
             [sys.executable, "-u", "-m", "orchestration.cli", "run", "--no-demo", *args],
-            cwd=REPO, env=cli_env(paths, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=REPO,
+            env=cli_env(paths, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -132,8 +157,9 @@ class CliProcess:
                         return line
                 seen = len(self.lines)
                 if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError(f"run ended (exit {self.proc.returncode}) before /{pattern}/:\n"
-                                         + "\n".join(self.lines[-40:]))
+                    raise AssertionError(
+                        f"run ended (exit {self.proc.returncode}) before /{pattern}/:\n" + "\n".join(self.lines[-40:])
+                    )
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no /{pattern}/ within {timeout} s:\n" + "\n".join(self.lines[-40:]))
                 self._cond.wait(0.5)
@@ -143,8 +169,9 @@ class CliProcess:
         deadline = time.monotonic() + timeout
         while not path.exists():
             if self.proc.poll() is not None:
-                raise AssertionError(f"run ended (exit {self.proc.returncode}) before {path} appeared:\n"
-                                     + self.output[-4000:])
+                raise AssertionError(
+                    f"run ended (exit {self.proc.returncode}) before {path} appeared:\n" + self.output[-4000:]
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"{path} did not appear within {timeout} s")
             time.sleep(0.001)
@@ -197,6 +224,7 @@ def baseline(tmp_root: Path) -> tuple[DataDir, int, str]:
 
 # --- content fingerprints -----------------------------------------------------------------------------------
 
+
 def relations(con: duckdb.DuckDBPyConnection, schemas: set[str] | None = None) -> list[tuple[str, str]]:
     rows = con.execute(
         "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
@@ -216,10 +244,15 @@ def fingerprint(db: Path, schemas: set[str] | None = None) -> dict[str, tuple[in
             if (schema, table) in RUN_SPECIFIC_TABLES:
                 continue
             rel = f"{quote_ident(schema)}.{quote_ident(table)}"
-            cols = [(n, t) for n, t, *_ in con.execute(f"describe select * from {rel}").fetchall()
-                    if n not in RUN_SPECIFIC_COLUMNS]
-            exprs = [f"round({quote_ident(n)}, 9)" if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL")
-                     else quote_ident(n) for n, t in cols]
+            cols = [
+                (n, t)
+                for n, t, *_ in con.execute(f"describe select * from {rel}").fetchall()
+                if n not in RUN_SPECIFIC_COLUMNS
+            ]
+            exprs = [
+                f"round({quote_ident(n)}, 9)" if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL") else quote_ident(n)
+                for n, t in cols
+            ]
             row = con.execute(
                 f"select count(*), coalesce(sum(hash(row({', '.join(exprs)}))::hugeint), 0) from {rel}"
             ).fetchall()[0]
@@ -234,6 +267,7 @@ def differences(a: dict, b: dict) -> dict[str, tuple]:
 
 
 # --- queries and a publication on its own ---------------------------------------------------------------------
+
 
 def q(db: DataDir | Path, sql: str, params: list | None = None) -> list[tuple]:
     """Rows of `sql` on a DuckDB file, read-only (a data folder: its warehouse)."""
@@ -251,16 +285,18 @@ def sha256(path: Path) -> str:
 def load_conservation(db: Path) -> list[tuple]:
     """Files whose rows are not all accounted for: raw rows + rejected rows must equal the rows read, and no
     raw or rejected row may belong to a file that load_log does not list (a half-loaded file)."""
-    parts = [f"select '{f}' as feed, _file_hash as h, count(*) as n from raw.{f} group by _file_hash"
-             for f in FEEDS]
-    return q(db, f"""
-        with written as ({' union all '.join(parts)}
+    parts = [f"select '{f}' as feed, _file_hash as h, count(*) as n from raw.{f} group by _file_hash" for f in FEEDS]
+    return q(
+        db,
+        f"""
+        with written as ({" union all ".join(parts)}
             union all select feed, file_hash, count(*) from raw.rejected_rows group by feed, file_hash),
         per_file as (select feed, h, sum(n) as n from written group by feed, h)
         select coalesce(l.feed, w.feed), coalesce(l.file_hash, w.h), l.rows_read, w.n
         from raw.load_log as l full outer join per_file as w on l.feed = w.feed and l.file_hash = w.h
         where l.rows_read is distinct from coalesce(w.n, 0) or l.feed is null
-    """)
+    """,
+    )
 
 
 PUBLISH = """
@@ -274,9 +310,14 @@ print("published", r.publication_id, r.new_versions, r.restatements, flush=True)
 
 
 def publish_process(paths: DataDir, run_id: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", PUBLISH, str(paths.warehouse), str(paths.serving), run_id],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", PUBLISH, str(paths.warehouse), str(paths.serving), run_id],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def copy_with_changed_may(base: DataDir, root: Path) -> DataDir:
@@ -288,7 +329,9 @@ def copy_with_changed_may(base: DataDir, root: Path) -> DataDir:
         shutil.copy2(base.root / name, paths.root / name)
     con = duckdb.connect(str(paths.warehouse))
     con.execute("update marts.kpi_technician_monthly set csat = csat / 2 where period_label = '2026-05'")
-    con.execute("insert into intermediate.int_incremental_build_log (model_name, built_at, is_full_build, month_start) "
-                "values ('kpi_technician_monthly', now(), false, date '2026-05-01')")
+    con.execute(
+        "insert into intermediate.int_incremental_build_log (model_name, built_at, is_full_build, month_start) "
+        "values ('kpi_technician_monthly', now(), false, date '2026-05-01')"
+    )
     con.close()
     return paths

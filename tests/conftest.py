@@ -56,17 +56,22 @@ def _marker_for(argv: object) -> tuple[str, str] | None:
     words = [os.fsdecode(a) for a in args]
     if any(Path(w).name == "dbt" for w in words):
         return "dbt", "dbt: " + " ".join(words)[:300]
-    if ("orchestration.cli" in words and {"run", "backfill"} & set(words)) or "ingestion.mappings.pipeline" in words \
-            or any(w.endswith("benchmarks/run.py") for w in words):
+    if (
+        ("orchestration.cli" in words and {"run", "backfill"} & set(words))
+        or "ingestion.mappings.pipeline" in words
+        or any(w.endswith("benchmarks/run.py") for w in words)
+    ):
         return "slow", "a pipeline run: " + " ".join(words)[:300]
     return None
 
 
 def _refuse(marker: str, what: str) -> None:
     item = _FastTier.item
-    message = (f"{item.nodeid if item else 'a fast-tier test'} has no tier marker but started {what}\n"
-               f"mark it @pytest.mark.{marker} (or `pytestmark = pytest.mark.{marker}` for its module) so that "
-               f"`make test-fast` leaves it out")
+    message = (
+        f"{item.nodeid if item else 'a fast-tier test'} has no tier marker but started {what}\n"
+        f"mark it @pytest.mark.{marker} (or `pytestmark = pytest.mark.{marker}` for its module) so that "
+        f"`make test-fast` leaves it out"
+    )
     _FastTier.refused.append(message)
     raise TierRefusal(message)
 
@@ -96,8 +101,11 @@ def pytest_runtest_setup(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if call.excinfo is not None and call.excinfo.errisinstance(TierRefusal) and str(call.excinfo.value) in \
-            _FastTier.refused:
+    if (
+        call.excinfo is not None
+        and call.excinfo.errisinstance(TierRefusal)
+        and str(call.excinfo.value) in _FastTier.refused
+    ):
         _FastTier.refused.remove(str(call.excinfo.value))  # this phase's report shows it already
     return report
 
@@ -113,4 +121,3 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     if refused:  # also when the refusal was caught on the way, as a Dagster step failure or by pytest.raises
         pytest.fail("\n".join(refused), pytrace=False)
     return result
-

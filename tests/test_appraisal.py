@@ -42,20 +42,25 @@ _CSAT = "csat,满意率,CSAT,customer_satisfaction,quantitative,fraction,higher,
 _AHT = "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours,lower,business"
 _REOPEN = "reopen_rate,返修率,Reopen rate,service_quality,quantitative,fraction,lower,"
 _REVIEW = "supervisor_review,主管评价,Supervisor review,qualitative,qualitative,score_1_5,higher,"
-INDICATOR_SETTINGS = "\n".join([
-    "indicator_code,name_zh,name_en,category,kind,unit,direction,hours_basis,"
-    "method,target,threshold,weight,min_sample,effective_from,effective_to",
-    f"{_CSAT},quantitative,0.9,0.75,40,5,2026-01-01,2026-06-30",
-    f"{_CSAT},quantitative,0.95,0.75,40,5,2026-07-01,",
-    f"{_AHT},quantitative,16,32,30,5,2026-01-01,",
-    f"{_REOPEN},quantitative,0.05,0.1,30,5,2026-01-01,",
-    f"{_REVIEW},qualitative,4.5,3.5,100,1,2026-01-01,",
-    f"{_CSAT},comprehensive,0.9,0.75,28,5,2026-01-01,2026-06-30",
-    f"{_CSAT},comprehensive,0.95,0.75,28,5,2026-07-01,",
-    f"{_AHT},comprehensive,16,32,21,5,2026-01-01,",
-    f"{_REOPEN},comprehensive,0.05,0.1,21,5,2026-01-01,",
-    f"{_REVIEW},comprehensive,4.5,3.5,30,1,2026-01-01,",
-]) + "\n"
+INDICATOR_SETTINGS = (
+    "\n".join(
+        [
+            "indicator_code,name_zh,name_en,category,kind,unit,direction,hours_basis,"
+            "method,target,threshold,weight,min_sample,effective_from,effective_to",
+            f"{_CSAT},quantitative,0.9,0.75,40,5,2026-01-01,2026-06-30",
+            f"{_CSAT},quantitative,0.95,0.75,40,5,2026-07-01,",
+            f"{_AHT},quantitative,16,32,30,5,2026-01-01,",
+            f"{_REOPEN},quantitative,0.05,0.1,30,5,2026-01-01,",
+            f"{_REVIEW},qualitative,4.5,3.5,100,1,2026-01-01,",
+            f"{_CSAT},comprehensive,0.9,0.75,28,5,2026-01-01,2026-06-30",
+            f"{_CSAT},comprehensive,0.95,0.75,28,5,2026-07-01,",
+            f"{_AHT},comprehensive,16,32,21,5,2026-01-01,",
+            f"{_REOPEN},comprehensive,0.05,0.1,21,5,2026-01-01,",
+            f"{_REVIEW},comprehensive,4.5,3.5,30,1,2026-01-01,",
+        ]
+    )
+    + "\n"
+)
 APPRAISAL_SETTINGS = """\
 effective_from,effective_to,below_threshold_slope,min_rated_weight_share,forced_a_max_share
 2026-01-01,,2,0.6,0.25
@@ -210,9 +215,11 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write_upstream(database)
     env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     result = subprocess.run(
-        [str(DBT), "build", "--project-dir", str(project), "--profiles-dir", str(project),
-         "--select", "tag:appraisal"],
-        env=env, capture_output=True, text=True, check=False,
+        [str(DBT), "build", "--project-dir", str(project), "--profiles-dir", str(project), "--select", "tag:appraisal"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     return database
@@ -289,7 +296,10 @@ def test_curve_higher_and_lower_is_better(warehouse: Path) -> None:
     assert t4["reopen_rate"]["score"] == D("20.00")
     # csat 0.60 is 20 % below 0.75 -> 20; aht 40 h is 25 % above 32 -> 10; reopen 0.20 is 100 % above -> 0
     assert (t6["csat"]["score"], t6["avg_handling_time"]["score"], t6["reopen_rate"]["score"]) == (
-        D("20.00"), D("10.00"), D("0.00"))
+        D("20.00"),
+        D("10.00"),
+        D("0.00"),
+    )
     # the business-hours value is scored, not the calendar one
     t1 = _breakdown(warehouse, "t1", "2026-05", "quantitative")
     assert t1["avg_handling_time"]["value"] == 16.0 and t1["avg_handling_time"]["hours_basis"] == "business"
@@ -301,7 +311,10 @@ def test_not_rated_and_renormalisation(warehouse: Path) -> None:
     assert t1["reopen_rate"]["not_rated_reason"] == "below_min_sample"
     assert t1["reopen_rate"]["score"] is None
     assert (t1["reopen_rate"]["weight"], t1["reopen_rate"]["weight_used"], t1["reopen_rate"]["contribution"]) == (
-        D("30"), D("0"), D("0"))
+        D("30"),
+        D("0"),
+        D("0"),
+    )
     # 40 and 30 renormalised over 70
     assert t1["csat"]["weight_used"] == D("57.1429")
     assert t1["avg_handling_time"]["weight_used"] == D("42.8571")
@@ -338,11 +351,13 @@ def test_quantitative_method_grades_ties_and_forced_distribution(warehouse: Path
     scores = _scores(warehouse, "2026-05", "quantitative")
     composite = {t: r["composite_score"] for t, r in scores.items()}
     assert composite == {
-        "t1": D("100.00"), "t2": D("100.00"), "t3": D("100.00"),
-        "t4": D("59.33"),   # 29.33 + 24.00 + 6.00
+        "t1": D("100.00"),
+        "t2": D("100.00"),
+        "t3": D("100.00"),
+        "t4": D("59.33"),  # 29.33 + 24.00 + 6.00
         "t5": D("100.00"),
-        "t6": D("11.00"),   # 8.00 + 3.00 + 0.00
-        "t7": D("89.27"),   # 34.67 + 27.00 + 27.60
+        "t6": D("11.00"),  # 8.00 + 3.00 + 0.00
+        "t7": D("89.27"),  # 34.67 + 27.00 + 27.60
         "t10": D("60.00"),  # 24.00 + 18.00 + 18.00
     }
     # team x has 5 graded technicians: at most floor(0.25 * 5) = 1 A. t1, t2 and t3 tie at 100;
@@ -351,19 +366,43 @@ def test_quantitative_method_grades_ties_and_forced_distribution(warehouse: Path
     assert order == {"t2": 1, "t3": 2, "t1": 3, "t10": 4, "t4": 5}
     grades = {t: (r["band_grade"], r["grade"], r["is_forced_down"]) for t, r in scores.items()}
     assert grades == {
-        "t1": ("A", "B", True), "t2": ("A", "A", False), "t3": ("A", "B", True),
-        "t4": ("D", "D", False), "t5": (None, None, False), "t6": ("D", "D", False),
-        "t7": ("B", "B", False), "t10": ("C", "C", False),
+        "t1": ("A", "B", True),
+        "t2": ("A", "A", False),
+        "t3": ("A", "B", True),
+        "t4": ("D", "D", False),
+        "t5": (None, None, False),
+        "t6": ("D", "D", False),
+        "t7": ("B", "B", False),
+        "t10": ("C", "C", False),
     }
     assert scores["t1"]["grade_name_zh"] == "良好" and scores["t2"]["grade_name_zh"] == "优秀"
     assert scores["t4"]["grade_name_zh"] == "待改进" and scores["t10"]["grade_name_zh"] == "合格"
     # standard competition ranks on the composite
     assert {t: r["rank_in_team"] for t, r in scores.items()} == {
-        "t1": 1, "t2": 1, "t3": 1, "t10": 4, "t4": 5, "t5": None, "t7": 1, "t6": 2}
+        "t1": 1,
+        "t2": 1,
+        "t3": 1,
+        "t10": 4,
+        "t4": 5,
+        "t5": None,
+        "t7": 1,
+        "t6": 2,
+    }
     assert {t: r["rank_overall"] for t, r in scores.items()} == {
-        "t1": 1, "t2": 1, "t3": 1, "t7": 4, "t10": 5, "t4": 6, "t6": 7, "t5": None}
-    reward = _rows(warehouse, "select technician_id, method, composite_score from marts.appraisal_reward_list "
-                              "where period_label = '2026-05' order by method, technician_id")
+        "t1": 1,
+        "t2": 1,
+        "t3": 1,
+        "t7": 4,
+        "t10": 5,
+        "t4": 6,
+        "t6": 7,
+        "t5": None,
+    }
+    reward = _rows(
+        warehouse,
+        "select technician_id, method, composite_score from marts.appraisal_reward_list "
+        "where period_label = '2026-05' order by method, technician_id",
+    )
     assert reward == [
         {"technician_id": "t1", "method": "comprehensive", "composite_score": D("100.00")},
         {"technician_id": "t1", "method": "qualitative", "composite_score": D("100.00")},
@@ -374,9 +413,12 @@ def test_quantitative_method_grades_ties_and_forced_distribution(warehouse: Path
 def test_qualitative_method_and_technician_id_tie_rule(warehouse: Path) -> None:
     scores = _scores(warehouse, "2026-05", "qualitative")
     assert {t: r["composite_score"] for t, r in scores.items() if r["status"] == "graded"} == {
-        "t1": D("100.00"), "t2": D("80.00"),
-        "t4": D("31.43"),   # 3.0 is 14.29 % below 3.5: 60 - 28.57
-        "t5": D("100.00"), "t6": D("60.00"), "t7": D("100.00"),
+        "t1": D("100.00"),
+        "t2": D("80.00"),
+        "t4": D("31.43"),  # 3.0 is 14.29 % below 3.5: 60 - 28.57
+        "t5": D("100.00"),
+        "t6": D("60.00"),
+        "t7": D("100.00"),
         "t10": D("88.00"),  # 60 + 40 * 0.7 / 1.0
     }
     # t1 and t5 tie on score and rated weight: technician_id decides, t5 is pushed down to B
@@ -390,8 +432,11 @@ def test_comprehensive_method(warehouse: Path) -> None:
     t4 = _breakdown(warehouse, "t4", "2026-05", "comprehensive")
     # 73.33 * 0.28 = 20.53; 80 * 0.21 = 16.80; 20 * 0.21 = 4.20; 31.43 * 0.30 = 9.43
     assert {c: r["contribution"] for c, r in t4.items()} == {
-        "csat": D("20.53"), "avg_handling_time": D("16.80"), "reopen_rate": D("4.20"),
-        "supervisor_review": D("9.43")}
+        "csat": D("20.53"),
+        "avg_handling_time": D("16.80"),
+        "reopen_rate": D("4.20"),
+        "supervisor_review": D("9.43"),
+    }
     assert scores["t4"]["composite_score"] == D("50.96")
     assert scores["t4"]["grade"] == "D"
     # t7: 86.67 * 0.28 = 24.27; 90 * 0.21 = 18.90; 92 * 0.21 = 19.32; 100 * 0.30 = 30 -> 92.49, A band,
@@ -405,7 +450,10 @@ def test_comprehensive_method(warehouse: Path) -> None:
     # remainder (the review): 35.44 + 26.58 + 37.98 = 100.00, not 99.99
     t1 = _breakdown(warehouse, "t1", "2026-05", "comprehensive")
     assert [t1[c]["contribution"] for c in ("csat", "avg_handling_time", "supervisor_review")] == [
-        D("35.44"), D("26.58"), D("37.98")]
+        D("35.44"),
+        D("26.58"),
+        D("37.98"),
+    ]
     assert scores["t1"]["composite_score"] == D("100.00")
     # t1 and t3 tie at 100 in team x: more rated weight (79 > 70) keeps the only A
     assert (scores["t1"]["grade"], scores["t3"]["grade"], scores["t3"]["is_forced_down"]) == ("A", "B", True)
@@ -463,7 +511,10 @@ def test_evidence_within_the_period(warehouse: Path) -> None:
     assert may == [("avg_handling_time", "k1"), ("csat", "s1"), ("csat", "s2"), ("reopen_rate", "k1")]
     # month grain only: the evidence of 2026-Q2 is that of its months (join on activity_date in the period)
     assert {r["period_type"] for r in rows} == {"month"}
-    q2 = [r["source_id"] for r in rows if r["indicator_code"] == "csat"
-          and dt.date(2026, 4, 1) <= r["activity_date"] <= dt.date(2026, 6, 30)]
+    q2 = [
+        r["source_id"]
+        for r in rows
+        if r["indicator_code"] == "csat" and dt.date(2026, 4, 1) <= r["activity_date"] <= dt.date(2026, 6, 30)
+    ]
     assert q2 == ["s1", "s2", "s3"]
     assert not [r for r in rows if r["period_label"] == "2026-07"]

@@ -73,8 +73,13 @@ def state(serving: Path) -> str:
 
 
 def start_reader(serving: Path, mode: str, stop: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", READER, str(serving), mode, str(stop), STATE_SQL], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READER, str(serving), mode, str(stop), STATE_SQL],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.strip() == "ready", line + proc.communicate()[0]

@@ -54,46 +54,143 @@ def _t(local: str) -> str:
 
 
 TECHNICIANS = [
-    dict(technician_id="T1", name="Tech One", team_id="A", team_name="Old name", region="East",
-         level="senior", hire_date="2024-06-01", valid_from="2025-01-01", updated_at=_t("2025-01-01 00:00")),
-    dict(technician_id="T1", name="Tech One", team_id="A", team_name="Team A", region="East",
-         level="senior", hire_date="2024-06-01", valid_from="2025-01-01", updated_at=_t("2025-06-01 00:00")),
-    dict(technician_id="T2", name="Tech Two", team_id="A", team_name="Team A", region="East",
-         level="junior", hire_date="2024-06-01", valid_from="2025-01-01", updated_at=_t("2025-01-01 00:00")),
-    dict(technician_id="T2", name="Tech Two", team_id="B", team_name="Team B", region="West",
-         level="junior", hire_date="2024-06-01", valid_from="2026-02-01", updated_at=_t("2026-02-01 00:00")),
-    dict(technician_id="T3", name="Tech Three", team_id="B", team_name="Team B", region="West",
-         level="expert", hire_date="2020-01-01", valid_from="2025-01-01", updated_at=_t("2025-01-01 00:00")),
+    dict(
+        technician_id="T1",
+        name="Tech One",
+        team_id="A",
+        team_name="Old name",
+        region="East",
+        level="senior",
+        hire_date="2024-06-01",
+        valid_from="2025-01-01",
+        updated_at=_t("2025-01-01 00:00"),
+    ),
+    dict(
+        technician_id="T1",
+        name="Tech One",
+        team_id="A",
+        team_name="Team A",
+        region="East",
+        level="senior",
+        hire_date="2024-06-01",
+        valid_from="2025-01-01",
+        updated_at=_t("2025-06-01 00:00"),
+    ),
+    dict(
+        technician_id="T2",
+        name="Tech Two",
+        team_id="A",
+        team_name="Team A",
+        region="East",
+        level="junior",
+        hire_date="2024-06-01",
+        valid_from="2025-01-01",
+        updated_at=_t("2025-01-01 00:00"),
+    ),
+    dict(
+        technician_id="T2",
+        name="Tech Two",
+        team_id="B",
+        team_name="Team B",
+        region="West",
+        level="junior",
+        hire_date="2024-06-01",
+        valid_from="2026-02-01",
+        updated_at=_t("2026-02-01 00:00"),
+    ),
+    dict(
+        technician_id="T3",
+        name="Tech Three",
+        team_id="B",
+        team_name="Team B",
+        region="West",
+        level="expert",
+        hire_date="2020-01-01",
+        valid_from="2025-01-01",
+        updated_at=_t("2025-01-01 00:00"),
+    ),
 ]
 
 
-def _ticket(ticket_id, technician_id, priority, service_type, created, response, resolved, status="closed",
-            ftf=None, visits=1, reopened=0, updated=None, loaded=LOADED):
+def _ticket(
+    ticket_id,
+    technician_id,
+    priority,
+    service_type,
+    created,
+    response,
+    resolved,
+    status="closed",
+    ftf=None,
+    visits=1,
+    reopened=0,
+    updated=None,
+    loaded=LOADED,
+):
     return dict(
-        ticket_id=ticket_id, technician_id=technician_id, priority=priority, service_type=service_type,
-        created_at=_t(created), first_response_at=response and _t(response),
-        resolved_at=resolved and _t(resolved), closed_at=resolved and status == "closed" and _t(resolved) or None,
-        updated_at=_t(updated or "2026-05-01 00:00"), status=status, channel="phone", customer_id="CU1",
-        product_id="PR1", onsite_visits=visits, first_time_fix=ftf, reopened_count=reopened, _loaded_at=loaded,
+        ticket_id=ticket_id,
+        technician_id=technician_id,
+        priority=priority,
+        service_type=service_type,
+        created_at=_t(created),
+        first_response_at=response and _t(response),
+        resolved_at=resolved and _t(resolved),
+        closed_at=resolved and status == "closed" and _t(resolved) or None,
+        updated_at=_t(updated or "2026-05-01 00:00"),
+        status=status,
+        channel="phone",
+        customer_id="CU1",
+        product_id="PR1",
+        onsite_visits=visits,
+        first_time_fix=ftf,
+        reopened_count=reopened,
+        _loaded_at=loaded,
     )
 
 
 TICKETS = [
     # K1: an older version (in progress) and a stale re-delivery loaded later: the newest updated_at wins
-    _ticket("K1", "T1", "P2", "repair", "2026-01-12 10:00", "2026-01-12 10:30", None, status="in_progress",
-            updated="2026-01-12 11:00"),
-    _ticket("K1", "T1", "P2", "repair", "2026-01-12 10:00", "2026-01-12 10:30", "2026-01-12 14:00",
-            ftf=True, updated="2026-01-12 15:00"),
-    _ticket("K1", "T1", "P2", "repair", "2026-01-12 10:00", "2026-01-12 10:30", None, status="in_progress",
-            updated="2026-01-12 10:45", loaded="2026-07-01 00:00:00+00"),
-    _ticket("K2", "T1", "P3", "maintenance", "2026-01-15 16:00", "2026-01-15 17:00", "2026-01-19 11:00",
-            reopened=1),
-    _ticket("K3", "T1", "P1", "repair", "2026-01-20 20:00", "2026-01-20 21:00", "2026-01-21 08:00",
-            ftf=False, visits=2),
+    _ticket(
+        "K1",
+        "T1",
+        "P2",
+        "repair",
+        "2026-01-12 10:00",
+        "2026-01-12 10:30",
+        None,
+        status="in_progress",
+        updated="2026-01-12 11:00",
+    ),
+    _ticket(
+        "K1",
+        "T1",
+        "P2",
+        "repair",
+        "2026-01-12 10:00",
+        "2026-01-12 10:30",
+        "2026-01-12 14:00",
+        ftf=True,
+        updated="2026-01-12 15:00",
+    ),
+    _ticket(
+        "K1",
+        "T1",
+        "P2",
+        "repair",
+        "2026-01-12 10:00",
+        "2026-01-12 10:30",
+        None,
+        status="in_progress",
+        updated="2026-01-12 10:45",
+        loaded="2026-07-01 00:00:00+00",
+    ),
+    _ticket("K2", "T1", "P3", "maintenance", "2026-01-15 16:00", "2026-01-15 17:00", "2026-01-19 11:00", reopened=1),
+    _ticket(
+        "K3", "T1", "P1", "repair", "2026-01-20 20:00", "2026-01-20 21:00", "2026-01-21 08:00", ftf=False, visits=2
+    ),
     _ticket("K4", "T1", "P2", "repair", "2026-01-28 09:00", "2026-01-28 09:15", None, status="in_progress"),
     _ticket("K5", "T1", "P2", "repair", "2026-01-29 09:00", None, None, status="cancelled"),
-    _ticket("K6", "T2", "P4", "technical_support", "2026-01-26 09:00", "2026-01-26 09:00",
-            "2026-01-26 13:00"),
+    _ticket("K6", "T2", "P4", "technical_support", "2026-01-26 09:00", "2026-01-26 09:00", "2026-01-26 13:00"),
     _ticket("K7", "T2", "P2", "repair", "2026-02-02 10:00", "2026-02-02 11:00", "2026-02-02 12:00", ftf=True),
     _ticket("K8", "T2", "P3", "maintenance", "2026-01-30 10:00", "2026-01-30 11:00", "2026-02-03 10:00"),
     # K9 spans National Day 2026 and ends on the make-up Saturday 10 Oct: 1 + 9 + 9 + 1 = 20 business h
@@ -104,9 +201,19 @@ TICKETS = [
 
 
 def _survey(response_id, ticket_id, technician_id, responded, overall, attitude=None, technical=None, nps=None):
-    return dict(response_id=response_id, ticket_id=ticket_id, technician_id=technician_id, customer_id="CU1",
-                sent_at=None, responded_at=responded, overall_score=overall, attitude_score=attitude,
-                technical_score=technical, timeliness_score=None, nps=nps)
+    return dict(
+        response_id=response_id,
+        ticket_id=ticket_id,
+        technician_id=technician_id,
+        customer_id="CU1",
+        sent_at=None,
+        responded_at=responded,
+        overall_score=overall,
+        attitude_score=attitude,
+        technical_score=technical,
+        timeliness_score=None,
+        nps=nps,
+    )
 
 
 SURVEYS = [
@@ -123,14 +230,34 @@ SURVEYS = [
 ]
 
 COMPLAINTS = [
-    dict(complaint_id="C1", received_at=_t("2026-01-13 17:00"), accepted_at=_t("2026-01-14 10:00"),
-         resolved_at=_t("2026-01-15 10:00"), updated_at=_t("2026-01-15 10:00"), ticket_id="K1",
-         customer_id="CU1", technician_id="T1", category="attitude", severity="low", status="closed",
-         resolution_confirmed=True),
-    dict(complaint_id="C2", received_at=_t("2026-01-16 12:00"), accepted_at=_t("2026-01-16 15:00"),
-         resolved_at=_t("2026-01-17 10:00"), updated_at=_t("2026-01-17 10:00"), ticket_id="K2",
-         customer_id="CU1", technician_id="T1", category="quality", severity="high", status="resolved",
-         resolution_confirmed=False),
+    dict(
+        complaint_id="C1",
+        received_at=_t("2026-01-13 17:00"),
+        accepted_at=_t("2026-01-14 10:00"),
+        resolved_at=_t("2026-01-15 10:00"),
+        updated_at=_t("2026-01-15 10:00"),
+        ticket_id="K1",
+        customer_id="CU1",
+        technician_id="T1",
+        category="attitude",
+        severity="low",
+        status="closed",
+        resolution_confirmed=True,
+    ),
+    dict(
+        complaint_id="C2",
+        received_at=_t("2026-01-16 12:00"),
+        accepted_at=_t("2026-01-16 15:00"),
+        resolved_at=_t("2026-01-17 10:00"),
+        updated_at=_t("2026-01-17 10:00"),
+        ticket_id="K2",
+        customer_id="CU1",
+        technician_id="T1",
+        category="quality",
+        severity="high",
+        status="resolved",
+        resolution_confirmed=False,
+    ),
 ]
 
 REVIEWS = [
@@ -140,19 +267,49 @@ REVIEWS = [
 ]
 
 CUSTOMERS = [
-    dict(customer_id="CU1", name="Old Name", phone="13900000000", city="Shanghai", segment="consumer",
-         updated_at=_t("2025-01-01 00:00")),
-    dict(customer_id="CU1", name="张三丰", phone="138-0013-8000", city="Shanghai", segment="consumer",
-         updated_at=_t("2025-02-01 00:00")),
-    dict(customer_id="CU2", name="李四", phone="13700001234", city="Beijing", segment="business",
-         updated_at=_t("2025-02-01 00:00")),
+    dict(
+        customer_id="CU1",
+        name="Old Name",
+        phone="13900000000",
+        city="Shanghai",
+        segment="consumer",
+        updated_at=_t("2025-01-01 00:00"),
+    ),
+    dict(
+        customer_id="CU1",
+        name="张三丰",
+        phone="138-0013-8000",
+        city="Shanghai",
+        segment="consumer",
+        updated_at=_t("2025-02-01 00:00"),
+    ),
+    dict(
+        customer_id="CU2",
+        name="李四",
+        phone="13700001234",
+        city="Beijing",
+        segment="business",
+        updated_at=_t("2025-02-01 00:00"),
+    ),
 ]
 
 PURCHASES = [
-    dict(purchase_id="PU1", customer_id="CU1", product_id="PR1", purchased_at=_t("2025-01-10 10:00"),
-         warranty_until="2027-01-10", amount=1000.0),
-    dict(purchase_id="PU2", customer_id="CU2", product_id="PR1", purchased_at=_t("2024-01-10 10:00"),
-         warranty_until="2025-12-31", amount=500.0),
+    dict(
+        purchase_id="PU1",
+        customer_id="CU1",
+        product_id="PR1",
+        purchased_at=_t("2025-01-10 10:00"),
+        warranty_until="2027-01-10",
+        amount=1000.0,
+    ),
+    dict(
+        purchase_id="PU2",
+        customer_id="CU2",
+        product_id="PR1",
+        purchased_at=_t("2024-01-10 10:00"),
+        warranty_until="2025-12-31",
+        amount=500.0,
+    ),
 ]
 
 PRODUCTS = [dict(product_id="PR1", category="washer", model="W1", complexity=2)]
@@ -180,8 +337,14 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def insert_rows(con: duckdb.DuckDBPyConnection, feed: str, rows: list[dict]) -> None:
     for number, row in enumerate(rows, start=1):
-        values = {"_source_file": f"{feed}.csv", "_file_hash": "h", "_row_number": number,
-                  "_loaded_at": LOADED, "_run_id": "test", **row}
+        values = {
+            "_source_file": f"{feed}.csv",
+            "_file_hash": "h",
+            "_row_number": number,
+            "_loaded_at": LOADED,
+            "_run_id": "test",
+            **row,
+        }
         names = list(values)
         con.execute(
             f"insert into raw.{feed} ({', '.join(names)}) values ({', '.join('?' for _ in names)})",
@@ -204,11 +367,18 @@ def build_raw_warehouse(data_dir: Path, rows: dict[str, list[dict]] | None = Non
 def run_dbt(data_dir: Path, *args: str, artifacts: Path | None = None) -> subprocess.CompletedProcess:
     """dbt in a subprocess; target/ and logs/ under `artifacts` so parallel runs do not share them."""
     artifacts = artifacts or data_dir / "dbt"
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data_dir),
-           "DBT_TARGET_PATH": str(artifacts / "target"), "DBT_LOG_PATH": str(artifacts / "logs")}
+    env = {
+        **os.environ,
+        "SERVICESCORE_DATA_DIR": str(data_dir),
+        "DBT_TARGET_PATH": str(artifacts / "target"),
+        "DBT_LOG_PATH": str(artifacts / "logs"),
+    }
     return subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -221,10 +391,18 @@ def dbt_artifacts(tmp_path_factory) -> Path:
 def warehouse(tmp_path_factory, dbt_artifacts) -> duckdb.DuckDBPyConnection:
     data_dir = tmp_path_factory.mktemp("core")
     path = build_raw_warehouse(data_dir)
-    result = run_dbt(data_dir, "build", "--exclude", "path:models/marts/appraisal",
-                     "path:models/intermediate/appraisal", "path:models/marts/training",
-                     "path:models/intermediate/training", "--vars", "{as_of_date: '2026-06-30'}",
-                     artifacts=dbt_artifacts)
+    result = run_dbt(
+        data_dir,
+        "build",
+        "--exclude",
+        "path:models/marts/appraisal",
+        "path:models/intermediate/appraisal",
+        "path:models/marts/training",
+        "path:models/intermediate/training",
+        "--vars",
+        "{as_of_date: '2026-06-30'}",
+        artifacts=dbt_artifacts,
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     # kept apart: later dbt invocations of this module overwrite target/run_results.json
     shutil.copyfile(dbt_artifacts / "target" / "run_results.json", dbt_artifacts / "core_build_run_results.json")
@@ -255,7 +433,9 @@ def test_sources_mirror_the_contracts():
 def test_newest_version_wins(warehouse):
     assert one(warehouse, "select count(*) from marts.fct_service_tickets where ticket_id = 'K1'") == (1,)
     assert one(warehouse, "select status, is_resolved from marts.fct_service_tickets where ticket_id = 'K1'") == (
-        "closed", True)
+        "closed",
+        True,
+    )
     assert one(warehouse, "select team_name from marts.dim_teams where team_id = 'A'") == ("Team A",)
 
 
@@ -272,8 +452,9 @@ def test_ticket_durations_and_sla(warehouse):
         ("K8", 96.0, 18.0, True, 1.0),
         ("K9", 233.0, 20.0, True, 0.5),
     ]
-    assert one(warehouse, "select is_sla_met, handling_hours from marts.fct_service_tickets "
-                          "where ticket_id = 'K4'") == (None, None)
+    assert one(
+        warehouse, "select is_sla_met, handling_hours from marts.fct_service_tickets where ticket_id = 'K4'"
+    ) == (None, None)
     issues = warehouse.execute("select ticket_id from marts.fct_service_tickets where has_stage_order_issue").fetchall()
     assert issues == [("K10",)]
 
@@ -282,30 +463,51 @@ def test_ticket_durations_and_sla(warehouse):
 def test_local_time_and_team_at_event(warehouse):
     # S5 was answered at 20:00 UTC on 31 Jan = 04:00 on 1 Feb in Shanghai
     assert one(warehouse, "select responded_date from marts.fct_survey_responses where response_id = 'S5'") == (
-        date(2026, 2, 1),)
-    teams = dict(warehouse.execute(
-        "select ticket_id, team_id from marts.fct_service_tickets where technician_id = 'T2'").fetchall())
+        date(2026, 2, 1),
+    )
+    teams = dict(
+        warehouse.execute(
+            "select ticket_id, team_id from marts.fct_service_tickets where technician_id = 'T2'"
+        ).fetchall()
+    )
     assert teams == {"K6": "A", "K7": "B", "K8": "A"}
 
 
 @pytest.mark.dbt
 def test_technician_month(warehouse):
-    row = kpi(warehouse, "kpi_technician_monthly", "technician_id", "T1", "2026-01",
-              "team_id, period_start, period_end, csat, csat_n, customer_rating, nps, nps_n, nps_promoters, "
-              "nps_passives, nps_detractors, service_attitude, service_attitude_n, technical_level, "
-              "supervisor_review")
+    row = kpi(
+        warehouse,
+        "kpi_technician_monthly",
+        "technician_id",
+        "T1",
+        "2026-01",
+        "team_id, period_start, period_end, csat, csat_n, customer_rating, nps, nps_n, nps_promoters, "
+        "nps_passives, nps_detractors, service_attitude, service_attitude_n, technical_level, "
+        "supervisor_review",
+    )
     assert row == ("A", date(2026, 1, 1), date(2026, 1, 31), 0.5, 4, 3.5, 25.0, 4, 2, 1, 1, 4.0, 3, 3.25, 4.0)
-    row = kpi(warehouse, "kpi_technician_monthly", "technician_id", "T1", "2026-01",
-              "avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n, mttr_hours, "
-              "mttr_business_hours, mttr_n, first_response_time_hours, first_response_time_business_hours, "
-              "first_response_time_n, sla_attainment, sla_attainment_n, first_time_fix_rate, "
-              "first_time_fix_rate_n, reopen_rate, reopen_rate_n")
-    assert row == pytest.approx((107 / 3, 17 / 3, 3, 8.0, 2.0, 2, 0.6875, 0.4375, 4, 2 / 3, 3, 0.5, 2,
-                                 1 / 3, 3))
-    row = kpi(warehouse, "kpi_technician_monthly", "technician_id", "T1", "2026-01",
-              "complaint_acceptance_time_hours, complaint_acceptance_time_business_hours, "
-              "complaint_acceptance_time_n, problem_resolution_rate, problem_resolution_rate_n, "
-              "complaint_rate, complaint_rate_n")
+    row = kpi(
+        warehouse,
+        "kpi_technician_monthly",
+        "technician_id",
+        "T1",
+        "2026-01",
+        "avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n, mttr_hours, "
+        "mttr_business_hours, mttr_n, first_response_time_hours, first_response_time_business_hours, "
+        "first_response_time_n, sla_attainment, sla_attainment_n, first_time_fix_rate, "
+        "first_time_fix_rate_n, reopen_rate, reopen_rate_n",
+    )
+    assert row == pytest.approx((107 / 3, 17 / 3, 3, 8.0, 2.0, 2, 0.6875, 0.4375, 4, 2 / 3, 3, 0.5, 2, 1 / 3, 3))
+    row = kpi(
+        warehouse,
+        "kpi_technician_monthly",
+        "technician_id",
+        "T1",
+        "2026-01",
+        "complaint_acceptance_time_hours, complaint_acceptance_time_business_hours, "
+        "complaint_acceptance_time_n, problem_resolution_rate, problem_resolution_rate_n, "
+        "complaint_rate, complaint_rate_n",
+    )
     assert row == pytest.approx((10.0, 2.5, 2, 0.5, 2, 200 / 3, 3))
 
 
@@ -313,23 +515,41 @@ def test_technician_month(warehouse):
 def test_quarter_is_recomputed_from_facts(warehouse):
     months = warehouse.execute(
         "select csat from marts.kpi_technician_monthly where technician_id = 'T1' "
-        "and period_label in ('2026-01', '2026-02', '2026-03') order by period_label").fetchall()
+        "and period_label in ('2026-01', '2026-02', '2026-03') order by period_label"
+    ).fetchall()
     assert [m[0] for m in months] == [0.5, 1.0, 0.5]
-    row = kpi(warehouse, "kpi_technician_quarterly", "technician_id", "T1", "2026-Q1",
-              "period_start, period_end, csat, csat_n, supervisor_review, supervisor_review_n")
+    row = kpi(
+        warehouse,
+        "kpi_technician_quarterly",
+        "technician_id",
+        "T1",
+        "2026-Q1",
+        "period_start, period_end, csat, csat_n, supervisor_review, supervisor_review_n",
+    )
     assert row == pytest.approx((date(2026, 1, 1), date(2026, 3, 31), 4 / 7, 7, 4.0, 3))
     assert kpi(warehouse, "kpi_technician_annual", "technician_id", "T1", "2026", "csat_n, period_end") == (
-        7, date(2026, 12, 31))
+        7,
+        date(2026, 12, 31),
+    )
 
 
 @pytest.mark.dbt
 def test_team_values_come_from_team_facts(warehouse):
     assert kpi(warehouse, "kpi_team_monthly", "team_id", "A", "2026-01", "csat, csat_n") == (0.6, 5)
     # February: S5 (T1, team A) satisfied; S9 (T2, now team B) not; K8 created in team A counts for A
-    assert kpi(warehouse, "kpi_team_monthly", "team_id", "A", "2026-02",
-               "csat, csat_n, avg_handling_time_n, avg_handling_time_business_hours") == (1.0, 1, 1, 18.0)
-    assert kpi(warehouse, "kpi_team_monthly", "team_id", "B", "2026-02",
-               "csat, csat_n, avg_handling_time_n") == (0.0, 1, 1)
+    assert kpi(
+        warehouse,
+        "kpi_team_monthly",
+        "team_id",
+        "A",
+        "2026-02",
+        "csat, csat_n, avg_handling_time_n, avg_handling_time_business_hours",
+    ) == (1.0, 1, 1, 18.0)
+    assert kpi(warehouse, "kpi_team_monthly", "team_id", "B", "2026-02", "csat, csat_n, avg_handling_time_n") == (
+        0.0,
+        1,
+        1,
+    )
     # the technician mart reports the team at the end of the period
     assert kpi(warehouse, "kpi_technician_monthly", "technician_id", "T2", "2026-01", "team_id") == ("A",)
     assert kpi(warehouse, "kpi_technician_monthly", "technician_id", "T2", "2026-02", "team_id") == ("B",)
@@ -340,22 +560,32 @@ def test_long_form_and_evidence(warehouse):
     rows = warehouse.execute(
         "select hours_basis, value, sample_size from intermediate.int_indicator_values "
         "where subject_type = 'technician' and subject_id = 'T1' and period_type = 'month' "
-        "and period_label = '2026-01' and indicator_code = 'mttr' order by hours_basis").fetchall()
+        "and period_label = '2026-01' and indicator_code = 'mttr' order by hours_basis"
+    ).fetchall()
     assert rows == [("business", 2.0, 2), ("calendar", 8.0, 2)]
-    assert one(warehouse, "select value, sample_size, team_id, hours_basis from intermediate.int_indicator_values "
-                          "where subject_type = 'team' and subject_id = 'A' and period_type = 'month' "
-                          "and period_label = '2026-01' and indicator_code = 'csat'") == (0.6, 5, "A", None)
-    codes = one(warehouse, "select count(distinct indicator_code), count(*) from intermediate.int_indicator_values "
-                           "where subject_type = 'technician' and subject_id = 'T1' and period_label = '2026-01'")
+    assert one(
+        warehouse,
+        "select value, sample_size, team_id, hours_basis from intermediate.int_indicator_values "
+        "where subject_type = 'team' and subject_id = 'A' and period_type = 'month' "
+        "and period_label = '2026-01' and indicator_code = 'csat'",
+    ) == (0.6, 5, "A", None)
+    codes = one(
+        warehouse,
+        "select count(distinct indicator_code), count(*) from intermediate.int_indicator_values "
+        "where subject_type = 'technician' and subject_id = 'T1' and period_label = '2026-01'",
+    )
     assert codes == (15, 19)
     evidence = warehouse.execute(
         "select source_id from intermediate.int_indicator_evidence where indicator_code = 'mttr' "
         "and technician_id = 'T1' and activity_date between '2026-01-01' and '2026-01-31' order by source_id"
     ).fetchall()
     assert evidence == [("K1",), ("K3",)]
-    survey_evidence = one(warehouse, "select count(*) from intermediate.int_indicator_evidence "
-                                     "where indicator_code = 'csat' and team_id = 'A' "
-                                     "and activity_date between '2026-01-01' and '2026-01-31'")
+    survey_evidence = one(
+        warehouse,
+        "select count(*) from intermediate.int_indicator_evidence "
+        "where indicator_code = 'csat' and team_id = 'A' "
+        "and activity_date between '2026-01-01' and '2026-01-31'",
+    )
     assert survey_evidence == (5,)
 
 
@@ -363,20 +593,30 @@ def test_long_form_and_evidence(warehouse):
 def test_personal_data_is_masked(warehouse):
     """The phone leaves raw only as HMAC-SHA-256 of its digits under the key (Python's hmac agrees with the
     SQL); no mask of its last digits is published beside it (that would shrink the numbers to try)."""
-    row = one(warehouse, "select customer_name_masked, phone_pseudonym, purchases_count, warranty_status, "
-                         "tickets_count, complaints_count, mean_satisfaction from marts.dim_customers "
-                         "where customer_id = 'CU1'")
+    row = one(
+        warehouse,
+        "select customer_name_masked, phone_pseudonym, purchases_count, warranty_status, "
+        "tickets_count, complaints_count, mean_satisfaction from marts.dim_customers "
+        "where customer_id = 'CU1'",
+    )
     assert row[:2] == ("张**", hmac_phone(TEST_PSEUDONYM_KEY, "13800138000"))
     assert row[2:6] == (1, "in_warranty", 10, 2)
     assert row[6] == pytest.approx(33 / 10)
-    columns = {c for (c,) in warehouse.execute("select column_name from information_schema.columns "
-                                               "where table_name = 'dim_customers'").fetchall()}
+    columns = {
+        c
+        for (c,) in warehouse.execute(
+            "select column_name from information_schema.columns where table_name = 'dim_customers'"
+        ).fetchall()
+    }
     assert not {c for c in columns if "phone" in c} - {"phone_pseudonym"}
-    assert one(warehouse, "select warranty_status from marts.dim_customers where customer_id = 'CU2'") == (
-        "expired",)
+    assert one(warehouse, "select warranty_status from marts.dim_customers where customer_id = 'CU2'") == ("expired",)
     for schema in ("staging", "marts"):
-        leaks = one(warehouse, "select count(*) from information_schema.columns where table_schema = ? "
-                               "and column_name in ('name', 'phone')", (schema,))
+        leaks = one(
+            warehouse,
+            "select count(*) from information_schema.columns where table_schema = ? "
+            "and column_name in ('name', 'phone')",
+            (schema,),
+        )
         assert leaks == (0,), schema
 
 
@@ -384,9 +624,9 @@ def test_personal_data_is_masked(warehouse):
 def test_dim_technicians_scd2(warehouse):
     rows = warehouse.execute(
         "select team_id, valid_from, valid_to, is_current from marts.dim_technicians "
-        "where technician_id = 'T2' order by valid_from").fetchall()
-    assert rows == [("A", date(2025, 1, 1), date(2026, 2, 1), False),
-                    ("B", date(2026, 2, 1), date(9999, 12, 31), True)]
+        "where technician_id = 'T2' order by valid_from"
+    ).fetchall()
+    assert rows == [("A", date(2025, 1, 1), date(2026, 2, 1), False), ("B", date(2026, 2, 1), date(9999, 12, 31), True)]
 
 
 @pytest.mark.dbt
@@ -396,11 +636,13 @@ def test_build_fails_when_the_calendar_does_not_cover_the_facts(tmp_path, dbt_ar
     build_raw_warehouse(data_dir, {"technicians": TECHNICIANS, "tickets": TICKETS[3:4]})  # K2, January 2026
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
         write_work_calendar(con, date(2026, 1, 1), date(2026, 1, 16))  # K2 resolves on 19 January
-    result = run_dbt(data_dir, "build", "--select", "+assert_work_calendar_covers_all_fact_dates",
-                     artifacts=dbt_artifacts)
+    result = run_dbt(
+        data_dir, "build", "--select", "+assert_work_calendar_covers_all_fact_dates", artifacts=dbt_artifacts
+    )
     assert result.returncode != 0
     assert "FAIL 1 assert_work_calendar_covers_all_fact_dates" in result.stdout.replace("\x1b[31m", "").replace(
-        "\x1b[0m", "")
+        "\x1b[0m", ""
+    )
 
 
 @pytest.mark.dbt

@@ -91,14 +91,17 @@ def test_range_check_fails_on_score_7_and_passes_on_good_data(warehouse: Path, d
 
 
 def test_not_null_in_set_and_unique(warehouse: Path, docs: Path) -> None:
-    sql(warehouse, SURVEYS,
-        "insert into raw.surveys values (null, 3, 'P9'), ('r1', 4, 'P1'), ('r1', 4, 'P1')")
-    suite = Suite("surveys", "raw.surveys", (
-        not_null("response_id"),
-        in_set("priority", ("P1", "P2", "P3", "P4")),
-        unique(["response_id"]),
-        unique(["response_id", "overall_score"]),
-    ))
+    sql(warehouse, SURVEYS, "insert into raw.surveys values (null, 3, 'P9'), ('r1', 4, 'P1'), ('r1', 4, 'P1')")
+    suite = Suite(
+        "surveys",
+        "raw.surveys",
+        (
+            not_null("response_id"),
+            in_set("priority", ("P1", "P2", "P3", "P4")),
+            unique(["response_id"]),
+            unique(["response_id", "overall_score"]),
+        ),
+    )
     result = run_suite(warehouse, suite, "run", docs)
     nulls, enum, single, compound = result.details
     assert (nulls.success, nulls.unexpected_count) == (False, 1)
@@ -240,19 +243,29 @@ def test_reference_share_over_a_large_reference_with_pruned_row_groups(warehouse
     assert got == expected == [(3, 6, 0.5)]
     # the unknown values removed: every remaining value is found, whichever row group holds it
     sql(warehouse, "delete from raw.feed where k in ('T0000003', 'A0000000', 'Z9999999')")
-    assert run_suite(warehouse, Suite("f", "raw.feed", (reference_share("k", "raw.ref", "k", 0.0),)), "good",
-                     docs).details[0].success
+    assert (
+        run_suite(warehouse, Suite("f", "raw.feed", (reference_share("k", "raw.ref", "k", 0.0),)), "good", docs)
+        .details[0]
+        .success
+    )
+
 
 def _load(warehouse: Path, file_hash: str, rows: int, hours_ago: int) -> None:
-    sql(warehouse, f"""
+    sql(
+        warehouse,
+        f"""
         insert into raw.tickets
         select 'k' || range, '{file_hash}', now() - interval '{hours_ago} hours'
-        from range({rows})""")
+        from range({rows})""",
+    )
 
 
 def test_volume_of_newest_load_against_trailing_average(warehouse: Path, docs: Path) -> None:
-    sql(warehouse, "create schema raw",
-        "create table raw.tickets (ticket_id varchar, _file_hash varchar, _loaded_at timestamptz)")
+    sql(
+        warehouse,
+        "create schema raw",
+        "create table raw.tickets (ticket_id varchar, _file_hash varchar, _loaded_at timestamptz)",
+    )
     suite = Suite("t", "raw.tickets", (load_volume(min_ratio=0.5, max_ratio=2.0, window=3),))
     _load(warehouse, "h1", 100, 40)
     _load(warehouse, "h2", 80, 30)
@@ -272,8 +285,7 @@ def test_volume_of_newest_load_against_trailing_average(warehouse: Path, docs: P
 
 
 def test_freshness_of_newest_record(warehouse: Path, docs: Path) -> None:
-    sql(warehouse, "create schema raw",
-        "create table raw.surveys as select now() - interval '10 days' as responded_at")
+    sql(warehouse, "create schema raw", "create table raw.surveys as select now() - interval '10 days' as responded_at")
     suite = Suite("s", "raw.surveys", (freshness("responded_at", 48),))
     stale = run_suite(warehouse, suite, "run", docs).details[0]
     assert not stale.success and stale.unexpected_count == 1
@@ -289,10 +301,14 @@ def test_freshness_of_newest_record(warehouse: Path, docs: Path) -> None:
 
 def test_warning_failure_does_not_fail_errors_and_results_are_stored(warehouse: Path, docs: Path) -> None:
     sql(warehouse, SURVEYS, "insert into raw.surveys values ('bad', 7, 'P1')")
-    suite = Suite("surveys", "raw.surveys", (
-        not_null("response_id"),
-        between("overall_score", 1, 5, severity="warning"),
-    ))
+    suite = Suite(
+        "surveys",
+        "raw.surveys",
+        (
+            not_null("response_id"),
+            between("overall_score", 1, 5, severity="warning"),
+        ),
+    )
     result = run_suite(warehouse, suite, "run-42", docs)
     assert result.success_for_errors
     assert (result.expectations_run, result.failed_errors, result.failed_warnings) == (2, 0, 1)
@@ -321,11 +337,15 @@ def test_missing_table_fails_clearly(warehouse: Path, docs: Path) -> None:
 
 def test_missing_column_and_missing_referenced_table_fail_clearly(warehouse: Path, docs: Path) -> None:
     sql(warehouse, SURVEYS)
-    suite = Suite("s", "raw.surveys", (
-        between("no_such_column", 0, 1),
-        sql_rule("select * from {batch} where not exists (select 1 from raw.nowhere)", "needs raw.nowhere"),
-        not_null("response_id"),
-    ))
+    suite = Suite(
+        "s",
+        "raw.surveys",
+        (
+            between("no_such_column", 0, 1),
+            sql_rule("select * from {batch} where not exists (select 1 from raw.nowhere)", "needs raw.nowhere"),
+            not_null("response_id"),
+        ),
+    )
     result = run_suite(warehouse, suite, "run", docs)
     column, table, ok = result.details
     assert not column.success and "no_such_column" in column.exception
@@ -364,8 +384,9 @@ def test_every_raw_suite_runs_cleanly_on_contract_tables(warehouse: Path, docs: 
         result = run_suite(warehouse, suite, "run", None, store=False)
         assert [d.exception for d in result.details if d.exception] == [], suite.name
         assert result.success_for_errors, suite.name
-        assert {d.description for d in result.failed} <= {c.description for c in suite.checks
-                                                          if c.description.startswith("newest ")}
+        assert {d.description for d in result.failed} <= {
+            c.description for c in suite.checks if c.description.startswith("newest ")
+        }
 
 
 def _kpi_table(warehouse: Path) -> None:
@@ -380,10 +401,13 @@ def _kpi_table(warehouse: Path) -> None:
             columns.append(f"cast({value} as double) as {code}")
         columns.append(f"cast(10 as bigint) as {code}_n")
     select = ",\n".join(columns)
-    sql(warehouse, "create schema if not exists marts",
+    sql(
+        warehouse,
+        "create schema if not exists marts",
         f"create or replace table marts.kpi_technician_monthly as select {select}",
         "insert into marts.kpi_technician_monthly by name "
-        "select * replace ('t2' as technician_id) from marts.kpi_technician_monthly")
+        "select * replace ('t2' as technician_id) from marts.kpi_technician_monthly",
+    )
 
 
 def test_kpi_suite_passes_on_good_mart_and_pinpoints_bad_rows(warehouse: Path, docs: Path) -> None:
@@ -392,11 +416,13 @@ def test_kpi_suite_passes_on_good_mart_and_pinpoints_bad_rows(warehouse: Path, d
     good = run_suite(warehouse, suite, "run", docs)
     assert good.failed == () and good.expectations_run == len(suite.checks)
 
-    sql(warehouse,
+    sql(
+        warehouse,
         "update marts.kpi_technician_monthly set csat = 1.2 where technician_id = 't1'",
         "update marts.kpi_technician_monthly set mttr_n = 0 where technician_id = 't2'",
         "insert into marts.kpi_technician_monthly select * from marts.kpi_technician_monthly "
-        "where technician_id = 't1'")
+        "where technician_id = 't1'",
+    )
     bad = run_suite(warehouse, suite, "run", docs)
     failed = {d.description: d for d in bad.failed}
     assert set(failed) == {
@@ -409,7 +435,9 @@ def test_kpi_suite_passes_on_good_mart_and_pinpoints_bad_rows(warehouse: Path, d
     nulls = failed["each indicator value is null exactly when its count is 0"]
     assert nulls.unexpected_count == 2  # t2: mttr_hours and mttr_business_hours
     assert {(r["technician_id"], r["value_column"], r["sample_size"]) for r in nulls.partial_unexpected_list} == {
-        ("t2", "mttr_hours", 0), ("t2", "mttr_business_hours", 0)}
+        ("t2", "mttr_hours", 0),
+        ("t2", "mttr_business_hours", 0),
+    }
     assert bad.failed_errors == 3 and not bad.success_for_errors
 
 
@@ -445,7 +473,8 @@ def test_appraisal_suites(warehouse: Path, docs: Path) -> None:
     assert run_suite(warehouse, scores_suite, "run", docs).failed == ()
     assert run_suite(warehouse, breakdown_suite, "run", docs).failed == ()
 
-    sql(warehouse,
+    sql(
+        warehouse,
         # a forced distribution may move t1 down to B, but nothing moves a score of 85 up to A
         "update marts.appraisal_scores set grade = 'A' where technician_id = 't2' and period_start = '2026-06-01'",
         # May: two A out of two graded with at most floor(0.5 x 2) = 1 A allowed
@@ -461,7 +490,8 @@ def test_appraisal_suites(warehouse: Path, docs: Path) -> None:
         "update marts.appraisal_score_breakdown set contribution = contribution + 0.001 "
         "where technician_id = 't2' and period_start = '2026-05-01' and indicator_code = 'csat'",
         "update marts.appraisal_score_breakdown set sample_size = 3 "
-        "where technician_id = 't2' and period_start = '2026-05-01' and indicator_code = 'mttr'")
+        "where technician_id = 't2' and period_start = '2026-05-01' and indicator_code = 'mttr'",
+    )
     scores = run_suite(warehouse, scores_suite, "run", docs)
     band = detail(scores, "grade is never better than its score band")
     assert (band.success, band.unexpected_count) == (False, 1)
@@ -472,10 +502,11 @@ def test_appraisal_suites(warehouse: Path, docs: Path) -> None:
     assert (row["previous_mean"], row["mean_composite"], row["shift_points"]) == (93.5, 72.5, -21.0)
     forced = detail(scores, "the forced distribution is respected")
     assert not forced.success and forced.unexpected_count == 2
-    problems = {(str(r["period_start"])[:10], r["technician_id"], r["problem"])
-                for r in forced.partial_unexpected_list}
-    assert problems == {("2026-05-01", None, "more A than the forced distribution allows"),
-                        ("2026-06-01", "t2", "grade A differs from band grade B")}
+    problems = {(str(r["period_start"])[:10], r["technician_id"], r["problem"]) for r in forced.partial_unexpected_list}
+    assert problems == {
+        ("2026-05-01", None, "more A than the forced distribution allows"),
+        ("2026-06-01", "t2", "grade A differs from band grade B"),
+    }
     assert scores.failed_errors == 2 and scores.failed_warnings == 1
 
     breakdown = run_suite(warehouse, breakdown_suite, "run", docs)
@@ -486,26 +517,40 @@ def test_appraisal_suites(warehouse: Path, docs: Path) -> None:
     sample = detail(breakdown, "no rated indicator has fewer observations")
     (row,) = sample.partial_unexpected_list
     assert str(row.pop("period_start"))[:10] == "2026-05-01"
-    assert row == {"technician_id": "t2", "period_type": "month", "method": "comprehensive",
-                   "indicator_code": "mttr", "sample_size": 3, "min_sample": 10}
+    assert row == {
+        "technician_id": "t2",
+        "period_type": "month",
+        "method": "comprehensive",
+        "indicator_code": "mttr",
+        "sample_size": 3,
+        "min_sample": 10,
+    }
     assert breakdown.failed_errors == 2
 
 
 def test_results_json_sample_is_valid(warehouse: Path, docs: Path) -> None:
     sql(warehouse, SURVEYS, "insert into raw.surveys values ('bad', 7, 'P1')")
-    run_suite(warehouse, Suite("s", "raw.surveys", (sql_rule("select * from {batch} where overall_score > 5",
-                                                             "score <= 5"),)), "r", docs)
+    run_suite(
+        warehouse,
+        Suite("s", "raw.surveys", (sql_rule("select * from {batch} where overall_score > 5", "score <= 5"),)),
+        "r",
+        docs,
+    )
     with duckdb.connect(str(warehouse), read_only=True) as con:
         (sample,) = con.execute(f"select sample from {RESULTS_TABLE}").fetchone()
     assert json.loads(sample) == [{"response_id": "bad", "overall_score": 7, "priority": "P1"}]
 
 
 def test_rows_of_newest_load_are_loaded_once(warehouse: Path, docs: Path) -> None:
-    sql(warehouse, "create schema raw", """
+    sql(
+        warehouse,
+        "create schema raw",
+        """
         create table raw.tickets as
         select 'k' || range as ticket_id, 'h' || (range // 10) as _file_hash, range % 10 as _row_number,
             timestamptz '2026-05-01' + to_hours(range // 10) as _loaded_at
-        from range(30)""")
+        from range(30)""",
+    )
     suite = Suite("t", "raw.tickets", (newest_load_rows_loaded_once(),))
     assert run_suite(warehouse, suite, "run", docs).details[0].success
     # a duplicate in an old load is not re-checked (it was checked when it was new); one in the newest is
@@ -521,7 +566,8 @@ def test_rows_of_newest_load_are_loaded_once(warehouse: Path, docs: Path) -> Non
 
 
 def test_one_session_validates_many_suites_stores_once_and_builds_docs_once(
-        warehouse: Path, docs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warehouse: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A session (one Dagster step) builds one GE context and renders Data Docs once; the stored rows and
     the results are the same as one suite at a time."""
     import expectations.runner as runner
@@ -529,10 +575,14 @@ def test_one_session_validates_many_suites_stores_once_and_builds_docs_once(
     sql(warehouse, SURVEYS, "insert into raw.surveys values ('bad', 7, 'P1')")
     suites = [
         Suite("surveys_scores", "raw.surveys", (between("overall_score", 1, 5), not_null("response_id"))),
-        Suite("surveys_rules", "raw.surveys", (
-            sql_rule("select * from {batch} where overall_score > 5", "score <= 5"),
-            in_set("priority", ("P1", "P2"), severity="warning"),
-        )),
+        Suite(
+            "surveys_rules",
+            "raw.surveys",
+            (
+                sql_rule("select * from {batch} where overall_score > 5", "score <= 5"),
+                in_set("priority", ("P1", "P2"), severity="warning"),
+            ),
+        ),
         Suite("gone", "raw.nowhere", (not_null("x"),)),
     ]
     contexts, builds = [], []
@@ -559,11 +609,16 @@ def test_one_session_validates_many_suites_stores_once_and_builds_docs_once(
     for suite in suites:
         run_suite(warehouse, suite, "one-by-one", docs)
     with duckdb.connect(str(warehouse), read_only=True) as con:
+
         def rows(run_id: str) -> list[tuple]:
-            return con.execute(f"""
+            return con.execute(
+                f"""
                 select suite, "table", expectation, "column", description, severity, success, unexpected_count,
                     unexpected_percent, sample, observed_value, exception
-                from {RESULTS_TABLE} where run_id = ? order by all""", [run_id]).fetchall()
+                from {RESULTS_TABLE} where run_id = ? order by all""",
+                [run_id],
+            ).fetchall()
+
         assert len(rows("session-run")) == 5
         assert rows("session-run") == rows("one-by-one")
     # the site index lists both runs' results
@@ -571,16 +626,22 @@ def test_one_session_validates_many_suites_stores_once_and_builds_docs_once(
     assert index.count("session-run") >= 3 and index.count("one-by-one") >= 3
 
 
-def test_a_suite_that_raises_does_not_stop_the_others(warehouse: Path, docs: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_suite_that_raises_does_not_stop_the_others(
+    warehouse: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import expectations.runner as runner
 
     sql(warehouse, SURVEYS)
     ok = Suite("ok", "raw.surveys", (not_null("response_id"),))
     broken = Suite("broken", "raw.surveys", (not_null("priority"),))
     real_detail = runner._detail
-    monkeypatch.setattr(runner, "_detail", lambda check, ge: (_ for _ in ()).throw(ValueError("boom"))
-                        if check.column == "priority" else real_detail(check, ge))
+    monkeypatch.setattr(
+        runner,
+        "_detail",
+        lambda check, ge: (
+            (_ for _ in ()).throw(ValueError("boom")) if check.column == "priority" else real_detail(check, ge)
+        ),
+    )
     results, errors = runner.run_suites(warehouse, [broken, ok], "run", docs)
     assert [r.suite for r in results] == ["ok"] and results[0].success_for_errors
     assert list(errors) == ["broken"] and "boom" in str(errors["broken"])
@@ -595,32 +656,46 @@ def test_a_suite_that_raises_does_not_stop_the_others(warehouse: Path, docs: Pat
 
 
 def _feed_table(warehouse: Path) -> None:
-    sql(warehouse, "create schema if not exists raw",
+    sql(
+        warehouse,
+        "create schema if not exists raw",
         "create table raw.tickets (ticket_id varchar, score bigint, _file_hash varchar, _row_number bigint, "
-        "_loaded_at timestamptz)")
+        "_loaded_at timestamptz)",
+    )
 
 
 def _feed_load(warehouse: Path, file_hash: str, rows: int, loaded_at: str, bad_scores: int = 0) -> None:
     """One load of `rows` rows; the first `bad_scores` of them have score 7."""
-    sql(warehouse, f"""
+    sql(
+        warehouse,
+        f"""
         insert into raw.tickets
         select '{file_hash}-' || range, case when range < {bad_scores} then 7 else 3 end, '{file_hash}', range,
             timestamptz '{loaded_at}'
-        from range({rows})""")
+        from range({rows})""",
+    )
 
 
-INCREMENTAL = Suite("tickets_feed", "raw.tickets", (
-    not_null("ticket_id"),
-    between("score", 1, 5),
-    load_volume(min_ratio=0.5, max_ratio=2.0, window=3, min_earlier_loads=1),
-), increment_column="_loaded_at")
+INCREMENTAL = Suite(
+    "tickets_feed",
+    "raw.tickets",
+    (
+        not_null("ticket_id"),
+        between("score", 1, 5),
+        load_volume(min_ratio=0.5, max_ratio=2.0, window=3, min_earlier_loads=1),
+    ),
+    increment_column="_loaded_at",
+)
 
 
 def _stored_scopes(warehouse: Path, run_id: str) -> dict[str, tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        rows = con.execute(f"""
+        rows = con.execute(
+            f"""
             select description, scope, loaded_after is null, rows_validated, rows_through, success
-            from {RESULTS_TABLE} where run_id = ?""", [run_id]).fetchall()
+            from {RESULTS_TABLE} where run_id = ?""",
+            [run_id],
+        ).fetchall()
     return {r[0]: r[1:] for r in rows}
 
 
@@ -689,8 +764,12 @@ def test_incremental_suite_falls_back_to_the_whole_table(warehouse: Path, docs: 
     sql(warehouse, "delete from raw.tickets where _file_hash = 'late'")
     run_suite(warehouse, INCREMENTAL, "run-4", docs)
     assert run_suite(warehouse, INCREMENTAL, "run-5", docs).scope.rows == 0
-    more = Suite(INCREMENTAL.name, INCREMENTAL.table, (*INCREMENTAL.checks, between("_row_number", 0, None)),
-                 increment_column="_loaded_at")
+    more = Suite(
+        INCREMENTAL.name,
+        INCREMENTAL.table,
+        (*INCREMENTAL.checks, between("_row_number", 0, None)),
+        increment_column="_loaded_at",
+    )
     assert run_suite(warehouse, more, "run-6", docs).scope.rows == 100
 
 
@@ -710,10 +789,14 @@ TECHNICIANS = ("t1", "t2", "t3")
 
 def _mart_tables(warehouse: Path) -> None:
     """A period mart with a period_type (as appraisal_scores) and dbt's build log of the period marts."""
-    sql(warehouse, "create schema if not exists marts", "create schema if not exists intermediate",
+    sql(
+        warehouse,
+        "create schema if not exists marts",
+        "create schema if not exists intermediate",
         "create table marts.scores (technician_id varchar, period_type varchar, period_start date, score double)",
         "create table intermediate.int_incremental_build_log (model_name varchar, built_at timestamptz, "
-        "is_full_build boolean, month_start date)")
+        "is_full_build boolean, month_start date)",
+    )
 
 
 def _period_starts(month: str) -> dict[str, str]:
@@ -721,8 +804,14 @@ def _period_starts(month: str) -> dict[str, str]:
     return {"month": month, "quarter": f"{year:04d}-{(mon - 1) // 3 * 3 + 1:02d}-01", "year": f"{year:04d}-01-01"}
 
 
-def _build_mart(warehouse: Path, built_at: str, months: tuple[str, ...] | None, bad: dict | None = None,
-                extra_rows: tuple[tuple, ...] = (), reset_log: bool = False) -> None:
+def _build_mart(
+    warehouse: Path,
+    built_at: str,
+    months: tuple[str, ...] | None,
+    bad: dict | None = None,
+    extra_rows: tuple[tuple, ...] = (),
+    reset_log: bool = False,
+) -> None:
     """What a dbt build of a period mart does (macros/incremental.sql): delete the periods containing `months`
     (every period when None: a full build), insert their recomputed rows (score 50 for every technician;
     `bad` maps (period_type, period_start) -> {technician: score}), append to the build log. `reset_log`: the
@@ -733,37 +822,57 @@ def _build_mart(warehouse: Path, built_at: str, months: tuple[str, ...] | None, 
     if months is None:
         statements.append("delete from marts.scores")
     else:
-        statements += [f"delete from marts.scores where period_type = '{kind}' and period_start = '{start}'"
-                       for kind, start in sorted(periods)]
-    rows = [(t, kind, start, bad.get((kind, start), {}).get(t, 50.0))
-            for kind, start in sorted(periods) for t in TECHNICIANS] + list(extra_rows)
-    statements.append("insert into marts.scores values " + ", ".join(
-        f"('{t}', '{kind}', date '{start}', {score})" for t, kind, start, score in rows))
+        statements += [
+            f"delete from marts.scores where period_type = '{kind}' and period_start = '{start}'"
+            for kind, start in sorted(periods)
+        ]
+    rows = [
+        (t, kind, start, bad.get((kind, start), {}).get(t, 50.0))
+        for kind, start in sorted(periods)
+        for t in TECHNICIANS
+    ] + list(extra_rows)
+    statements.append(
+        "insert into marts.scores values "
+        + ", ".join(f"('{t}', '{kind}', date '{start}', {score})" for t, kind, start, score in rows)
+    )
     log_rows = ["(true, null)"] if months is None else [f"(false, date '{m}')" for m in months]
-    statements.append("insert into intermediate.int_incremental_build_log select 'scores', "
-                      f"timestamptz '{built_at}', * from (values {', '.join(log_rows)})")
+    statements.append(
+        "insert into intermediate.int_incremental_build_log select 'scores', "
+        f"timestamptz '{built_at}', * from (values {', '.join(log_rows)})"
+    )
     sql(warehouse, *statements)
 
 
-PERIOD_MART = Suite("scores", "marts.scores", (
-    not_null("technician_id"),
-    between("score", 0, 100),
-    unique(("technician_id", "period_type", "period_start"), scope="periods"),
-    sql_rule("select count(*) as months from {batch} where period_type = 'month' having count(*) < 3",
-             "at least three monthly rows"),
-), period_grain="period_type")
+PERIOD_MART = Suite(
+    "scores",
+    "marts.scores",
+    (
+        not_null("technician_id"),
+        between("score", 0, 100),
+        unique(("technician_id", "period_type", "period_start"), scope="periods"),
+        sql_rule(
+            "select count(*) as months from {batch} where period_type = 'month' having count(*) < 3",
+            "at least three monthly rows",
+        ),
+    ),
+    period_grain="period_type",
+)
 
 
 def _stored_mart_scopes(warehouse: Path, run_id: str) -> dict[str, tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        rows = con.execute(f"""
+        rows = con.execute(
+            f"""
             select description, scope, loaded_after is null, rows_validated, rows_through, scope_condition, success
-            from {RESULTS_TABLE} where run_id = ?""", [run_id]).fetchall()
+            from {RESULTS_TABLE} where run_id = ?""",
+            [run_id],
+        ).fetchall()
     return {r[0]: r[1:] for r in rows}
 
 
 def test_period_mart_suite_validates_the_rebuilt_periods_and_keeps_failed_ones_in_scope(
-        warehouse: Path, docs: Path) -> None:
+    warehouse: Path, docs: Path
+) -> None:
     """Row and period rules of a period mart see only the periods rebuilt since their last passing validation
     (the months in dbt's build log, with their quarters and years); table rules the whole table; periods whose
     validation failed stay in scope until a validation passes."""
@@ -776,8 +885,13 @@ def test_period_mart_suite_validates_the_rebuilt_periods_and_keeps_failed_ones_i
 
     # (1) June rebuilt: June, Q2 and 2026 are recomputed, 3 rows each, and one duplicate row: 10 of 28 rows;
     # (2) its bad score and the duplicate fail
-    _build_mart(warehouse, "2026-07-02 01:00:00+00", ("2026-06-01",), bad={("month", "2026-06-01"): {"t2": 150.0}},
-                extra_rows=(("t1", "quarter", "2026-04-01", 50.0),))
+    _build_mart(
+        warehouse,
+        "2026-07-02 01:00:00+00",
+        ("2026-06-01",),
+        bad={("month", "2026-06-01"): {"t2": 150.0}},
+        extra_rows=(("t1", "quarter", "2026-04-01", 50.0),),
+    )
     second = run_suite(warehouse, PERIOD_MART, "run-2", docs)
     assert second.scope.incremental and (second.scope.rows, second.scope.table_rows) == (10, 28)
     assert [m.isoformat() for m in second.scope.months] == ["2026-06-01"]
@@ -843,8 +957,9 @@ def test_period_mart_suite_falls_back_to_the_whole_table(warehouse: Path, docs: 
     assert run_suite(warehouse, PERIOD_MART, "run-5", docs).scope.rows == 0
 
     # a row whose period no list of periods can place (not the first day of a month): the whole table
-    _build_mart(warehouse, "2026-07-05 01:00:00+00", ("2026-06-01",),
-                extra_rows=(("t1", "month", "2026-06-15", 150.0),))
+    _build_mart(
+        warehouse, "2026-07-05 01:00:00+00", ("2026-06-01",), extra_rows=(("t1", "month", "2026-06-15", 150.0),)
+    )
     misaligned = run_suite(warehouse, PERIOD_MART, "run-6", docs)
     assert not misaligned.scope.incremental and misaligned.scope.rows == 28
     assert "not the first day" in misaligned.scope.reason
@@ -853,8 +968,9 @@ def test_period_mart_suite_falls_back_to_the_whole_table(warehouse: Path, docs: 
 
     # a row or period rule added to the suite has never seen the old periods: the whole table once
     run_suite(warehouse, PERIOD_MART, "run-7", docs)
-    more = Suite(PERIOD_MART.name, PERIOD_MART.table, (*PERIOD_MART.checks, not_null("period_start")),
-                 period_grain="period_type")
+    more = Suite(
+        PERIOD_MART.name, PERIOD_MART.table, (*PERIOD_MART.checks, not_null("period_start")), period_grain="period_type"
+    )
     assert run_suite(warehouse, more, "run-8", docs).scope.rows == 27
     assert run_suite(warehouse, more, "run-9", docs).scope.rows == 0
 
@@ -868,26 +984,31 @@ def test_kpi_and_appraisal_suites_validate_the_rebuilt_month(warehouse: Path, do
     """The registered suites: kpi_technician_monthly (one grain) and appraisal_score_breakdown (period_type)
     after a build that recomputed June only."""
     _kpi_table(warehouse)  # t1, t2 in May
-    sql(warehouse, APPRAISAL,  # t1, t2 in May and June, two indicators each
+    sql(
+        warehouse,
+        APPRAISAL,  # t1, t2 in May and June, two indicators each
         "create schema if not exists intermediate",
         "create table intermediate.int_incremental_build_log (model_name varchar, built_at timestamptz, "
         "is_full_build boolean, month_start date)",
         "insert into intermediate.int_incremental_build_log values "
         "('kpi_technician_monthly', '2026-07-01 01:00:00+00', true, null), "
-        "('appraisal_score_breakdown', '2026-07-01 01:00:00+00', true, null)")
+        "('appraisal_score_breakdown', '2026-07-01 01:00:00+00', true, null)",
+    )
     kpi, breakdown = SUITES["kpi_technician_monthly"], SUITES["appraisal_score_breakdown"]
     assert run_suite(warehouse, kpi, "run-1", docs).scope.rows == 2
     assert run_suite(warehouse, breakdown, "run-1", docs).scope.rows == 8
 
     # a build recomputes June: two KPI rows (t1's csat out of range), the breakdown's June rows (t2's score)
-    sql(warehouse,
+    sql(
+        warehouse,
         "insert into marts.kpi_technician_monthly by name select * replace (date '2026-06-01' as period_start, "
         "case when technician_id = 't1' then 1.2 else csat end as csat) from marts.kpi_technician_monthly",
         "update marts.appraisal_score_breakdown set score = -1 where technician_id = 't2' "
         "and period_start = '2026-06-01' and indicator_code = 'csat'",
         "insert into intermediate.int_incremental_build_log values "
         "('kpi_technician_monthly', '2026-07-02 01:00:00+00', false, '2026-06-01'), "
-        "('appraisal_score_breakdown', '2026-07-02 01:00:00+00', false, '2026-06-01')")
+        "('appraisal_score_breakdown', '2026-07-02 01:00:00+00', false, '2026-06-01')",
+    )
     kpi_result = run_suite(warehouse, kpi, "run-2", docs)
     assert (kpi_result.scope.rows, kpi_result.scope.table_rows) == (2, 4)
     csat = detail(kpi_result, "csat is a rate")
@@ -904,12 +1025,14 @@ def test_kpi_and_appraisal_suites_validate_the_rebuilt_month(warehouse: Path, do
 def test_mart_suites_scope() -> None:
     """Which mart suites are incremental and which of their rules stay on the whole table."""
     incremental = {s.name: s.period_grain for s in MART_SUITES if s.incremental}
-    assert incremental == {"kpi_technician_monthly": "month", "appraisal_scores": "period_type",
-                           "appraisal_score_breakdown": "period_type"}
+    assert incremental == {
+        "kpi_technician_monthly": "month",
+        "appraisal_scores": "period_type",
+        "appraisal_score_breakdown": "period_type",
+    }
     # the training marts are full tables rebuilt every run: validated whole
     assert all(not s.incremental for s in MART_SUITES if s.name.startswith("training_"))
-    table_rules = {(s.name, c.description) for s in MART_SUITES if s.incremental for c in s.checks
-                   if not s.scoped(c)}
+    table_rules = {(s.name, c.description) for s in MART_SUITES if s.incremental for c in s.checks if not s.scoped(c)}
     assert table_rules == {
         ("appraisal_scores", "grade is never better than its score band (grade_bands.min_score)"),
         ("appraisal_scores", "mean composite score moves by at most 10 points between consecutive periods"),

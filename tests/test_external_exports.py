@@ -32,8 +32,12 @@ def _external(rel: str) -> Path:
 def pwc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     landing = tmp_path_factory.mktemp("pwc") / "landing"
     result = apply_mapping(MAPPINGS_DIR / "pwc_call_center.yaml", _external(PWC_CSV), landing, as_of=DAY)
-    assert (result.feeds["tickets"].mapped, result.feeds["surveys"].mapped, result.feeds["technicians"].mapped,
-            result.rejected) == (5000, 4054, 8, 0)
+    assert (
+        result.feeds["tickets"].mapped,
+        result.feeds["surveys"].mapped,
+        result.feeds["technicians"].mapped,
+        result.rejected,
+    ) == (5000, 4054, 8, 0)
     # one file per day of calls (Jan-Mar 2021: 90 days); the roster in the first day's file
     days = sorted(p.name[:10] for p in (landing / "tickets").iterdir())
     assert (len(days), days[0], days[-1]) == (90, "2021-01-01", "2021-03-31")
@@ -136,11 +140,23 @@ def test_pwc_per_agent_and_month_against_the_original(pwc: Path) -> None:
     assert len(mapped) == 8 * 3
     assert mapped == original
     # one hand-checked cell: the rating is a survey only where one exists, and CSAT = share >= 4
-    assert con.execute("select count(*), count(*) filter (where overall_score >= 4) from surveys").fetchone() == \
-        con.execute('select count("Satisfaction rating"), count(*) filter (where "Satisfaction rating" >= 4) '
-                    "from read_csv($p)", {"p": str(_external(PWC_CSV))}).fetchone()
+    assert (
+        con.execute("select count(*), count(*) filter (where overall_score >= 4) from surveys").fetchone()
+        == con.execute(
+            'select count("Satisfaction rating"), count(*) filter (where "Satisfaction rating" >= 4) from read_csv($p)',
+            {"p": str(_external(PWC_CSV))},
+        ).fetchone()
+    )
     assert sorted(r[0] for r in con.execute("select technician_id from technicians").fetchall()) == [
-        "Becky", "Dan", "Diane", "Greg", "Jim", "Joe", "Martha", "Stewart"]
+        "Becky",
+        "Dan",
+        "Diane",
+        "Greg",
+        "Jim",
+        "Joe",
+        "Martha",
+        "Stewart",
+    ]
 
 
 def test_pwc_excel_original_maps_to_the_same_files(pwc: Path, tmp_path: Path) -> None:
@@ -151,8 +167,9 @@ def test_pwc_excel_original_maps_to_the_same_files(pwc: Path, tmp_path: Path) ->
         names = sorted(p.name for p in (pwc / feed).iterdir())
         assert sorted(p.name for p in (landing / feed).iterdir()) == names
         for name in names:
-            assert (landing / feed / name).read_text(encoding="utf-8") == \
-                (pwc / feed / name).read_text(encoding="utf-8")
+            assert (landing / feed / name).read_text(encoding="utf-8") == (pwc / feed / name).read_text(
+                encoding="utf-8"
+            )
 
 
 def test_servicenow_newest_versions_against_the_original(snow: Path) -> None:
@@ -181,12 +198,15 @@ def test_servicenow_newest_versions_against_the_original(snow: Path) -> None:
     assert con.execute(newest + "select count(*) from newest", p).fetchone()[0] == 890
     # incidents whose newest state is resolved/closed without a resolved time break a contract rule
     expected = con.execute(
-        newest + """
+        newest
+        + """
         select 'P' || left(priority, 1), count(*), sum(reopen_count)
         from newest
         where not (state in ('Resolved', 'Closed') and resolved_at is null)
         group by 1 order by 1
-        """, p).fetchall()
+        """,
+        p,
+    ).fetchall()
     got = con.execute("select priority, count(*), sum(reopened_count) from tickets group by 1 order by 1").fetchall()
     assert got == expected
     assert sum(r[1] for r in got) == 861
@@ -195,19 +215,30 @@ def test_servicenow_newest_versions_against_the_original(snow: Path) -> None:
         "select created_at, resolved_at, closed_at, technician_id, status from tickets where ticket_id = 'INC0000045'"
     ).fetchone()
     assert first == (
-        dt.datetime(2016, 2, 28, 17, 16, tzinfo=dt.UTC), dt.datetime(2016, 2, 29, 3, 29, tzinfo=dt.UTC),
-        dt.datetime(2016, 3, 5, 4, 0, tzinfo=dt.UTC), "Resolved by 149", "closed",
+        dt.datetime(2016, 2, 28, 17, 16, tzinfo=dt.UTC),
+        dt.datetime(2016, 2, 29, 3, 29, tzinfo=dt.UTC),
+        dt.datetime(2016, 3, 5, 4, 0, tzinfo=dt.UTC),
+        "Resolved by 149",
+        "closed",
     )
     per_resolver = con.execute(
-        newest + """
+        newest
+        + """
         select resolved_by, count(*) from newest
         where not (state in ('Resolved', 'Closed') and resolved_at is null)
         group by 1 order by 2 desc, 1 limit 5
-        """, p).fetchall()
-    assert con.execute(
-        "select technician_id, count(*) from tickets group by 1 order by 2 desc, 1 limit 5").fetchall() == per_resolver
+        """,
+        p,
+    ).fetchall()
+    assert (
+        con.execute("select technician_id, count(*) from tickets group by 1 order by 2 desc, 1 limit 5").fetchall()
+        == per_resolver
+    )
     # every ticket's technician is in the technicians feed, and each has a team
-    assert con.execute(
-        "select count(*) from tickets where technician_id not in (select technician_id from technicians)"
-    ).fetchone()[0] == 0
+    assert (
+        con.execute(
+            "select count(*) from tickets where technician_id not in (select technician_id from technicians)"
+        ).fetchone()[0]
+        == 0
+    )
     assert con.execute("select count(*), count(team_id) from technicians").fetchone() == (117, 117)

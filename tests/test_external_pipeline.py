@@ -30,8 +30,10 @@ from ingestion.paths import DataDir
 pytestmark = pytest.mark.slow
 
 PIPELINE_TZ = DEFAULT_TIMEZONE  # the data folders of these runs have no operations.yaml: the default clock
-KPI_COLUMNS = ("tickets_resolved, avg_handling_time_hours, avg_handling_time_n, first_response_time_hours, "
-               "first_response_time_n, csat, csat_n, customer_rating")
+KPI_COLUMNS = (
+    "tickets_resolved, avg_handling_time_hours, avg_handling_time_n, first_response_time_hours, "
+    "first_response_time_n, csat, csat_n, customer_rating"
+)
 
 
 def declared_zone(export: str) -> str:
@@ -86,6 +88,7 @@ def local_month(naive_ts_sql: str, declared: str) -> str:
 
 # --- independent queries on the original files ------------------------------------------------------------
 
+
 def pwc_expected() -> dict[tuple[str, str], tuple]:
     """Per agent and month, from Call-Center-Dataset.csv: the KPI_COLUMNS."""
     zone = declared_zone("pwc")
@@ -93,7 +96,8 @@ def pwc_expected() -> dict[tuple[str, str], tuple]:
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        rows = con.execute(f"""
+        rows = con.execute(
+            f"""
             with calls as (
                 select
                     "Agent" as agent,
@@ -111,7 +115,7 @@ def pwc_expected() -> dict[tuple[str, str], tuple]:
             timed as (
                 select
                     *,
-                    {local_month('arrived', zone)} as arrival_month,
+                    {local_month("arrived", zone)} as arrival_month,
                     {local_month("arrived + to_seconds(answer_seconds + talk_seconds)", zone)} as end_month,
                 from calls
             ),
@@ -164,7 +168,9 @@ def pwc_expected() -> dict[tuple[str, str], tuple]:
             from resolved
             full join answered using (agent, month)
             full join rated using (agent, month)
-        """, {"source": source}).fetchall()
+        """,
+            {"source": source},
+        ).fetchall()
     finally:
         con.close()
     return {(r[0], r[1]): r[2:] for r in rows}
@@ -177,7 +183,8 @@ def servicenow_expected() -> dict[tuple[str, str], tuple[int, float]]:
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        rows = con.execute(f"""
+        rows = con.execute(
+            f"""
             with events as (
                 select
                     number,
@@ -198,7 +205,7 @@ def servicenow_expected() -> dict[tuple[str, str], tuple[int, float]]:
 
             select
                 resolver,
-                {local_month('resolved', zone)} as month,
+                {local_month("resolved", zone)} as month,
                 count(*),
                 avg(epoch(resolved - opened) / 3600.0),
             from newest
@@ -206,13 +213,16 @@ def servicenow_expected() -> dict[tuple[str, str], tuple[int, float]]:
                 and resolved is not null
                 and resolver is not null
             group by all
-        """, {"source": source}).fetchall()
+        """,
+            {"source": source},
+        ).fetchall()
     finally:
         con.close()
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
 # --- PwC call centre --------------------------------------------------------------------------------------
+
 
 def test_pwc_maps_loads_and_publishes(pwc):
     assert pwc.ok, pwc.summary
@@ -244,18 +254,30 @@ def test_pwc_kpis_equal_independent_query_on_the_original_file(pwc):
     assert sum(v[6] for v in got.values()) == 4054
 
 
-@pytest.mark.parametrize(("agent", "month", "resolved", "handling_s", "answered", "answer_s", "rated", "satisfied",
-                          "rating_sum"), [
-    # the published means as exact sums over the original rows: handling = speed of answer + talk time
-    ("Becky", "2021-01", 154, 43999, 177, 11390, 177, 83, 599),
-    ("Diane", "2021-03", 143, 40860, 159, 10499, 159, 79, 543),
-    ("Stewart", "2021-02", 120, 35896, 135, 9217, 135, 69, 448),
-])
-def test_pwc_pinned_values(pwc, agent, month, resolved, handling_s, answered, answer_s, rated, satisfied,
-                           rating_sum):
+@pytest.mark.parametrize(
+    ("agent", "month", "resolved", "handling_s", "answered", "answer_s", "rated", "satisfied", "rating_sum"),
+    [
+        # the published means as exact sums over the original rows: handling = speed of answer + talk time
+        ("Becky", "2021-01", 154, 43999, 177, 11390, 177, 83, 599),
+        ("Diane", "2021-03", 143, 40860, 159, 10499, 159, 79, 543),
+        ("Stewart", "2021-02", 120, 35896, 135, 9217, 135, 69, 448),
+    ],
+)
+def test_pwc_pinned_values(pwc, agent, month, resolved, handling_s, answered, answer_s, rated, satisfied, rating_sum):
     got = published_kpis(pwc.data_dir)[(agent, month)]
-    assert got == pytest.approx((resolved, handling_s / resolved / 3600, resolved, answer_s / answered / 3600,
-                                 answered, satisfied / rated, rated, rating_sum / rated), rel=1e-12)
+    assert got == pytest.approx(
+        (
+            resolved,
+            handling_s / resolved / 3600,
+            resolved,
+            answer_s / answered / 3600,
+            answered,
+            satisfied / rated,
+            rated,
+            rating_sum / rated,
+        ),
+        rel=1e-12,
+    )
     # Becky, January 2021: 154 resolved calls, 4.76 min from arrival to the end of the call, answered in
     # 64.4 s on average, CSAT 46.9 % of 177 ratings
     if (agent, month) == ("Becky", "2021-01"):
@@ -266,33 +288,50 @@ def test_pwc_appraisal_scores_every_agent_month(pwc):
     """The appraisal runs on the export: every agent and month has a score breakdown; with the demo settings
     the call-centre data covers too little of the weight (no NPS, attitude, technical, complaints,
     supervisor reviews), so the agents are `insufficient_data`, not graded."""
-    rows = published(pwc.data_dir, """
+    rows = published(
+        pwc.data_dir,
+        """
         select period_label, status, count(*), min(rated_weight_share), max(rated_weight_share)
         from appraisal_scores
         where period_type = 'month' and method = 'quantitative'
-        group by all order by all""")
+        group by all order by all""",
+    )
     assert [(r[0], r[1], r[2]) for r in rows] == [
-        ("2021-01", "insufficient_data", 8), ("2021-02", "insufficient_data", 8),
-        ("2021-03", "insufficient_data", 8)]
+        ("2021-01", "insufficient_data", 8),
+        ("2021-02", "insufficient_data", 8),
+        ("2021-03", "insufficient_data", 8),
+    ]
     assert all(0 < r[3] <= r[4] < 0.6 for r in rows)
-    rated = published(pwc.data_dir, """
+    rated = published(
+        pwc.data_dir,
+        """
         select indicator_code from appraisal_score_breakdown
         where technician_id = 'Becky' and period_label = '2021-01' and method = 'quantitative' and is_rated
-        order by 1""")
+        order by 1""",
+    )
     # not measured is not zero: no complaints feed (complaint_rate not_measured), no reopen count (no_data)
-    assert [r[0] for r in rated] == ["avg_handling_time", "csat", "customer_rating", "first_response_time",
-                                     "sla_attainment"]
+    assert [r[0] for r in rated] == [
+        "avg_handling_time",
+        "csat",
+        "customer_rating",
+        "first_response_time",
+        "sla_attainment",
+    ]
 
 
 # --- ServiceNow incident event log ------------------------------------------------------------------------
+
 
 def test_servicenow_maps_loads_and_publishes(servicenow):
     assert servicenow.ok, servicenow.summary
     # dd-mm-yyyy declared by the formats: ambiguous rows are reported, none is contrary
     assert "   day/month: feeds.tickets.columns.created_at: " in servicenow.dry_run
     assert [(c.column, c.order, c.contrary) for c in servicenow.mapping.feeds["tickets"].date_checks] == [
-        ("created_at", "day_first", 0), ("resolved_at", "day_first", 0), ("closed_at", "day_first", 0),
-        ("updated_at", "day_first", 0)]
+        ("created_at", "day_first", 0),
+        ("resolved_at", "day_first", 0),
+        ("closed_at", "day_first", 0),
+        ("updated_at", "day_first", 0),
+    ]
     tickets = servicenow.mapping.feeds["tickets"]
     assert (tickets.mapped, tickets.rejected, tickets.superseded) == (861, 29, 5108)
     assert servicenow.mapping.feeds["technicians"].mapped == 117
@@ -312,23 +351,27 @@ def test_servicenow_kpis_equal_independent_query_on_the_original_file(servicenow
     assert sum(v[0] for v in got.values()) == 861  # every landed incident is resolved or closed
 
 
-@pytest.mark.parametrize(("resolver", "month", "resolved", "handling_minutes"), [
-    ("Resolved by 62", "2016-02", 8, 2835),      # opened and resolved on Feb 29, 2016
-    ("Resolved by 183", "2016-03", 34, 75199),   # the busiest resolver-month
-    ("Resolved by 208", "2016-03", 32, 143368),
-    ("Resolved by 125", "2016-04", 14, 841804),  # resolved a month or more after opening
-    ("Resolved by 9", "2017-01", 1, 481216),     # opened in 2016-02/03, resolved in January 2017
-])
+@pytest.mark.parametrize(
+    ("resolver", "month", "resolved", "handling_minutes"),
+    [
+        ("Resolved by 62", "2016-02", 8, 2835),  # opened and resolved on Feb 29, 2016
+        ("Resolved by 183", "2016-03", 34, 75199),  # the busiest resolver-month
+        ("Resolved by 208", "2016-03", 32, 143368),
+        ("Resolved by 125", "2016-04", 14, 841804),  # resolved a month or more after opening
+        ("Resolved by 9", "2017-01", 1, 481216),  # opened in 2016-02/03, resolved in January 2017
+    ],
+)
 def test_servicenow_pinned_values(servicenow, resolver, month, resolved, handling_minutes):
     got = published_kpis(servicenow.data_dir)[(resolver, month)]
-    assert (got[0], got[1], got[2]) == (resolved, pytest.approx(handling_minutes / resolved / 60, rel=1e-12),
-                                        resolved)
+    assert (got[0], got[1], got[2]) == (resolved, pytest.approx(handling_minutes / resolved / 60, rel=1e-12), resolved)
 
 
 def test_servicenow_business_hours_cover_2016(servicenow):
     """The working calendar starts with the partitions (2015), so 2016 durations have business hours."""
-    rows = published(servicenow.data_dir, """
+    rows = published(
+        servicenow.data_dir,
+        """
         select count(*), count(avg_handling_time_business_hours)
-        from kpi_technician_monthly where avg_handling_time_n > 0""")
+        from kpi_technician_monthly where avg_handling_time_n > 0""",
+    )
     assert rows[0][0] > 0 and rows[0][0] == rows[0][1]
-

@@ -67,8 +67,9 @@ def killed(tmp_path_factory: pytest.TempPathFactory, base: DataDir) -> dict[str,
     seen["dbt_output"] = run.output
     seen["dbt_conservation"] = load_conservation(paths.warehouse)
     seen["dbt_files"] = q(paths.warehouse, "select count(*), count(distinct (feed, file_hash)) from raw.load_log")[0]
-    seen["dbt_marts"] = {r[0] for r in q(paths.warehouse, "select table_name from duckdb_tables() "
-                                                          "where schema_name = 'marts'")}
+    seen["dbt_marts"] = {
+        r[0] for r in q(paths.warehouse, "select table_name from duckdb_tables() where schema_name = 'marts'")
+    }
     seen["dbt_serving"] = paths.serving.exists()
 
     # 3. publish: killed while the new serving file is being written next to where serving.duckdb will be
@@ -158,6 +159,7 @@ def test_kill_during_publish_over_an_existing_file_leaves_it_byte_for_byte(base:
     proc = publish_process(paths, "publish-again")
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out
-    assert q(paths.serving, "select period_label, version, is_restatement from publication_periods "
-                            "where publication_id = 2") == [("2026-05", 2, True)]
+    assert q(
+        paths.serving, "select period_label, version, is_restatement from publication_periods where publication_id = 2"
+    ) == [("2026-05", 2, True)]
     assert not list(paths.root.glob("serving.duckdb.publishing*"))

@@ -35,8 +35,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GenerationSum
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _decode(path: Path) -> str:
@@ -56,8 +59,10 @@ def _read(path: Path) -> pa.Table:
 
 def _feed_view(con: duckdb.DuckDBPyConnection, landing: Path, feed: str) -> None:
     """A DuckDB table of every (UTF-8) CSV file of an event feed, all text."""
-    con.sql(f"create or replace table {feed} as select * from read_csv('{landing}/{feed}/*.csv', "
-            "all_varchar = true, header = true)")
+    con.sql(
+        f"create or replace table {feed} as select * from read_csv('{landing}/{feed}/*.csv', "
+        "all_varchar = true, header = true)"
+    )
 
 
 def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path) -> None:
@@ -92,9 +97,12 @@ def test_tier_s_volumes(world: tuple[Path, GenerationSummary]) -> None:
         ) where status in ('resolved', 'closed')
     """).fetchall()[0][0]
     assert 0.35 <= r["surveys"] / resolved <= 0.45
-    statuses = {row[0] for row in con.sql("""
+    statuses = {
+        row[0]
+        for row in con.sql("""
         select status from tickets qualify row_number() over (partition by ticket_id order by updated_at desc) = 1
-    """).fetchall()}
+    """).fetchall()
+    }
     assert {"open", "in_progress", "resolved", "closed", "cancelled"} <= statuses
 
 
@@ -168,8 +176,12 @@ def test_team_move_leaver_and_new_hires(world: tuple[Path, GenerationSummary]) -
     sessions = _read(landing / "training_sessions/2026-05-01.csv")
     con.register("att", onboarding)
     con.register("ses", sessions)
-    onboarded = {r[0] for r in con.sql(
-        "select technician_id from att join ses using (session_id) where course_id = 'TC01'").fetchall()}
+    onboarded = {
+        r[0]
+        for r in con.sql(
+            "select technician_id from att join ses using (session_id) where course_id = 'TC01'"
+        ).fetchall()
+    }
     assert s.new_hire_without_onboarding in s.new_hires
     assert s.new_hire_without_onboarding not in onboarded
     assert onboarded and onboarded <= set(s.new_hires)
@@ -178,8 +190,17 @@ def test_team_move_leaver_and_new_hires(world: tuple[Path, GenerationSummary]) -
 def test_planted_rows_are_where_the_summary_says(world: tuple[Path, GenerationSummary]) -> None:
     landing, s = world
     rules = sorted(b.rule or "-" for b in s.bad_rows)
-    assert rules == sorted(["type:created_at", "rule:resolved_after_created", "range:overall_score",
-                            "reference:technician_id", "-", "required:service_type", "enum:priority"])
+    assert rules == sorted(
+        [
+            "type:created_at",
+            "rule:resolved_after_created",
+            "range:overall_score",
+            "reference:technician_id",
+            "-",
+            "required:service_type",
+            "enum:priority",
+        ]
+    )
     for b in s.bad_rows:
         table = _read(landing / b.file)
         row = table.slice(b.row_number - 1, 1).to_pylist()[0]
@@ -222,16 +243,20 @@ def test_good_rows_meet_the_contract(world: tuple[Path, GenerationSummary]) -> N
             if col.values:
                 bad.append(f"{c} not in ({', '.join(repr(v) for v in col.values)})")
             if col.type == "timestamp":
-                bad.append(f"{c} is not null and coalesce(try_cast({c} as timestamp), "
-                           f"try_strptime({c}, '%Y-%m-%dT%H:%M:%S+08:00')) is null")
+                bad.append(
+                    f"{c} is not null and coalesce(try_cast({c} as timestamp), "
+                    f"try_strptime({c}, '%Y-%m-%dT%H:%M:%S+08:00')) is null"
+                )
             if col.type == "int":
                 bad.append(f"{c} is not null and try_cast({c} as bigint) is null")
             if col.min is not None:
                 bad.append(f"try_cast({c} as double) < {col.min} or try_cast({c} as double) > {col.max}")
             if not bad:
                 continue
-            n = con.sql(f"select count(*) from {feed} where ({' or '.join(bad)}) "
-                        f"and {key} not in ({', '.join(repr(k) for k in planted)})").fetchall()[0][0]
+            n = con.sql(
+                f"select count(*) from {feed} where ({' or '.join(bad)}) "
+                f"and {key} not in ({', '.join(repr(k) for k in planted)})"
+            ).fetchall()[0][0]
             assert n == 0, (feed, col.name)
     # tickets: resolved after created, closed after resolved, first response after created
     n = con.sql("""
@@ -298,8 +323,9 @@ def test_generate_day_adds_new_updated_and_late_records(tmp_path: Path) -> None:
     d = generate_day(tmp_path, s.end)
     assert d.files["tickets"] == ["tickets/2026-06-01.csv"]
     con = duckdb.connect()
-    con.sql(f"create table t as select * from read_csv('{tmp_path}/tickets/*.csv', all_varchar = true, "
-            "filename = true)")
+    con.sql(
+        f"create table t as select * from read_csv('{tmp_path}/tickets/*.csv', all_varchar = true, filename = true)"
+    )
     new, updated, late, max_before = con.sql("""
         with day as (select * from t where filename like '%2026-06-01.csv'),
         before as (select * from t where filename not like '%2026-06-01.csv')
@@ -320,8 +346,12 @@ def test_generate_day_adds_new_updated_and_late_records(tmp_path: Path) -> None:
             and ticket_id in (select ticket_id from t where filename not like '%2026-06-01.csv')
     """).fetchall()[0][0] >= str(s.end - timedelta(days=BACKLOG_DAYS))
     assert late == 1
-    assert max_before < min(r[0] for r in con.sql(
-        "select ticket_id from t where filename like '%2026-06-01.csv' and created_at >= '2026-06-01'").fetchall())
+    assert max_before < min(
+        r[0]
+        for r in con.sql(
+            "select ticket_id from t where filename like '%2026-06-01.csv' and created_at >= '2026-06-01'"
+        ).fetchall()
+    )
     # same landing content, same day -> same bytes
     first = (tmp_path / "tickets/2026-06-01.csv").read_bytes()
     (tmp_path / "tickets/2026-06-01.csv").unlink()

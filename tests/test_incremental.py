@@ -46,16 +46,23 @@ pytestmark = pytest.mark.dbt
 DBT = REPO_ROOT / ".venv" / "bin" / "dbt"
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
 
-TICKET_HEADER = ("ticket_id,created_at,first_response_at,resolved_at,closed_at,updated_at,status,service_type,"
-                 "priority,channel,technician_id,customer_id,product_id,onsite_visits,first_time_fix,reopened_count")
-SURVEY_HEADER = ("response_id,ticket_id,technician_id,customer_id,sent_at,responded_at,overall_score,attitude_score,"
-                 "technical_score,timeliness_score,nps,comment")
-COMPLAINT_HEADER = ("complaint_id,received_at,accepted_at,resolved_at,updated_at,ticket_id,customer_id,technician_id,"
-                    "category,severity,status,resolution_confirmed")
+TICKET_HEADER = (
+    "ticket_id,created_at,first_response_at,resolved_at,closed_at,updated_at,status,service_type,"
+    "priority,channel,technician_id,customer_id,product_id,onsite_visits,first_time_fix,reopened_count"
+)
+SURVEY_HEADER = (
+    "response_id,ticket_id,technician_id,customer_id,sent_at,responded_at,overall_score,attitude_score,"
+    "technical_score,timeliness_score,nps,comment"
+)
+COMPLAINT_HEADER = (
+    "complaint_id,received_at,accepted_at,resolved_at,updated_at,ticket_id,customer_id,technician_id,"
+    "category,severity,status,resolution_confirmed"
+)
 CUSTOMER_HEADER = "customer_id,name,phone,city,segment,created_at,updated_at"
 PURCHASE_HEADER = "purchase_id,customer_id,product_id,purchased_at,warranty_until,amount,updated_at"
-TECHNICIAN_HEADER = ("technician_id,name,team_id,team_name,region,level,hire_date,leave_date,manager_id,"
-                     "valid_from,updated_at")
+TECHNICIAN_HEADER = (
+    "technician_id,name,team_id,team_name,region,level,hire_date,leave_date,manager_id,valid_from,updated_at"
+)
 
 DAY_1_EXTRA = {
     "tickets/2025-12-31.csv": [
@@ -137,14 +144,31 @@ DAY_2 = {
 }
 
 MARTS = [
-    "fct_service_tickets", "fct_survey_responses", "fct_complaints", "fct_supervisor_reviews",
-    "kpi_technician_monthly", "kpi_technician_quarterly", "kpi_technician_annual",
-    "kpi_team_monthly", "kpi_team_quarterly", "kpi_team_annual",
-    "appraisal_scores", "appraisal_score_breakdown", "appraisal_evidence", "appraisal_reward_list",
-    "appraisal_improvement_list", "dim_customers",
+    "fct_service_tickets",
+    "fct_survey_responses",
+    "fct_complaints",
+    "fct_supervisor_reviews",
+    "kpi_technician_monthly",
+    "kpi_technician_quarterly",
+    "kpi_technician_annual",
+    "kpi_team_monthly",
+    "kpi_team_quarterly",
+    "kpi_team_annual",
+    "appraisal_scores",
+    "appraisal_score_breakdown",
+    "appraisal_evidence",
+    "appraisal_reward_list",
+    "appraisal_improvement_list",
+    "dim_customers",
 ]
-INTERMEDIATE = ["int_indicator_values", "int_appraisal_roster", "int_appraisal_indicator_scores",
-                "int_appraisal_composites", "int_appraisal_settings_by_period", "int_customer_service_history"]
+INTERMEDIATE = [
+    "int_indicator_values",
+    "int_appraisal_roster",
+    "int_appraisal_indicator_scores",
+    "int_appraisal_composites",
+    "int_appraisal_settings_by_period",
+    "int_customer_service_history",
+]
 # the date dim_customers' warranty status is as of on day 1 and day 2 (the full refresh: day 2)
 AS_OF_DAY_1 = ("--vars", "{as_of_date: '2026-06-30'}")
 AS_OF_DAY_2 = ("--vars", "{as_of_date: '2027-01-01'}")
@@ -158,8 +182,13 @@ CUSTOMER_ARCHIVE = """
         active_warranties_count, warranty_status, cast(warranty_as_of_date as varchar)
     from marts.dim_customers order by customer_id
 """
-PERIOD_MODELS = ["kpi_technician_monthly", "kpi_team_annual", "int_indicator_values", "appraisal_scores",
-                 "appraisal_score_breakdown"]
+PERIOD_MODELS = [
+    "kpi_technician_monthly",
+    "kpi_team_annual",
+    "int_indicator_values",
+    "appraisal_scores",
+    "appraisal_score_breakdown",
+]
 
 
 def write_files(landing: Path, files: dict[str, list[str]]) -> None:
@@ -183,12 +212,20 @@ def load_all(root: Path, run_id: str) -> None:
 
 
 def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root),
-           "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs"),
-           **dbt_window_env({}), **(extra_env or {})}
+    env = {
+        **os.environ,
+        "SERVICESCORE_DATA_DIR": str(root),
+        "DBT_TARGET_PATH": str(root / "dbt" / "target"),
+        "DBT_LOG_PATH": str(root / "dbt" / "logs"),
+        **dbt_window_env({}),
+        **(extra_env or {}),
+    }
     result = subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return result
@@ -196,12 +233,15 @@ def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> 
 
 def last_build_months(db: Path, model: str) -> list[str | None]:
     """The months (ISO text; [None] for a build that recomputed none or all) of the model's latest build."""
-    return q(db, f"""
+    return q(
+        db,
+        f"""
         select list(cast(month_start as varchar)) from intermediate.int_incremental_build_log
         where model_name = '{model}'
             and built_at = (select max(built_at) from intermediate.int_incremental_build_log
                             where model_name = '{model}')
-    """)[0][0]
+    """,
+    )[0][0]
 
 
 def fixture_landing(landing: Path) -> None:
@@ -225,12 +265,17 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
     fixture_landing(incremental / "landing")
     load_all(incremental, "day-1")
     run_dbt(incremental, "build", *AS_OF_DAY_1)
-    day_1_facts = q(incremental / "warehouse.duckdb",
-                    "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id")
-    day_1_created = q(incremental / "warehouse.duckdb",
-                      "select ticket_id, _created_built_at from marts.fct_service_tickets order by ticket_id")
-    day_1_history = q(incremental / "warehouse.duckdb",
-                      SERVICE_HISTORY.format(table="intermediate.int_customer_service_history"))
+    day_1_facts = q(
+        incremental / "warehouse.duckdb",
+        "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id",
+    )
+    day_1_created = q(
+        incremental / "warehouse.duckdb",
+        "select ticket_id, _created_built_at from marts.fct_service_tickets order by ticket_id",
+    )
+    day_1_history = q(
+        incremental / "warehouse.duckdb", SERVICE_HISTORY.format(table="intermediate.int_customer_service_history")
+    )
     day_1_archive = q(incremental / "warehouse.duckdb", CUSTOMER_ARCHIVE)
     write_files(incremental / "landing", DAY_2)
     load_all(incremental, "day-2")
@@ -280,22 +325,28 @@ def test_incremental_build_equals_full_refresh(warehouses, table):
 
 def test_day_2_changes_are_in_the_facts(warehouses):
     db = warehouses[0] / "warehouse.duckdb"
-    rows = q(db, """
+    rows = q(
+        db,
+        """
         select ticket_id, team_id, is_resolved, cast(resolved_date as varchar), _replaced_resolved_date is null
         from marts.fct_service_tickets where ticket_id in ('K8', 'K10', 'K11', 'K12') order by ticket_id
-    """)
+    """,
+    )
     assert rows == [
         ("K10", "TB", True, "2026-07-01", True),  # resolved (was open), team after T1's move of 15 Jun
         ("K11", "TB", True, "2026-07-01", True),  # T2 is in TB since 1 Jun
         ("K12", "TA", True, "2026-05-25", True),  # late record of May, before T1's move
-        ("K8", "TA", True, "2026-06-03", True),   # created before the move: stays in TA
+        ("K8", "TA", True, "2026-06-03", True),  # created before the move: stays in TA
     ]
     # K10 was open on day 1 (no resolved date): the version it replaced had no resolution month
     # T1's July: K10 resolved, R7 and CP3 received; the values themselves are compared with the full refresh
-    july = q(db, """
+    july = q(
+        db,
+        """
         select team_id, avg_handling_time_n, csat_n, problem_resolution_rate_n
         from marts.kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-07'
-    """)
+    """,
+    )
     assert july == [("TB", 1, 1, 1)]
 
 
@@ -335,10 +386,13 @@ def test_moved_records_leave_their_old_customer(warehouses):
     assert q(db, SERVICE_HISTORY.format(table="intermediate.int_customer_service_history")) == after
     assert q(db, SERVICE_HISTORY.format(table="marts.dim_customers")) == [*after, ("C3", 0, None, 0, 0, None)]
     # day 2 was an incremental build of the history (C3 was found through K14's and R14's old raw versions)
-    runs = q(db, """
+    runs = q(
+        db,
+        """
         select is_full_build, month_start from intermediate.int_incremental_build_log
         where model_name = 'int_customer_service_history' order by built_at
-    """)
+    """,
+    )
     assert runs == [(True, None), (False, None)]
 
 
@@ -368,19 +422,25 @@ def test_customer_archive_follows_profiles_purchases_and_the_date(warehouses):
         ("C6", "重庆", "business", 0, None, 0, "no_purchase", "2027-01-01"),
         ("C7", "南京", "consumer", 0, None, 0, "no_purchase", "2027-01-01"),
     ]
-    runs = q(db, "select is_full_build, month_start from intermediate.int_incremental_build_log "
-                 "where model_name = 'dim_customers' order by built_at")
+    runs = q(
+        db,
+        "select is_full_build, month_start from intermediate.int_incremental_build_log "
+        "where model_name = 'dim_customers' order by built_at",
+    )
     assert runs == [(True, None), (False, None)]
 
 
 def test_incremental_run_touched_only_the_expected_months(warehouses):
     db = warehouses[0] / "warehouse.duckdb"
     for model in PERIOD_MODELS:
-        runs = q(db, f"""
+        runs = q(
+            db,
+            f"""
             select built_at, bool_or(is_full_build), list(cast(month_start as varchar) order by month_start)
             from intermediate.int_incremental_build_log where model_name = '{model}'
             group by built_at order by built_at
-        """)
+        """,
+        )
         assert len(runs) == 2, (model, runs)
         assert runs[0][1] is True  # day 1: first (full) build
         assert runs[1][1] is False and runs[1][2] == ["2026-05-01", "2026-06-01", "2026-07-01"], (model, runs)
@@ -396,16 +456,27 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
     # same keeps its _built_at, so no month is recomputed
     run_dbt(incremental, "build", "--select", "+appraisal_scores", "--vars", '{"incremental_overlap_hours": 48}')
     assert q(db, "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id") == before
-    last = last_build_months(db, 'kpi_technician_monthly')
+    last = last_build_months(db, "kpi_technician_monthly")
     assert last == [None]  # a build with nothing to recompute logs no month
-    run_dbt(incremental, "build", "--select", "+appraisal_scores",
-            "--vars", '{"period_from": "2025-12-01", "period_to": "2026-01-01"}')
-    last = last_build_months(db, 'appraisal_scores')
+    run_dbt(
+        incremental,
+        "build",
+        "--select",
+        "+appraisal_scores",
+        "--vars",
+        '{"period_from": "2025-12-01", "period_to": "2026-01-01"}',
+    )
+    last = last_build_months(db, "appraisal_scores")
     assert last == ["2025-12-01"]
     # the orchestration passes the window by environment (no --vars: they would cost dbt its partial parse)
-    run_dbt(incremental, "build", "--select", "+appraisal_scores",
-            extra_env=dbt_window_env({"period_from": "2026-01-01", "period_to": "2026-02-01"}))
-    last = last_build_months(db, 'appraisal_scores')
+    run_dbt(
+        incremental,
+        "build",
+        "--select",
+        "+appraisal_scores",
+        extra_env=dbt_window_env({"period_from": "2026-01-01", "period_to": "2026-02-01"}),
+    )
+    last = last_build_months(db, "appraisal_scores")
     assert last == ["2026-01-01"]
     only_incremental, only_full, _ = differences(incremental, warehouses[1], "marts.appraisal_scores")
     assert (only_incremental, only_full) == (0, 0)
@@ -426,8 +497,15 @@ def test_a_new_key_repseudonymises_every_stored_customer(warehouses):
     result = run_dbt(incremental, "build", "--select", "dim_customers", *AS_OF_DAY_2)
     assert "every customer is recomputed" in result.stdout
     pseudonyms = dict(q(db, "select customer_id, phone_pseudonym from marts.dim_customers"))
-    phones = {"C1": "13800000001", "C2": "13900000002", "C3": "13700000003", "C4": "13600000004",
-              "C5": "13500000005", "C6": "13400000006", "C7": "13300000007"}
+    phones = {
+        "C1": "13800000001",
+        "C2": "13900000002",
+        "C3": "13700000003",
+        "C4": "13600000004",
+        "C5": "13500000005",
+        "C6": "13400000006",
+        "C7": "13300000007",
+    }
     assert pseudonyms == {c: hmac_phone(new_key, p) for c, p in phones.items()}
     assert not set(pseudonyms.values()) & {hmac_phone(TEST_PSEUDONYM_KEY, p) for p in phones.values()}
 
@@ -441,8 +519,13 @@ def test_a_new_key_repseudonymises_every_stored_customer(warehouses):
 # By hand (complaints / resolved tickets x 100): T1 May 2 / 3 (K1, K2, K3), T2 May 1 / 2 (K5, K6); June T1 0 / 2
 # (K4, K8), T2 0 / 1 (K7), T3 0 / 1 (K9); teams: TA May 3 / 5, June TA 0 / 2 (K4, K8), TB 0 / 2 (K7, K9: T2 is in
 # TB from 1 June). The quarter 2026-Q2 starts in April, before the feed's first month: not measured, either way.
-COMPLAINT_RATES = [("T1", "2026-05", 200 / 3, 3), ("T1", "2026-06", 0.0, 2), ("T2", "2026-05", 50.0, 2),
-                   ("T2", "2026-06", 0.0, 1), ("T3", "2026-06", 0.0, 1)]
+COMPLAINT_RATES = [
+    ("T1", "2026-05", 200 / 3, 3),
+    ("T1", "2026-06", 0.0, 2),
+    ("T2", "2026-05", 50.0, 2),
+    ("T2", "2026-06", 0.0, 1),
+    ("T3", "2026-06", 0.0, 1),
+]
 COMPLAINT_RATE_QUERY = """
     select technician_id, period_label, round(complaint_rate, 9), complaint_rate_n
     from marts.kpi_technician_monthly order by technician_id, period_label
@@ -485,10 +568,12 @@ def test_months_after_the_first_complaint_month_become_measured(complaints_arriv
     db = (incremental if build == "incremental" else full) / "warehouse.duckdb"
     assert q(db, COMPLAINT_RATE_QUERY) == [(t, m, round(v, 9), n) for t, m, v, n in COMPLAINT_RATES]
     # measured, but fewer than the 20 resolved tickets the setting asks for
-    assert q(db, COMPLAINT_RATE_REASONS) == sorted([(t, m, "below_min_sample") for t, m, *_ in COMPLAINT_RATES]
-                                                   + [("T3", "2026-05", "no_data")])
-    assert q(db, "select team_id, period_label, round(complaint_rate, 9) from marts.kpi_team_monthly "
-                 "order by 1, 2") == [("TA", "2026-05", 60.0), ("TA", "2026-06", 0.0), ("TB", "2026-06", 0.0)]
+    assert q(db, COMPLAINT_RATE_REASONS) == sorted(
+        [(t, m, "below_min_sample") for t, m, *_ in COMPLAINT_RATES] + [("T3", "2026-05", "no_data")]
+    )
+    assert q(
+        db, "select team_id, period_label, round(complaint_rate, 9) from marts.kpi_team_monthly order by 1, 2"
+    ) == [("TA", "2026-05", 60.0), ("TA", "2026-06", 0.0), ("TB", "2026-06", 0.0)]
     assert q(db, "select distinct complaint_rate from marts.kpi_technician_quarterly") == [(None,)]
 
 

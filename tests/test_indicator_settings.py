@@ -84,8 +84,11 @@ def test_effective_dated_change_is_valid(tmp_path: Path) -> None:
             id="weights_not_100_after_a_change",
         ),
         pytest.param(
-            [*VALID_ROWS, "cst,满意率,CSAT,customer_satisfaction,quantitative,fraction,higher,,quantitative,"
-                          "0.9,0.75,10,5,2026-01-01,"],
+            [
+                *VALID_ROWS,
+                "cst,满意率,CSAT,customer_satisfaction,quantitative,fraction,higher,,quantitative,"
+                "0.9,0.75,10,5,2026-01-01,",
+            ],
             "indicator_settings.csv row 5: rule unknown_indicator: indicator_code 'cst' is not one of the 15 "
             "catalogue indicators",
             id="unknown_indicator",
@@ -144,8 +147,12 @@ def test_effective_dated_change_is_valid(tmp_path: Path) -> None:
             id="min_sample_negative",
         ),
         pytest.param(
-            [VALID_ROWS[0], "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours;drop table x,"
-                            "lower,business,quantitative,16,32,40,5,2026-01-01,", VALID_ROWS[2]],
+            [
+                VALID_ROWS[0],
+                "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours;drop table x,"
+                "lower,business,quantitative,16,32,40,5,2026-01-01,",
+                VALID_ROWS[2],
+            ],
             "indicator_settings.csv row 3: rule identifier: unit 'hours;drop table x' is not a plain name "
             "matching ^[a-z][a-z0-9_]*$",
             id="identifier_not_plain",
@@ -156,23 +163,30 @@ def test_effective_dated_change_is_valid(tmp_path: Path) -> None:
             id="identifier_uppercase",
         ),
         pytest.param(
-            [VALID_ROWS[0], "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours,lower,,"
-                            "quantitative,16,32,40,5,2026-01-01,", VALID_ROWS[2]],
+            [
+                VALID_ROWS[0],
+                "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours,lower,,"
+                "quantitative,16,32,40,5,2026-01-01,",
+                VALID_ROWS[2],
+            ],
             "indicator_settings.csv row 3: rule hours_basis: avg_handling_time is a duration: hours_basis must be "
             "one of ['business', 'calendar']",
             id="duration_without_hours_basis",
         ),
         pytest.param(
-            [VALID_ROWS[0], "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours,higher,"
-                            "business,quantitative,32,16,40,5,2026-01-01,", VALID_ROWS[2]],
+            [
+                VALID_ROWS[0],
+                "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours,higher,"
+                "business,quantitative,32,16,40,5,2026-01-01,",
+                VALID_ROWS[2],
+            ],
             "indicator_settings.csv row 3: rule direction_catalogue: avg_handling_time is lower-is-better in the "
             "catalogue, not higher",
             id="direction_contradicts_catalogue",
         ),
         pytest.param(
             [*VALID_ROWS[:2], f"{REVIEW},quantitative,4.5,3.5,100,1,2026-01-01,"],
-            "indicator_settings.csv row 4: rule method_kind: method quantitative cannot weigh a qualitative "
-            "indicator",
+            "indicator_settings.csv row 4: rule method_kind: method quantitative cannot weigh a qualitative indicator",
             id="method_kind",
         ),
         pytest.param(
@@ -197,8 +211,11 @@ def test_invalid_settings(tmp_path: Path, rows: list[str], expected: str) -> Non
 def test_missing_column(tmp_path: Path) -> None:
     header = HEADER.replace(",min_sample", "")
     rows = [r.replace(",5,2026", ",2026").replace(",1,2026", ",2026") for r in VALID_ROWS]
-    with pytest.raises(IndicatorSettingsError, match=r"indicator_settings.csv row 1: rule columns: missing "
-                                                     r"columns \['min_sample'\]"):
+    with pytest.raises(
+        IndicatorSettingsError,
+        match=r"indicator_settings.csv row 1: rule columns: missing "
+        r"columns \['min_sample'\]",
+    ):
         validate_settings(_write(tmp_path, rows, header=header))
 
 
@@ -222,8 +239,7 @@ APPRAISAL_OK = (
     "2026-01-01,,2,0.6,0.2\n"
 )
 BANDS_OK = (
-    "grade,grade_name_zh,grade_name_en,min_score\n"
-    "A,优秀,excellent,90\nB,良好,good,80\nC,合格,ok,60\nD,待改进,bad,0\n"
+    "grade,grade_name_zh,grade_name_en,min_score\nA,优秀,excellent,90\nB,良好,good,80\nC,合格,ok,60\nD,待改进,bad,0\n"
 )
 
 
@@ -235,28 +251,33 @@ def test_scoring_settings_valid(tmp_path: Path) -> None:
     ("appraisal", "bands", "expected"),
     [
         pytest.param(
-            APPRAISAL_OK.replace("2,0.6", "2,1.6"), BANDS_OK,
+            APPRAISAL_OK.replace("2,0.6", "2,1.6"),
+            BANDS_OK,
             "appraisal_settings.csv row 2: rule share_range: min_rated_weight_share 1.6 must be a fraction",
             id="share_out_of_range",
         ),
         pytest.param(
-            APPRAISAL_OK.replace(",2,0.6", ",0,0.6"), BANDS_OK,
+            APPRAISAL_OK.replace(",2,0.6", ",0,0.6"),
+            BANDS_OK,
             "appraisal_settings.csv row 2: rule slope_positive: below_threshold_slope 0 must be greater than 0",
             id="slope_zero",
         ),
         pytest.param(
-            APPRAISAL_OK + "2026-06-01,,2,0.6,\n", BANDS_OK,
+            APPRAISAL_OK + "2026-06-01,,2,0.6,\n",
+            BANDS_OK,
             "appraisal_settings.csv row 3: rule effective_period_overlap: scoring settings effective from "
             "2026-06-01 overlaps row 2",
             id="scoring_overlap",
         ),
         pytest.param(
-            APPRAISAL_OK, BANDS_OK.replace("B,良好,good,80", "B,良好,good,95"),
+            APPRAISAL_OK,
+            BANDS_OK.replace("B,良好,good,80", "B,良好,good,95"),
             "grade_bands.csv row 3: rule bands_descending: grade B min_score 95 must be below grade A min_score 90",
             id="bands_not_descending",
         ),
         pytest.param(
-            APPRAISAL_OK, BANDS_OK.replace("D,待改进,bad,0", "D,待改进,bad,10"),
+            APPRAISAL_OK,
+            BANDS_OK.replace("D,待改进,bad,0", "D,待改进,bad,10"),
             "grade_bands.csv row 1: rule bands_cover_0: the lowest band must start at min_score 0",
             id="bands_not_from_0",
         ),
@@ -269,6 +290,7 @@ def test_invalid_scoring_settings(tmp_path: Path, appraisal: str, bands: str, ex
 
 
 # --- digits dbt seed cannot read; the SLA targets and training seeds ------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("rows", "expected"),
@@ -340,23 +362,29 @@ def test_sla_and_training_seeds_valid(tmp_path: Path) -> None:
         ),
         pytest.param(
             {"sla": SLA_OK.replace("P4,72,business\n", "")},
-            ["sla_targets.csv row 1: rule priorities_complete: priorities ['P4'] have no target (every ticket "
-             "priority needs one)"],
+            [
+                "sla_targets.csv row 1: rule priorities_complete: priorities ['P4'] have no target (every ticket "
+                "priority needs one)"
+            ],
             id="sla_missing_priority",
         ),
         pytest.param(
             {"sla": SLA_OK.replace("P1,4,calendar", "P1,４,wallclock")},
-            ["sla_targets.csv row 2: rule ascii_digits: target_hours '４' has digits other than 0-9 (full-width or "
-             "another script); write it with ASCII digits",
-             "sla_targets.csv row 2: rule allowed_hours_basis: hours_basis 'wallclock' is not one of "
-             "['business', 'calendar']"],
+            [
+                "sla_targets.csv row 2: rule ascii_digits: target_hours '４' has digits other than 0-9 (full-width or "
+                "another script); write it with ASCII digits",
+                "sla_targets.csv row 2: rule allowed_hours_basis: hours_basis 'wallclock' is not one of "
+                "['business', 'calendar']",
+            ],
             id="sla_full_width_and_basis",
         ),
         pytest.param(
             {"sla": SLA_OK.replace("P4,", "P5,")},
-            ["sla_targets.csv row 5: rule allowed_priority: priority 'P5' is not one of ['P1', 'P2', 'P3', 'P4']",
-             "sla_targets.csv row 1: rule priorities_complete: priorities ['P4'] have no target (every ticket "
-             "priority needs one)"],
+            [
+                "sla_targets.csv row 5: rule allowed_priority: priority 'P5' is not one of ['P1', 'P2', 'P3', 'P4']",
+                "sla_targets.csv row 1: rule priorities_complete: priorities ['P4'] have no target (every ticket "
+                "priority needs one)",
+            ],
             id="sla_unknown_priority",
         ),
         pytest.param(
@@ -365,37 +393,49 @@ def test_sla_and_training_seeds_valid(tmp_path: Path) -> None:
             id="training_two_rows",
         ),
         pytest.param(
-            {"training": TRAINING_OK.replace("quantitative,0.25,8,90,90,2,5,business",
-                                             "quality,0.75,1,٩٠,0,13,2.5,hourly")},
-            ["training_settings.csv row 2: rule allowed_appraisal_method: appraisal_method 'quality' is not one of "
-             "['quantitative', 'qualitative', 'comprehensive']",
-             "training_settings.csv row 2: rule range: bottom_quartile_share 0.75 must be within 0.01..0.5",
-             "training_settings.csv row 2: rule range: bottom_quartile_min_rated 1 must be a whole number at least 2",
-             "training_settings.csv row 2: rule ascii_digits: onboarding_window_days '٩٠' has digits other than 0-9 "
-             "(full-width or another script); write it with ASCII digits",
-             "training_settings.csv row 2: rule range: coverage_horizon_days 0 must be a whole number at least 1",
-             "training_settings.csv row 2: rule range: outcome_window_months 13 must be a whole number within 1..12",
-             "training_settings.csv row 2: rule whole_number: min_group_size '2.5' must be a whole number at least 1",
-             "training_settings.csv row 2: rule allowed_outcome_hours_basis: outcome_hours_basis 'hourly' is not "
-             "one of ['business', 'calendar']"],
+            {
+                "training": TRAINING_OK.replace(
+                    "quantitative,0.25,8,90,90,2,5,business", "quality,0.75,1,٩٠,0,13,2.5,hourly"
+                )
+            },
+            [
+                "training_settings.csv row 2: rule allowed_appraisal_method: appraisal_method 'quality' is not one of "
+                "['quantitative', 'qualitative', 'comprehensive']",
+                "training_settings.csv row 2: rule range: bottom_quartile_share 0.75 must be within 0.01..0.5",
+                "training_settings.csv row 2: rule range: bottom_quartile_min_rated 1 must be a whole number "
+                "at least 2",
+                "training_settings.csv row 2: rule ascii_digits: onboarding_window_days '٩٠' has digits other than 0-9 "
+                "(full-width or another script); write it with ASCII digits",
+                "training_settings.csv row 2: rule range: coverage_horizon_days 0 must be a whole number at least 1",
+                "training_settings.csv row 2: rule range: outcome_window_months 13 must be a whole number within 1..12",
+                "training_settings.csv row 2: rule whole_number: min_group_size '2.5' must be a whole number "
+                "at least 1",
+                "training_settings.csv row 2: rule allowed_outcome_hours_basis: outcome_hours_basis 'hourly' is not "
+                "one of ['business', 'calendar']",
+            ],
             id="training_every_rule",
         ),
         pytest.param(
             {"training": TRAINING_OK.replace(",min_group_size", ",min_group")},
-            ["training_settings.csv row 1: rule columns: missing columns ['min_group_size'], unexpected columns "
-             "['min_group']; expected ['appraisal_method', 'bottom_quartile_share', 'bottom_quartile_min_rated', "
-             "'onboarding_window_days', 'coverage_horizon_days', 'outcome_window_months', 'min_group_size', "
-             "'outcome_hours_basis']"],
+            [
+                "training_settings.csv row 1: rule columns: missing columns ['min_group_size'], unexpected columns "
+                "['min_group']; expected ['appraisal_method', 'bottom_quartile_share', 'bottom_quartile_min_rated', "
+                "'onboarding_window_days', 'coverage_horizon_days', 'outcome_window_months', 'min_group_size', "
+                "'outcome_hours_basis']"
+            ],
             id="training_missing_column",
         ),
         pytest.param(
             {"mapping": MAPPING_OK + "csat,TC05\nsla,TC06\nnps,TC 06\n"},
-            ["training_course_mapping.csv row 4: rule indicator_unique: indicator csat already has a course in row 2 "
-             "(one course per indicator)",
-             "training_course_mapping.csv row 5: rule unknown_indicator: indicator_code 'sla' is not one of the 15 "
-             "catalogue indicators",
-             "training_course_mapping.csv row 6: rule course_id: course_id 'TC 06' is not a course id (letters, "
-             "digits, _ or -, e.g. TC04)"],
+            [
+                "training_course_mapping.csv row 4: rule indicator_unique: indicator csat already has a course "
+                "in row 2 "
+                "(one course per indicator)",
+                "training_course_mapping.csv row 5: rule unknown_indicator: indicator_code 'sla' is not one of the 15 "
+                "catalogue indicators",
+                "training_course_mapping.csv row 6: rule course_id: course_id 'TC 06' is not a course id (letters, "
+                "digits, _ or -, e.g. TC04)",
+            ],
             id="mapping_rules",
         ),
     ],

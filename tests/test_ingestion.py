@@ -18,8 +18,10 @@ TECHS = [
     "T002,李娜,TM1,华东维修一组,华东,junior,2025-01-01,,M1,2025-01-01,2026-05-01 00:00:00",
 ]
 TICKET_HEADER = ",".join(FEEDS["tickets"].column_names)
-GOOD_TICKET = "K1,2026-05-01 09:00:00,2026-05-01 09:30:00,2026-05-01 12:00:00,,2026-05-01 12:00:00," \
-              "resolved,repair,P2,phone,T001,C1,P1,1,true,0,"  # sla_due_at empty
+GOOD_TICKET = (
+    "K1,2026-05-01 09:00:00,2026-05-01 09:30:00,2026-05-01 12:00:00,,2026-05-01 12:00:00,"
+    "resolved,repair,P2,phone,T001,C1,P1,1,true,0,"
+)  # sla_due_at empty
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -54,22 +56,48 @@ def ticket(**overrides: str) -> str:
 
 
 BAD_TICKETS = [
-    ("unparseable timestamp", ticket(ticket_id="B1", created_at="2026-13-45 25:61"), "type:created_at",
-     "cannot read '2026-13-45 25:61' as timestamp"),
-    ("resolved before created", ticket(ticket_id="B2", resolved_at="2026-04-30 12:00:00"),
-     "rule:resolved_after_created", "resolved_at is before created_at"),
-    ("unknown technician", ticket(ticket_id="B3", technician_id="T9999"), "reference:technician_id",
-     "unknown T9999 (not in technicians)"),
+    (
+        "unparseable timestamp",
+        ticket(ticket_id="B1", created_at="2026-13-45 25:61"),
+        "type:created_at",
+        "cannot read '2026-13-45 25:61' as timestamp",
+    ),
+    (
+        "resolved before created",
+        ticket(ticket_id="B2", resolved_at="2026-04-30 12:00:00"),
+        "rule:resolved_after_created",
+        "resolved_at is before created_at",
+    ),
+    (
+        "unknown technician",
+        ticket(ticket_id="B3", technician_id="T9999"),
+        "reference:technician_id",
+        "unknown T9999 (not in technicians)",
+    ),
     ("bad enum", ticket(ticket_id="B4", priority="P9"), "enum:priority", "'P9' is not one of P1, P2, P3, P4"),
     ("missing required", ticket(ticket_id=""), "required:ticket_id", "required value is missing"),
-    ("future date", ticket(ticket_id="B6", created_at="2099-01-01 09:00:00", first_response_at="",
-                           resolved_at="", updated_at="2099-01-01 09:00:00", status="open"),
-     "future:created_at", "is in the future"),
+    (
+        "future date",
+        ticket(
+            ticket_id="B6",
+            created_at="2099-01-01 09:00:00",
+            first_response_at="",
+            resolved_at="",
+            updated_at="2099-01-01 09:00:00",
+            status="open",
+        ),
+        "future:created_at",
+        "is in the future",
+    ),
     ("negative count", ticket(ticket_id="B7", onsite_visits="-1"), "range:onsite_visits", "below the minimum 0"),
     ("not a number", ticket(ticket_id="B8", reopened_count="two"), "type:reopened_count", "as int"),
     ("not a boolean", ticket(ticket_id="B9", first_time_fix="maybe"), "type:first_time_fix", "as bool"),
-    ("negative duration", ticket(ticket_id="B10", first_response_at="2026-05-01 08:00:00"),
-     "rule:response_after_created", "first_response_at is before created_at"),
+    (
+        "negative duration",
+        ticket(ticket_id="B10", first_response_at="2026-05-01 08:00:00"),
+        "rule:response_after_created",
+        "first_response_at is before created_at",
+    ),
 ]
 
 
@@ -99,8 +127,10 @@ def test_survey_score_out_of_range(roster: DataDir):
     result = load(roster, "surveys")
     assert (result.rows_loaded, result.rows_rejected) == (1, 2)
     got = query(roster, "select row_number, rule, reason from raw.rejected_rows order by row_number")
-    assert got == [(2, "range:overall_score", "overall_score: 7 is above the maximum 5"),
-                   (3, "range:nps", "nps: 11 is above the maximum 10")]
+    assert got == [
+        (2, "range:overall_score", "overall_score: 7 is above the maximum 5"),
+        (3, "range:nps", "nps: 11 is above the maximum 10"),
+    ]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
@@ -109,7 +139,9 @@ def test_encodings_load_the_same_names(data_dir: DataDir, encoding: str):
     result = load(data_dir, "technicians")
     assert result.files[0].encoding == encoding
     assert query(data_dir, "select name, team_name from raw.technicians order by technician_id") == [
-        ("张伟", "华东维修一组"), ("李娜", "华东维修一组")]
+        ("张伟", "华东维修一组"),
+        ("李娜", "华东维修一组"),
+    ]
 
 
 def test_undecodable_file_fails_naming_the_file(data_dir: DataDir):
@@ -145,8 +177,17 @@ def test_same_file_twice_changes_nothing_and_newer_version_is_added(roster: Data
 
 
 def test_truncated_file_and_wrong_field_counts_are_rejected_lines(roster: DataDir):
-    text = "\n".join([TICKET_HEADER, GOOD_TICKET, GOOD_TICKET.replace("K1", "K2") + ",extra-field",
-                      ticket(ticket_id="K3") + ',"unterminated']) + "\n"
+    text = (
+        "\n".join(
+            [
+                TICKET_HEADER,
+                GOOD_TICKET,
+                GOOD_TICKET.replace("K1", "K2") + ",extra-field",
+                ticket(ticket_id="K3") + ',"unterminated',
+            ]
+        )
+        + "\n"
+    )
     write(roster.feed_dir("tickets") / "2026-05-01.csv", text)
     result = load(roster, "tickets")
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (3, 1, 2)
@@ -157,8 +198,10 @@ def test_truncated_file_and_wrong_field_counts_are_rejected_lines(roster: DataDi
 def test_empty_file_header_only_extra_columns_and_duplicates(roster: DataDir):
     write(roster.feed_dir("tickets") / "2026-05-01.csv", "")
     write(roster.feed_dir("tickets") / "2026-05-02.csv", TICKET_HEADER + "\n")
-    write(roster.feed_dir("tickets") / "2026-05-03.csv",
-          "\n".join([TICKET_HEADER + ",note", GOOD_TICKET + ",x", GOOD_TICKET + ",dup"]) + "\n")
+    write(
+        roster.feed_dir("tickets") / "2026-05-03.csv",
+        "\n".join([TICKET_HEADER + ",note", GOOD_TICKET + ",x", GOOD_TICKET + ",dup"]) + "\n",
+    )
     result = load(roster, "tickets")
     by_file = {f.source_file: f for f in result.files}
     assert by_file["tickets/2026-05-01.csv"].rows_read == 0
@@ -197,12 +240,16 @@ def test_jsonl_parquet_and_xlsx(roster: DataDir):
     result = load(roster, "tickets")
     assert [(f.rows_loaded, f.rows_rejected) for f in result.files] == [(1, 2), (1, 1), (1, 1)]
     assert query(roster, "select rule from raw.rejected_rows order by source_file, row_number") == [
-        ("malformed_line",), ("enum:priority",), ("reference:technician_id",), ("reference:technician_id",)]
+        ("malformed_line",),
+        ("enum:priority",),
+        ("reference:technician_id",),
+        ("reference:technician_id",),
+    ]
 
 
 def test_every_landed_row_is_loaded_or_rejected(roster: DataDir):
     rows = [GOOD_TICKET] + [r for _, r, _, _ in BAD_TICKETS] + [ticket(ticket_id="K2"), ticket(ticket_id="K3")]
-    write(roster.feed_dir("tickets") / "2026-05-01.csv", "\n".join([TICKET_HEADER, *rows, "K9,broken\""]) + "\n")
+    write(roster.feed_dir("tickets") / "2026-05-01.csv", "\n".join([TICKET_HEADER, *rows, 'K9,broken"']) + "\n")
     load(roster, "tickets")
     landed = len(rows) + 1
     loaded = query(roster, "select count(*) from raw.tickets")[0][0]
@@ -210,7 +257,8 @@ def test_every_landed_row_is_loaded_or_rejected(roster: DataDir):
     assert (loaded, rejected) == (3, len(BAD_TICKETS) + 1)
     assert loaded + rejected == landed
     assert query(roster, "select rows_read, rows_loaded, rows_rejected from raw.load_log where feed = 'tickets'") == [
-        (landed, 3, len(BAD_TICKETS) + 1)]
+        (landed, 3, len(BAD_TICKETS) + 1)
+    ]
 
 
 def test_file_names_outside_the_landing_folder_are_refused(data_dir: DataDir, tmp_path: Path):
@@ -229,6 +277,7 @@ def test_file_names_outside_the_landing_folder_are_refused(data_dir: DataDir, tm
 
 # --- months touched: the months whose KPIs a load can change (what the publish sensor rebuilds) ---------------
 
+
 def load_tickets(data: DataDir, day: str, *rows: str) -> list[str]:
     write(data.feed_dir("tickets") / f"{day}.csv", "\n".join([TICKET_HEADER, *rows]) + "\n")
     result = load(data, "tickets")
@@ -236,10 +285,21 @@ def load_tickets(data: DataDir, day: str, *rows: str) -> list[str]:
     return result.months_touched
 
 
-OPEN_MARCH = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="", resolved_at="",
-                    updated_at="2026-03-10 09:00:00", status="open")
-RESOLVED_APRIL = ticket(ticket_id="C1", created_at="2026-03-28 09:00:00", first_response_at="2026-03-28 10:00:00",
-                        resolved_at="2026-04-02 12:00:00", updated_at="2026-04-02 12:00:00")
+OPEN_MARCH = ticket(
+    ticket_id="A1",
+    created_at="2026-03-10 09:00:00",
+    first_response_at="",
+    resolved_at="",
+    updated_at="2026-03-10 09:00:00",
+    status="open",
+)
+RESOLVED_APRIL = ticket(
+    ticket_id="C1",
+    created_at="2026-03-28 09:00:00",
+    first_response_at="2026-03-28 10:00:00",
+    resolved_at="2026-04-02 12:00:00",
+    updated_at="2026-04-02 12:00:00",
+)
 
 
 @pytest.fixture
@@ -249,20 +309,37 @@ def old_tickets(roster: DataDir) -> DataDir:
 
 
 def test_resolving_an_old_ticket_touches_the_resolved_month_only(old_tickets: DataDir):
-    resolved = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="",
-                      resolved_at="2026-06-01 10:00:00", updated_at="2026-06-01 10:00:00", status="resolved")
+    resolved = ticket(
+        ticket_id="A1",
+        created_at="2026-03-10 09:00:00",
+        first_response_at="",
+        resolved_at="2026-06-01 10:00:00",
+        updated_at="2026-06-01 10:00:00",
+        status="resolved",
+    )
     assert load_tickets(old_tickets, "2026-06-01", resolved) == ["2026-06-01"]
 
 
 def test_a_first_response_touches_the_created_month(old_tickets: DataDir):
-    responded = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="2026-03-10 10:00:00",
-                       resolved_at="", updated_at="2026-06-01 10:00:00", status="in_progress")
+    responded = ticket(
+        ticket_id="A1",
+        created_at="2026-03-10 09:00:00",
+        first_response_at="2026-03-10 10:00:00",
+        resolved_at="",
+        updated_at="2026-06-01 10:00:00",
+        status="in_progress",
+    )
     assert load_tickets(old_tickets, "2026-06-01", responded) == ["2026-03-01"]
 
 
 def test_a_new_ticket_touches_its_created_and_resolved_months(old_tickets: DataDir):
-    new = ticket(ticket_id="N1", created_at="2026-05-30 09:00:00", first_response_at="2026-05-30 10:00:00",
-                 resolved_at="2026-06-02 10:00:00", updated_at="2026-06-02 10:00:00")
+    new = ticket(
+        ticket_id="N1",
+        created_at="2026-05-30 09:00:00",
+        first_response_at="2026-05-30 10:00:00",
+        resolved_at="2026-06-02 10:00:00",
+        updated_at="2026-06-02 10:00:00",
+    )
     assert load_tickets(old_tickets, "2026-06-02", new) == ["2026-05-01", "2026-06-01"]
 
 
@@ -272,18 +349,26 @@ def test_a_ticket_moved_to_another_resolved_month_touches_both(old_tickets: Data
 
 
 def test_changes_no_indicator_reads_and_stale_versions_touch_nothing(old_tickets: DataDir):
-    new_customer = RESOLVED_APRIL.replace(",C1,", ",C9,").replace("2026-04-02 12:00:00,resolved",
-                                                                  "2026-04-05 12:00:00,resolved")
+    new_customer = RESOLVED_APRIL.replace(",C1,", ",C9,").replace(
+        "2026-04-02 12:00:00,resolved", "2026-04-05 12:00:00,resolved"
+    )
     assert load_tickets(old_tickets, "2026-04-05", new_customer) == []
-    stale = ticket(ticket_id="A1", created_at="2026-03-10 09:00:00", first_response_at="2026-03-10 09:30:00",
-                   resolved_at="", updated_at="2026-03-09 09:00:00", status="open")  # older than the loaded one
+    stale = ticket(
+        ticket_id="A1",
+        created_at="2026-03-10 09:00:00",
+        first_response_at="2026-03-10 09:30:00",
+        resolved_at="",
+        updated_at="2026-03-09 09:00:00",
+        status="open",
+    )  # older than the loaded one
     assert load_tickets(old_tickets, "2026-04-06", stale) == []
 
 
 def test_reassigning_a_ticket_touches_both_of_its_months(old_tickets: DataDir):
     """The technician counts for first_response_time (created month) and the resolution indicators."""
-    reassigned = RESOLVED_APRIL.replace(",T001,", ",T002,").replace("2026-04-02 12:00:00,resolved",
-                                                                    "2026-04-03 12:00:00,resolved")
+    reassigned = RESOLVED_APRIL.replace(",T001,", ",T002,").replace(
+        "2026-04-02 12:00:00,resolved", "2026-04-03 12:00:00,resolved"
+    )
     assert load_tickets(old_tickets, "2026-04-03", reassigned) == ["2026-03-01", "2026-04-01"]
 
 
@@ -298,8 +383,10 @@ def test_period_inputs_are_valid_sql_over_the_raw_columns(data_dir: DataDir):
 
 
 def test_closing_a_resolved_ticket_touches_nothing(old_tickets: DataDir):
-    closed = RESOLVED_APRIL.replace("2026-04-02 12:00:00,,2026-04-02 12:00:00,resolved",
-                                    "2026-04-02 12:00:00,2026-04-03 12:00:00,2026-04-03 12:00:00,closed")
+    closed = RESOLVED_APRIL.replace(
+        "2026-04-02 12:00:00,,2026-04-02 12:00:00,resolved",
+        "2026-04-02 12:00:00,2026-04-03 12:00:00,2026-04-03 12:00:00,closed",
+    )
     assert closed != RESOLVED_APRIL
     assert load_tickets(old_tickets, "2026-04-03", closed) == []
 
@@ -308,19 +395,30 @@ def test_a_batch_of_files_keeps_file_order_and_counts_per_file(roster: DataDir):
     """Files of one format load in one statement; a later file still wins a tie on updated_at (later _loaded_at)."""
     first = ticket(ticket_id="K1", channel="phone")
     second = ticket(ticket_id="K1", channel="web")
-    for day, rows in (("2026-05-01", [first, ticket(ticket_id="K2")]), ("2026-05-02", [second]),
-                      ("2026-05-03", [ticket(ticket_id="K3"), ticket(ticket_id="K3"), ticket(ticket_id="K4")])):
+    for day, rows in (
+        ("2026-05-01", [first, ticket(ticket_id="K2")]),
+        ("2026-05-02", [second]),
+        ("2026-05-03", [ticket(ticket_id="K3"), ticket(ticket_id="K3"), ticket(ticket_id="K4")]),
+    ):
         write(roster.feed_dir("tickets") / f"{day}.csv", "\n".join([TICKET_HEADER, *rows]) + "\n")
     result = load(roster, "tickets")
     assert [(f.source_file, f.rows_loaded, f.rows_rejected) for f in result.files] == [
-        ("tickets/2026-05-01.csv", 2, 0), ("tickets/2026-05-02.csv", 1, 0), ("tickets/2026-05-03.csv", 2, 1)]
-    newest = query(roster, "select channel from raw.tickets where ticket_id = 'K1' "
-                           "order by updated_at desc, _loaded_at desc, _row_number desc limit 1")
+        ("tickets/2026-05-01.csv", 2, 0),
+        ("tickets/2026-05-02.csv", 1, 0),
+        ("tickets/2026-05-03.csv", 2, 1),
+    ]
+    newest = query(
+        roster,
+        "select channel from raw.tickets where ticket_id = 'K1' "
+        "order by updated_at desc, _loaded_at desc, _row_number desc limit 1",
+    )
     assert newest == [("web",)]
     assert query(roster, "select source_file, row_number, rule from raw.rejected_rows") == [
-        ("tickets/2026-05-03.csv", 2, "duplicate_key")]
+        ("tickets/2026-05-03.csv", 2, "duplicate_key")
+    ]
     assert query(roster, "select _source_file, _row_number from raw.tickets where ticket_id = 'K4'") == [
-        ("tickets/2026-05-03.csv", 3)]
+        ("tickets/2026-05-03.csv", 3)
+    ]
 
 
 def test_survey_months_follow_the_scores_not_the_comment(roster: DataDir):
@@ -342,14 +440,18 @@ def test_survey_months_follow_the_scores_not_the_comment(roster: DataDir):
 def test_an_unterminated_quote_in_a_batch_of_csv_files_is_a_rejected_line(roster: DataDir):
     """DuckDB 2.0's multi-file read_csv([...]) of 3+ files loses such a line; the loader reads each CSV on its own
     inside the batch statement, so the line is still a rejected row naming its file and line."""
-    for day, rows in (("2026-05-01", [ticket(ticket_id="Q1")]),
-                      ("2026-05-02", [ticket(ticket_id="Q2"), ticket(ticket_id="Q3")[:40] + ',"never closed']),
-                      ("2026-05-03", [ticket(ticket_id="Q4")]), ("2026-05-04", [ticket(ticket_id="Q5")])):
+    for day, rows in (
+        ("2026-05-01", [ticket(ticket_id="Q1")]),
+        ("2026-05-02", [ticket(ticket_id="Q2"), ticket(ticket_id="Q3")[:40] + ',"never closed']),
+        ("2026-05-03", [ticket(ticket_id="Q4")]),
+        ("2026-05-04", [ticket(ticket_id="Q5")]),
+    ):
         write(roster.feed_dir("tickets") / f"{day}.csv", "\n".join([TICKET_HEADER, *rows]) + "\n")
     result = load(roster, "tickets")
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 4, 1)
     assert query(roster, "select source_file, line_number, rule from raw.rejected_rows") == [
-        ("tickets/2026-05-02.csv", 3, "malformed_line")]
+        ("tickets/2026-05-02.csv", 3, "malformed_line")
+    ]
 
 
 def test_typed_parquet_rows_breaking_the_contract_are_rejected_with_their_rule(roster: DataDir):
@@ -372,11 +474,16 @@ def test_typed_parquet_rows_breaking_the_contract_are_rejected_with_their_rule(r
     result = load(roster, "tickets")
     assert [(f.rows_read, f.rows_loaded, f.rows_rejected) for f in result.files] == [(5, 3, 2)]
     assert query(roster, "select ticket_id, onsite_visits, _row_number from raw.tickets order by _row_number") == [
-        ("G1", 1, 1), ("G2", 1, 2), ("G3", 3, 5)]
+        ("G1", 1, 1),
+        ("G2", 1, 2),
+        ("G3", 3, 5),
+    ]
     assert query(roster, "select row_number, rule, reason from raw.rejected_rows order by row_number") == [
         (3, "duplicate_key", "same key and updated_at as an earlier row of this file"),
-        (4, "range:onsite_visits", "onsite_visits: 101 is above the maximum 100")]
+        (4, "range:onsite_visits", "onsite_visits: 101 is above the maximum 100"),
+    ]
     record = json.loads(query(roster, "select record from raw.rejected_rows where row_number = 4")[0][0])
     assert (record["ticket_id"], record["onsite_visits"]) == ("R1", 101)
     assert query(roster, "select rows_read, rows_loaded, rows_rejected from raw.load_log where feed = 'tickets'") == [
-        (5, 3, 2)]
+        (5, 3, 2)
+    ]

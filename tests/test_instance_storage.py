@@ -36,12 +36,15 @@ def test_engines_are_reused_per_sqlite_file_and_events_land_where_dagster_reads_
         events = instance.event_log_storage
         # per-run shards and the cross-run index: both read back through Dagster's own queries
         for r in results:
-            assert any(e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
-                       for e in instance.all_logs(r.run_id))
+            assert any(
+                e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+                for e in instance.all_logs(r.run_id)
+            )
         latest = instance.get_latest_materialization_event(AssetKey("tiny"))
         assert latest is not None and latest.run_id == results[1].run_id
-        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [tiny_is_positive.check_key])[tiny_is_positive.check_key]
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key([tiny_is_positive.check_key])[
+            tiny_is_positive.check_key
+        ]
         assert check.run_id == results[1].run_id and check.status.value == "SUCCEEDED"
         assert {r.run_id for r in instance.get_runs()} == {r.run_id for r in results}
         # one engine per file: the index and each run's shard (event log), the run database (run storage)
@@ -76,7 +79,7 @@ def test_engine_cache_keeps_the_most_recently_used_engines(tmp_path: Path) -> No
     a, _ = cache.get(urls[0])
     b, _ = cache.get(urls[1])
     assert cache.get(urls[0]) == (a, False)  # a is now the most recent
-    c, created = cache.get(urls[2])          # evicts b
+    c, created = cache.get(urls[2])  # evicts b
     assert created and len(cache) == 2
     assert cache.get(urls[0]) == (a, False) and cache.get(urls[2]) == (c, False)
     b2, created = cache.get(urls[1])
@@ -87,12 +90,15 @@ def test_engine_reuse_applies_only_to_dagster_113_shaped_methods() -> None:
     instance_storage.install()
     assert instance_storage.engine_reuse_installed()
     (event_cls, event_name, event_params, event_names), (run_cls, run_name, run_params, run_names) = (
-        instance_storage._expected_shapes())
+        instance_storage._expected_shapes()
+    )
     # Dagster's own methods (kept when replaced) have the expected shape ...
     assert instance_storage.has_expected_shape(
-        instance_storage.DAGSTER_ORIGINALS[("SqliteEventLogStorage", "_connect")], event_params, event_names)
+        instance_storage.DAGSTER_ORIGINALS[("SqliteEventLogStorage", "_connect")], event_params, event_names
+    )
     assert instance_storage.has_expected_shape(
-        instance_storage.DAGSTER_ORIGINALS[("SqliteRunStorage", "connect")], run_params, run_names)
+        instance_storage.DAGSTER_ORIGINALS[("SqliteRunStorage", "connect")], run_params, run_names
+    )
     # ... ours (installed) and a method with another signature or body do not: installing again changes nothing
     assert not instance_storage.has_expected_shape(getattr(event_cls, event_name), event_params, event_names)
 

@@ -164,10 +164,16 @@ def test_serving_evidence_view_equals_the_warehouse_evidence(pipeline):
     assert served == built and len(served) > 0
     views = {r[0] for r in q(paths.serving, "select view_name from duckdb_views() where not internal")}
     assert "appraisal_evidence" in views
-    may = q(paths.serving, "select source_id from appraisal_evidence where technician_id = 'T1' "
-            "and period_label = '2026-05' and indicator_code = 'avg_handling_time' order by source_id")
-    resolved = q(paths.warehouse, "select ticket_id from marts.fct_service_tickets where technician_id = 'T1' "
-                 "and is_resolved and resolved_date between '2026-05-01' and '2026-05-31' order by ticket_id")
+    may = q(
+        paths.serving,
+        "select source_id from appraisal_evidence where technician_id = 'T1' "
+        "and period_label = '2026-05' and indicator_code = 'avg_handling_time' order by source_id",
+    )
+    resolved = q(
+        paths.warehouse,
+        "select ticket_id from marts.fct_service_tickets where technician_id = 'T1' "
+        "and is_resolved and resolved_date between '2026-05-01' and '2026-05-31' order by ticket_id",
+    )
     assert may == resolved and len(may) > 0
 
 

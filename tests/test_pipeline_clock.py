@@ -41,8 +41,14 @@ organisation:
 
 
 # the clock comes from the data folder's operations.yaml alone, not from this process's environment
-CLOCK_ENV = ("SERVICESCORE_TIMEZONE", "SERVICESCORE_WORKDAY_START", "SERVICESCORE_WORKDAY_END",
-             "SERVICESCORE_WORKING_WEEKDAYS", "SERVICESCORE_HOLIDAY_COUNTRY", "SERVICESCORE_OPERATIONS_CONFIG")
+CLOCK_ENV = (
+    "SERVICESCORE_TIMEZONE",
+    "SERVICESCORE_WORKDAY_START",
+    "SERVICESCORE_WORKDAY_END",
+    "SERVICESCORE_WORKING_WEEKDAYS",
+    "SERVICESCORE_HOLIDAY_COUNTRY",
+    "SERVICESCORE_OPERATIONS_CONFIG",
+)
 
 
 def write_berlin(paths: DataDir) -> None:
@@ -67,39 +73,57 @@ def test_run_succeeds_in_berlin(berlin):
 def test_naive_landing_times_are_berlin_wall_time(berlin):
     paths = berlin[0]
     # K1 created 2026-05-11 09:00 (naive) = 07:00 UTC in summer time (01:00 UTC in Shanghai)
-    assert q(paths.warehouse, "select strftime(created_at at time zone 'UTC', '%Y-%m-%d %H:%M') from raw.tickets "
-             "where ticket_id = 'K1'") == [("2026-05-11 07:00",)]
+    assert q(
+        paths.warehouse,
+        "select strftime(created_at at time zone 'UTC', '%Y-%m-%d %H:%M') from raw.tickets where ticket_id = 'K1'",
+    ) == [("2026-05-11 07:00",)]
 
 
 def test_month_cuts_in_berlin(berlin):
     paths = berlin[0]
-    rows = q(paths.warehouse, "select ticket_id, strftime(created_at, '%Y-%m-%d %H:%M'), created_date, resolved_date, "
-             "handling_hours, handling_business_hours from marts.fct_service_tickets "
-             "where ticket_id in ('KB1', 'KB2') order by 1")
+    rows = q(
+        paths.warehouse,
+        "select ticket_id, strftime(created_at, '%Y-%m-%d %H:%M'), created_date, resolved_date, "
+        "handling_hours, handling_business_hours from marts.fct_service_tickets "
+        "where ticket_id in ('KB1', 'KB2') order by 1",
+    )
     assert [(r[0], r[1], str(r[2]), str(r[3]), r[4], r[5]) for r in rows] == [
-        ("KB1", "2026-05-31 17:30", "2026-05-31", "2026-05-31", 3.5, 0.0),   # Shanghai: resolved 2026-06-01
+        ("KB1", "2026-05-31 17:30", "2026-05-31", "2026-05-31", 3.5, 0.0),  # Shanghai: resolved 2026-06-01
         ("KB2", "2026-05-31 20:00", "2026-05-31", "2026-06-01", 14.0, 2.0),  # Shanghai: created 2026-06-01
     ]
     # T3 in May: KB1 resolved (3.5 h); first responses of KB1 (1 h) and KB2 (0.5 h). In Shanghai T3 has no May
     # resolution and one May first response (KB1).
-    assert q(paths.warehouse, "select avg_handling_time_hours, avg_handling_time_n, first_response_time_hours, "
-             "first_response_time_n from marts.kpi_technician_monthly "
-             "where technician_id = 'T3' and period_label = '2026-05'") == [(3.5, 1, 0.75, 2)]
+    assert q(
+        paths.warehouse,
+        "select avg_handling_time_hours, avg_handling_time_n, first_response_time_hours, "
+        "first_response_time_n from marts.kpi_technician_monthly "
+        "where technician_id = 'T3' and period_label = '2026-05'",
+    ) == [(3.5, 1, 0.75, 2)]
     # June: K9 (6 h) and KB2 (14 h)
-    assert q(paths.warehouse, "select avg_handling_time_hours, avg_handling_time_n from marts.kpi_technician_monthly "
-             "where technician_id = 'T3' and period_label = '2026-06'") == [(10.0, 2)]
+    assert q(
+        paths.warehouse,
+        "select avg_handling_time_hours, avg_handling_time_n from marts.kpi_technician_monthly "
+        "where technician_id = 'T3' and period_label = '2026-06'",
+    ) == [(10.0, 2)]
 
 
 def test_business_hours_on_the_german_calendar_and_working_day(berlin):
     paths = berlin[0]
-    assert q(paths.warehouse, "select is_workday, is_holiday, holiday_name from raw.work_calendar "
-             "where calendar_date = '2026-05-25'") == [(False, True, "Pentecost Monday")]
-    assert q(paths.warehouse, "select ticket_id, handling_hours, handling_business_hours "
-             "from marts.fct_service_tickets where ticket_id in ('K4', 'K8') order by 1"
-             ) == [("K4", 288.0, 56.0), ("K8", 12.0, 7.0)]
-    assert q(paths.warehouse, "select avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n "
-             "from marts.kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-06'"
-             ) == [(150.0, (56 + 7) / 2, 2)]
+    assert q(
+        paths.warehouse,
+        "select is_workday, is_holiday, holiday_name from raw.work_calendar where calendar_date = '2026-05-25'",
+    ) == [(False, True, "Pentecost Monday")]
+    assert q(
+        paths.warehouse,
+        "select ticket_id, handling_hours, handling_business_hours "
+        "from marts.fct_service_tickets where ticket_id in ('K4', 'K8') order by 1",
+    ) == [("K4", 288.0, 56.0), ("K8", 12.0, 7.0)]
+    assert q(
+        paths.warehouse,
+        "select avg_handling_time_hours, avg_handling_time_business_hours, avg_handling_time_n "
+        "from marts.kpi_technician_monthly where technician_id = 'T1' and period_label = '2026-06'",
+    ) == [(150.0, (56 + 7) / 2, 2)]
     # the working day is 8 h: a full working day in int_work_calendar has 28,800 working seconds
-    assert q(paths.warehouse, "select work_seconds from intermediate.int_work_calendar "
-             "where calendar_date = '2026-05-26'") == [(28800,)]
+    assert q(
+        paths.warehouse, "select work_seconds from intermediate.int_work_calendar where calendar_date = '2026-05-26'"
+    ) == [(28800,)]

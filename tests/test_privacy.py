@@ -37,12 +37,15 @@ from tests.test_security import personal_data_leaks
 
 # the attack of the issue: a comment naming the customer (周二, C2) and her number with separators
 ATTACK = "请周二回电 139-0000-0002 找周二"
-SURVEYS = "\n".join([
-    ",".join(FEEDS["surveys"].column_names),
-    "R5,K7,T2,C1,2026-06-02 13:00:00,2026-06-03 10:00:00,5,5,5,5,9,{attack}",
-    "R6,K8,T1,C1,2026-06-03 22:00:00,2026-06-04 10:00:00,4,3,4,4,8,"
-    '"mail chen@example.com, +86 138 0000 0001, ID 110101199003074578, 陈先生 (010)12345678"',
-    ""])
+SURVEYS = "\n".join(
+    [
+        ",".join(FEEDS["surveys"].column_names),
+        "R5,K7,T2,C1,2026-06-02 13:00:00,2026-06-03 10:00:00,5,5,5,5,9,{attack}",
+        "R6,K8,T1,C1,2026-06-03 22:00:00,2026-06-04 10:00:00,4,3,4,4,8,"
+        '"mail chen@example.com, +86 138 0000 0001, ID 110101199003074578, 陈先生 (010)12345678"',
+        "",
+    ]
+)
 REVIEWS = """review_id,technician_id,period,reviewer_id,score,comment,reviewed_at
 V3,T1,2026-06,M1,4.0,"客户陈一表扬，电话 021-5555 6666",2026-06-30 18:00:00
 V4,T2,2026-06,M2,3.5,,2026-06-30 18:00:00
@@ -81,13 +84,19 @@ def test_the_run_publishes(run):
 def test_free_text_is_scrubbed_before_it_leaves_raw(run):
     paths, *_ = run
     assert q(paths.warehouse, "select comment from raw.surveys where response_id = 'R5'") == [(ATTACK,)]
-    got = dict(q(paths.serving, "select response_id, comment from fct_survey_responses where response_id in "
-                                "('R5', 'R6') union all select review_id, comment from fct_supervisor_reviews "
-                                "where review_id = 'V3'"))
+    got = dict(
+        q(
+            paths.serving,
+            "select response_id, comment from fct_survey_responses where response_id in "
+            "('R5', 'R6') union all select review_id, comment from fct_supervisor_reviews "
+            "where review_id = 'V3'",
+        )
+    )
     assert got == SCRUBBED
     # the staging views (what every model reads) hold the scrubbed text already
     assert q(paths.warehouse, "select comment from staging.stg_surveys__responses where response_id = 'R5'") == [
-        (SCRUBBED["R5"],)]
+        (SCRUBBED["R5"],)
+    ]
 
 
 @pytest.mark.slow
@@ -100,9 +109,11 @@ def test_the_projects_scanner_and_the_gate_find_nothing_in_serving(run):
     try:
         con.execute(f"attach '{paths.warehouse}' as w (read_only)")
         con.execute(f"attach '{paths.serving}' as s (read_only)")
-        rels = con.execute("select schema_name, table_name from duckdb_tables() where database_name = 's' "
-                           "and schema_name = 'main' union all select schema_name, view_name from duckdb_views() "
-                           "where database_name = 's' and not internal").fetchall()
+        rels = con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 's' "
+            "and schema_name = 'main' union all select schema_name, view_name from duckdb_views() "
+            "where database_name = 's' and not internal"
+        ).fetchall()
         assert leaks(con, "s", rels, raw_catalog="w") == []
     finally:
         con.close()
@@ -112,9 +123,9 @@ def test_the_projects_scanner_and_the_gate_find_nothing_in_serving(run):
 def test_the_pseudonym_is_the_keyed_hmac_and_nothing_beside_it_narrows_the_number(run):
     paths, key, *_ = run
     secret = PseudonymKey(key.encode(), "test")
-    assert dict(q(paths.serving, "select customer_id, phone_pseudonym from dim_customers where customer_id in "
-                                 "('C1', 'C2')")) == {"C1": hmac_phone(secret, "13800000001"),
-                                                      "C2": hmac_phone(secret, "13900000002")}
+    assert dict(
+        q(paths.serving, "select customer_id, phone_pseudonym from dim_customers where customer_id in ('C1', 'C2')")
+    ) == {"C1": hmac_phone(secret, "13800000001"), "C2": hmac_phone(secret, "13900000002")}
     columns = [c for (c,) in q(paths.serving, "select column_name from information_schema.columns")]
     assert [c for c in columns if "phone" in c] == ["phone_pseudonym"]  # no phone_masked, no last four digits
 
@@ -129,12 +140,16 @@ def test_a_brute_force_over_the_phone_space_with_the_serving_file_alone_finds_no
     con = duckdb.connect()
     try:
         con.execute(f"attach '{paths.serving}' as s (read_only)")
-        cols = con.execute("select table_name, column_name from duckdb_columns() where database_name = 's' "
-                           "and data_type = 'VARCHAR' and schema_name = 'main'").fetchall()
+        cols = con.execute(
+            "select table_name, column_name from duckdb_columns() where database_name = 's' "
+            "and data_type = 'VARCHAR' and schema_name = 'main'"
+        ).fetchall()
         con.execute("create table hexes (v varchar)")
         for table, column in cols:
-            con.execute(f'insert into hexes select distinct "{column}" from s.main."{table}" '
-                        f"where regexp_full_match(\"{column}\", '[0-9a-f]{{32}}|[0-9a-f]{{64}}')")
+            con.execute(
+                f'insert into hexes select distinct "{column}" from s.main."{table}" '
+                f"where regexp_full_match(\"{column}\", '[0-9a-f]{{32}}|[0-9a-f]{{64}}')"
+            )
         assert con.execute("select count(*) from hexes").fetchone()[0] >= 7  # the customers' pseudonyms at least
         con.execute("""
             create table candidates as
@@ -148,8 +163,9 @@ def test_a_brute_force_over_the_phone_space_with_the_serving_file_alone_finds_no
         assert hits == 0
         # the join is not blind: the old pseudonym of C2 (sha256 of the default salt and the digits) is found
         con.execute("insert into hexes select sha256('servicescore13900000002')")
-        assert con.execute(f"select list(d) from (select d, unnest([{attacks}]) as h from candidates) "
-                           f"join hexes on h = v").fetchone()[0] == ["13900000002"]
+        assert con.execute(
+            f"select list(d) from (select d, unnest([{attacks}]) as h from candidates) join hexes on h = v"
+        ).fetchone()[0] == ["13900000002"]
     finally:
         con.close()
 
@@ -160,10 +176,12 @@ def _duckdb_files_holding(path: Path, needle: str) -> list[str]:
     try:
         found = []
         for schema, table, column in con.execute(
-                "select schema_name, table_name, column_name from duckdb_columns() "
-                "where database_name = current_database() and data_type = 'VARCHAR'").fetchall():
-            n = con.execute(f'select count(*) from "{schema}"."{table}" where contains("{column}", ?)',
-                            [needle]).fetchone()[0]
+            "select schema_name, table_name, column_name from duckdb_columns() "
+            "where database_name = current_database() and data_type = 'VARCHAR'"
+        ).fetchall():
+            n = con.execute(
+                f'select count(*) from "{schema}"."{table}" where contains("{column}", ?)', [needle]
+            ).fetchone()[0]
             if n:
                 found.append(f"{schema}.{table}.{column}")
         return found
@@ -177,15 +195,36 @@ def test_the_key_is_in_no_file_of_the_data_folder_the_dbt_artifacts_or_the_docs_
     env = {**os.environ, "SERVICESCORE_DATA_DIR": str(paths.root), KEY_FILE_ENV: "/nonexistent"}
     docs = paths.reports / "dbt_docs"
     subprocess.run(
-        [sys.executable, "-m", "ingestion.organisation", str(REPO_ROOT / ".venv" / "bin" / "dbt"), "docs",
-         "generate", "--static", "--quiet", "--profiles-dir", ".", "--target-path", str(docs),
-         "--log-path", str(docs / "logs")],
-        cwd=DBT_PROJECT_DIR, env=env, check=True, capture_output=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ingestion.organisation",
+            str(REPO_ROOT / ".venv" / "bin" / "dbt"),
+            "docs",
+            "generate",
+            "--static",
+            "--quiet",
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(docs),
+            "--log-path",
+            str(docs / "logs"),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert (docs / "static_index.html").exists()
     hexed = key.encode().hex()
     for needle in (key, hexed):
-        grep = subprocess.run(["grep", "-rlaF", needle, str(paths.root), str(DBT_PROJECT_DIR / "target"),
-                               str(DBT_PROJECT_DIR / "logs")], capture_output=True, text=True)
+        grep = subprocess.run(
+            ["grep", "-rlaF", needle, str(paths.root), str(DBT_PROJECT_DIR / "target"), str(DBT_PROJECT_DIR / "logs")],
+            capture_output=True,
+            text=True,
+        )
         assert grep.returncode == 1, grep.stdout  # 1: no line matched; 2 would be an error
         assert _duckdb_files_holding(paths.warehouse, needle) == []
         assert _duckdb_files_holding(paths.serving, needle) == []
@@ -220,6 +259,7 @@ def test_the_gate_blocks_a_planted_leak_and_leaves_serving_byte_identical(run, t
 
 
 # --- the key ---------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,8 +326,10 @@ def test_the_gate_tells_people_published_on_purpose_and_digests_from_leaks():
     con = duckdb.connect()
     try:
         con.execute("create schema raw")
-        con.execute("create table raw.customers as select * from (values ('C1', '王伟', '+86 139-0000-0002')) "
-                    "v(customer_id, name, phone)")
+        con.execute(
+            "create table raw.customers as select * from (values ('C1', '王伟', '+86 139-0000-0002')) "
+            "v(customer_id, name, phone)"
+        )
         con.execute("create table raw.technicians as select '王伟华' as name")
         con.execute("create table raw.training_sessions as select '王伟' as trainer")
         con.execute("create schema m")

@@ -35,11 +35,15 @@ from orchestration.quality import (
 )
 from orchestration.resources import WarehouseResource
 
-SCORES = Suite("team_scores", "marts.team_scores", (
-    not_null("team_id"),
-    between("score", 1, 5),
-    between("bonus", 0, 10, severity="warning"),
-))
+SCORES = Suite(
+    "team_scores",
+    "marts.team_scores",
+    (
+        not_null("team_id"),
+        between("score", 1, 5),
+        between("bonus", 0, 10, severity="warning"),
+    ),
+)
 
 
 def build_graph(score: int, bonus: int):
@@ -74,8 +78,9 @@ def materialized(result) -> set[str]:
 
 def published_exists(warehouse: Path) -> bool:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return bool(con.execute(
-            "select count(*) from information_schema.tables where table_name = 'published'").fetchone()[0])
+        return bool(
+            con.execute("select count(*) from information_schema.tables where table_name = 'published'").fetchone()[0]
+        )
 
 
 def test_failing_blocking_check_stops_downstream(data_dir: DataDir) -> None:
@@ -120,7 +125,8 @@ def test_check_results_are_stored_with_the_dagster_run_id(data_dir: DataDir) -> 
     with duckdb.connect(str(data_dir.warehouse), read_only=True) as con:
         rows = con.execute(
             "select run_id, count(*), count(*) filter (where not success) "
-            "from quality.validation_results group by run_id").fetchall()
+            "from quality.validation_results group by run_id"
+        ).fetchall()
     assert rows == [(result.run_id, 3, 1)]
 
 
@@ -180,8 +186,9 @@ def two_mart_graph(score: int, bonus: int):
     return defs.resolve_asset_graph()
 
 
-def run_selection(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch, selection: AssetSelection,
-                  score: int, bonus: int):
+def run_selection(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch, selection: AssetSelection, score: int, bonus: int
+):
     monkeypatch.setenv("SERVICESCORE_DATA_DIR", str(data_dir.root))
     job = define_asset_job("j", selection=selection).resolve(asset_graph=two_mart_graph(score, bonus))
     return job.execute_in_process(raise_on_error=False)
@@ -193,17 +200,21 @@ def evaluations(result) -> dict[str, bool]:
 
 def stored_suites(warehouse: Path, run_id: str) -> set[str]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {r[0] for r in con.execute(
-            "select distinct suite from quality.validation_results where run_id = ?", [run_id]).fetchall()}
+        return {
+            r[0]
+            for r in con.execute(
+                "select distinct suite from quality.validation_results where run_id = ?", [run_id]
+            ).fetchall()
+        }
 
 
 def test_one_step_evaluates_only_the_checks_of_the_selected_assets(
-        data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
     everything = run_selection(data_dir, monkeypatch, AssetSelection.all(), score=4, bonus=1)
     assert everything.success
     assert evaluations(everything) == {"gx_team_scores": True, "gx_team_bonus": True}
-    check_steps = {e.step_key for e in everything.all_events
-                   if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    check_steps = {e.step_key for e in everything.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert check_steps == {"marts_gx_suites"}  # both suites in one step
     assert materialized(everything) == {"team_scores", "team_bonus", "published"}
 
@@ -214,7 +225,8 @@ def test_one_step_evaluates_only_the_checks_of_the_selected_assets(
 
 
 def test_a_failing_check_in_the_shared_step_stops_the_publication(
-        data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = run_selection(data_dir, monkeypatch, AssetSelection.all(), score=4, bonus=99)
     assert not result.success
     # every suite of the step is reported, the failing one as a blocking error
@@ -239,8 +251,9 @@ def feed_graph(day: int, score: int):
         with duckdb.connect(str(warehouse.paths().warehouse)) as con:
             con.execute("create schema if not exists raw")
             con.execute("create table if not exists raw.feed (score bigint, _loaded_at timestamptz)")
-            con.execute(f"insert into raw.feed select {score}, timestamptz '2026-05-0{day} 01:00:00+00' "
-                        f"from range({10 * day})")
+            con.execute(
+                f"insert into raw.feed select {score}, timestamptz '2026-05-0{day} 01:00:00+00' from range({10 * day})"
+            )
         return MaterializeResult()
 
     return [feed, build_suite_check(FEED, blocking=False)]
@@ -277,18 +290,24 @@ def monthly_graph(month: int, score: int):
         with duckdb.connect(str(warehouse.paths().warehouse)) as con:
             con.execute("create schema if not exists marts")
             con.execute("create schema if not exists intermediate")
-            con.execute("create table if not exists marts.monthly (technician_id varchar, period_start date, "
-                        "score bigint)")
-            con.execute("create table if not exists intermediate.int_incremental_build_log (model_name varchar, "
-                        "built_at timestamptz, is_full_build boolean, month_start date)")
+            con.execute(
+                "create table if not exists marts.monthly (technician_id varchar, period_start date, score bigint)"
+            )
+            con.execute(
+                "create table if not exists intermediate.int_incremental_build_log (model_name varchar, "
+                "built_at timestamptz, is_full_build boolean, month_start date)"
+            )
             start = f"2026-{month:02d}-01"
             con.execute(f"delete from marts.monthly where period_start = date '{start}'")
-            con.execute(f"insert into marts.monthly select 'T' || range, date '{start}', {score} "
-                        f"from range({10 * month})")
+            con.execute(
+                f"insert into marts.monthly select 'T' || range, date '{start}', {score} from range({10 * month})"
+            )
             first = month == 1
             month_start = "null" if first else f"date '{start}'"
-            con.execute("insert into intermediate.int_incremental_build_log values "
-                        f"('monthly', timestamptz '2026-07-0{month} 01:00:00+00', {first}, {month_start})")
+            con.execute(
+                "insert into intermediate.int_incremental_build_log values "
+                f"('monthly', timestamptz '2026-07-0{month} 01:00:00+00', {first}, {month_start})"
+            )
         return MaterializeResult()
 
     return [monthly, build_suite_check(MONTHLY, blocking=True)]

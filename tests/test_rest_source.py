@@ -21,13 +21,21 @@ TOKEN = "s3cret"
 ENDPOINT = "/api/v2/incremental/tickets/cursor.json"
 
 
-def zendesk_ticket(i: int, ts: int, status: str = "open", priority: str | None = "normal",
-                   assignee: int = 1001) -> dict[str, Any]:
+def zendesk_ticket(
+    i: int, ts: int, status: str = "open", priority: str | None = "normal", assignee: int = 1001
+) -> dict[str, Any]:
     iso = f"2024-03-0{1 + (ts - 1_709_251_200) // 86_400}T{(ts % 86_400) // 3600:02d}:00:00Z"
     return {
-        "id": i, "url": f"https://example.zendesk.com/api/v2/tickets/{i}.json", "created_at": iso,
-        "updated_at": iso, "generated_timestamp": ts, "status": status, "priority": priority,
-        "assignee_id": assignee, "requester_id": 500 + i, "via": {"channel": "web", "source": {"rel": None}},
+        "id": i,
+        "url": f"https://example.zendesk.com/api/v2/tickets/{i}.json",
+        "created_at": iso,
+        "updated_at": iso,
+        "generated_timestamp": ts,
+        "status": status,
+        "priority": priority,
+        "assignee_id": assignee,
+        "requester_id": 500 + i,
+        "via": {"channel": "web", "source": {"rel": None}},
         "tags": ["vip"] if i == 2 else [],
     }
 
@@ -72,16 +80,23 @@ class FakeZendesk:
         size = int(q.get("per_page", [self.page_size])[0])
         chunk = after[:size]
         nxt = f"{chunk[-1]['generated_timestamp']}.{chunk[-1]['id']}" if chunk else cursor
-        return 200, {}, {
-            "tickets": chunk, "after_cursor": nxt, "before_cursor": cursor,
-            "after_url": f"http://x{ENDPOINT}?cursor={nxt}", "end_of_stream": len(after) <= size,
-        }
+        return (
+            200,
+            {},
+            {
+                "tickets": chunk,
+                "after_cursor": nxt,
+                "before_cursor": cursor,
+                "after_url": f"http://x{ENDPOINT}?cursor={nxt}",
+                "end_of_stream": len(after) <= size,
+            },
+        )
 
     def numbered_page(self, q: dict[str, list[str]]) -> tuple[int, dict[str, str], Any]:
         since = q["start_time"][0]
         rows = [t for t in sorted(self.tickets, key=lambda t: t["id"]) if t["updated_at"] >= since]
         page, size = int(q["page"][0]), int(q["per_page"][0])
-        return 200, {}, {"data": {"items": rows[(page - 1) * size: page * size]}, "count": len(rows)}
+        return 200, {}, {"data": {"items": rows[(page - 1) * size : page * size]}, "count": len(rows)}
 
 
 @pytest.fixture
@@ -116,23 +131,35 @@ def server() -> Iterator[tuple[FakeZendesk, str]]:
 MAPPING = {
     "source": {"timezone": "UTC"},
     "feeds": {
-        "tickets": {"columns": {
-            "ticket_id": {"column": "id", "prefix": "ZD-"},
-            "created_at": {"column": "created_at", "formats": ["iso8601"]},
-            "updated_at": {"column": "updated_at", "formats": ["iso8601"]},
-            "status": {"column": "status", "values": {"new": "open", "open": "in_progress",
-                                                      "pending": "in_progress"}},
-            "service_type": {"constant": "technical_support"},
-            "priority": {"column": "priority", "values": {"urgent": "P1", "high": "P2", "normal": "P3", "low": "P4"},
-                         "default": "P3"},
-            "technician_id": {"column": "assignee_id"},
-            "customer_id": {"column": "requester_id"},
-        }},
+        "tickets": {
+            "columns": {
+                "ticket_id": {"column": "id", "prefix": "ZD-"},
+                "created_at": {"column": "created_at", "formats": ["iso8601"]},
+                "updated_at": {"column": "updated_at", "formats": ["iso8601"]},
+                "status": {
+                    "column": "status",
+                    "values": {"new": "open", "open": "in_progress", "pending": "in_progress"},
+                },
+                "service_type": {"constant": "technical_support"},
+                "priority": {
+                    "column": "priority",
+                    "values": {"urgent": "P1", "high": "P2", "normal": "P3", "low": "P4"},
+                    "default": "P3",
+                },
+                "technician_id": {"column": "assignee_id"},
+                "customer_id": {"column": "requester_id"},
+            }
+        },
         "technicians": {
-            "derive_from": "tickets", "distinct_on": ["technician_id"],
-            "columns": {"technician_id": {"column": "assignee_id"}, "name": {"column": "assignee_id"},
-                        "team_id": {"constant": "support"}, "hire_date": {"constant": "2024-01-01"},
-                        "valid_from": {"constant": "2024-01-01"}},
+            "derive_from": "tickets",
+            "distinct_on": ["technician_id"],
+            "columns": {
+                "technician_id": {"column": "assignee_id"},
+                "name": {"column": "assignee_id"},
+                "team_id": {"constant": "support"},
+                "hire_date": {"constant": "2024-01-01"},
+                "valid_from": {"constant": "2024-01-01"},
+            },
         },
     },
 }
@@ -142,14 +169,23 @@ DAY1 = 1_709_251_200  # 2024-03-01T00:00:00Z
 
 def config(base_url: str, **overrides: Any) -> RestSourceConfig:
     doc = {
-        "name": "zendesk_tickets", "base_url": base_url, "token_env": "ZENDESK_TOKEN", "endpoint": ENDPOINT,
-        "params": {"per_page": 2}, "record_path": "tickets",
-        "pagination": {"type": "cursor", "cursor_param": "cursor", "cursor_field": "after_cursor",
-                       "end_field": "end_of_stream"},
-        "incremental": {"start_param": "start_time", "start": DAY1, "format": "unix",
-                        "field": "generated_timestamp"},
+        "name": "zendesk_tickets",
+        "base_url": base_url,
+        "token_env": "ZENDESK_TOKEN",
+        "endpoint": ENDPOINT,
+        "params": {"per_page": 2},
+        "record_path": "tickets",
+        "pagination": {
+            "type": "cursor",
+            "cursor_param": "cursor",
+            "cursor_field": "after_cursor",
+            "end_field": "end_of_stream",
+        },
+        "incremental": {"start_param": "start_time", "start": DAY1, "format": "unix", "field": "generated_timestamp"},
         "retry": {"max_attempts": 4, "backoff_seconds": 0.05, "max_wait_seconds": 2},
-        "timeout_seconds": 5, "output": "jsonl", "mapping": MAPPING,
+        "timeout_seconds": 5,
+        "output": "jsonl",
+        "mapping": MAPPING,
     }
     doc.update(overrides)
     return RestSourceConfig.model_validate(doc)
@@ -167,14 +203,29 @@ class Sleeps(list):
         time.sleep(seconds)
 
 
-def expected_ticket(i: int, hour: int, day: int = 1, status: str = "in_progress", prio: str = "P3",
-                    tech: str = "1001") -> dict[str, Any]:
+def expected_ticket(
+    i: int, hour: int, day: int = 1, status: str = "in_progress", prio: str = "P3", tech: str = "1001"
+) -> dict[str, Any]:
     at = f"2024-03-0{day}T{hour:02d}:00:00+00:00"
-    return {"ticket_id": f"ZD-{i}", "created_at": at, "first_response_at": None, "resolved_at": None,
-            "closed_at": None, "updated_at": at, "status": status, "service_type": "technical_support",
-            "priority": prio, "channel": None, "technician_id": tech, "customer_id": str(500 + i),
-            "product_id": None, "onsite_visits": None, "first_time_fix": None, "reopened_count": None,
-            "sla_due_at": None}
+    return {
+        "ticket_id": f"ZD-{i}",
+        "created_at": at,
+        "first_response_at": None,
+        "resolved_at": None,
+        "closed_at": None,
+        "updated_at": at,
+        "status": status,
+        "service_type": "technical_support",
+        "priority": prio,
+        "channel": None,
+        "technician_id": tech,
+        "customer_id": str(500 + i),
+        "product_id": None,
+        "onsite_visits": None,
+        "first_time_fix": None,
+        "reopened_count": None,
+        "sla_due_at": None,
+    }
 
 
 def test_incremental_cursor_pull_with_retries(server, data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,12 +249,20 @@ def test_incremental_cursor_pull_with_retries(server, data_dir: DataDir, monkeyp
     assert sleeps == [0.05, 1.0]
     assert (first.pages, first.records) == (3, 5)
     assert [(r.get("start_time"), r.get("cursor")) for r in fake.requests] == [
-        ([str(DAY1)], None), (None, [c2]), (None, [c2]), (None, [c4]), (None, [c4])]
+        ([str(DAY1)], None),
+        (None, [c2]),
+        (None, [c2]),
+        (None, [c4]),
+        (None, [c4]),
+    ]
     tickets = first.mapping.feeds["tickets"].path
     assert tickets == data_dir.landing / "tickets" / "2024-03-02_zendesk_tickets_010203.jsonl"
     assert landed(tickets) == [
-        expected_ticket(1, 8), expected_ticket(2, 9, status="open", prio="P1"),
-        expected_ticket(3, 10, tech="1002"), expected_ticket(4, 11, prio="P4"), expected_ticket(5, 12),
+        expected_ticket(1, 8),
+        expected_ticket(2, 9, status="open", prio="P1"),
+        expected_ticket(3, 10, tech="1002"),
+        expected_ticket(4, 11, prio="P4"),
+        expected_ticket(5, 12),
     ]
     techs = landed(data_dir.landing / "technicians" / "2024-03-02_zendesk_tickets_010203.jsonl")
     assert [(t["technician_id"], t["team_id"]) for t in techs] == [("1001", "support"), ("1002", "support")]
@@ -218,7 +277,9 @@ def test_incremental_cursor_pull_with_retries(server, data_dir: DataDir, monkeyp
     assert [(r.get("start_time"), r.get("cursor")) for r in fake.requests] == [(None, [c5])]
     assert second.records == 2
     assert landed(data_dir.landing / "tickets" / "2024-03-03_zendesk_tickets_010000.jsonl") == [
-        expected_ticket(1, 7, day=2), expected_ticket(6, 8, day=2, prio="P2")]
+        expected_ticket(1, 7, day=2),
+        expected_ticket(6, 8, day=2, prio="P2"),
+    ]
     assert json.loads(second.state_path.read_text(encoding="utf-8"))["cursor"] == f"{DAY1 + 86_400 + 8 * 3600}.6"
     # third run: nothing new, no file, cursor kept
     third = pull(config(url), data_dir, now=dt.datetime(2024, 3, 4, tzinfo=dt.UTC), sleep=sleeps)
@@ -252,8 +313,11 @@ def test_gives_up_after_bounded_attempts_and_caps_retry_after(server, data_dir: 
     fake.always, fake.retry_after = 429, "30"
     sleeps.clear()
     with pytest.raises(RestSourceError, match="last: HTTP 429"):
-        pull(config(url, retry={"max_attempts": 2, "backoff_seconds": 0, "max_wait_seconds": 0.2}),
-             data_dir, sleep=sleeps)
+        pull(
+            config(url, retry={"max_attempts": 2, "backoff_seconds": 0, "max_wait_seconds": 0.2}),
+            data_dir,
+            sleep=sleeps,
+        )
     assert sleeps == [0.2] and len(fake.requests) == 2  # Retry-After: 30 capped by max_wait_seconds
     assert not state_path(config(url), data_dir).exists()
 
@@ -263,23 +327,33 @@ def test_page_numbers_with_an_iso_start_time(server, data_dir: DataDir, monkeypa
     monkeypatch.setenv("ZENDESK_TOKEN", TOKEN)
     fake.tickets = [zendesk_ticket(i, DAY1 + (7 + i) * 3600) for i in range(1, 6)]
     cfg = config(
-        url, endpoint="/api/v2/search.json", record_path="data.items", params={},
+        url,
+        endpoint="/api/v2/search.json",
+        record_path="data.items",
+        params={},
         pagination={"type": "page", "page_param": "page", "size_param": "per_page", "page_size": 2},
-        incremental={"start_param": "start_time", "start": "2024-03-01T09:00:00Z", "format": "iso",
-                     "field": "updated_at"},
+        incremental={
+            "start_param": "start_time",
+            "start": "2024-03-01T09:00:00Z",
+            "format": "iso",
+            "field": "updated_at",
+        },
         output="parquet",
     )
     result = pull(cfg, data_dir)
     assert [(r["page"], r["start_time"]) for r in fake.requests] == [
-        (["1"], ["2024-03-01T09:00:00Z"]), (["2"], ["2024-03-01T09:00:00Z"]), (["3"], ["2024-03-01T09:00:00Z"])]
+        (["1"], ["2024-03-01T09:00:00Z"]),
+        (["2"], ["2024-03-01T09:00:00Z"]),
+        (["3"], ["2024-03-01T09:00:00Z"]),
+    ]
     assert result.records == 4 and result.state["start"] == "2024-03-01T12:00:00Z"
     import duckdb
 
     path = result.mapping.feeds["tickets"].path
     assert path.suffix == ".parquet"
-    assert duckdb.connect().execute("select list(ticket_id order by ticket_id) from read_parquet($p)",
-                                    {"p": str(path)}).fetchone()[0] == [
-        "ZD-2", "ZD-3", "ZD-4", "ZD-5"]
+    assert duckdb.connect().execute(
+        "select list(ticket_id order by ticket_id) from read_parquet($p)", {"p": str(path)}
+    ).fetchone()[0] == ["ZD-2", "ZD-3", "ZD-4", "ZD-5"]
     fake.requests.clear()
     pull(cfg, data_dir)
     assert fake.requests[0]["start_time"] == ["2024-03-01T12:00:00Z"]

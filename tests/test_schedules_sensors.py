@@ -30,11 +30,15 @@ from ingestion.loader import load_feed
 from ingestion.paths import DataDir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
-TICKET_HEADER = ("ticket_id,created_at,first_response_at,resolved_at,closed_at,updated_at,status,service_type,"
-                 "priority,channel,technician_id,customer_id,product_id,onsite_visits,first_time_fix,reopened_count\n")
+TICKET_HEADER = (
+    "ticket_id,created_at,first_response_at,resolved_at,closed_at,updated_at,status,service_type,"
+    "priority,channel,technician_id,customer_id,product_id,onsite_visits,first_time_fix,reopened_count\n"
+)
 # a ticket of May 2026 that arrives late, in the file of 2026-07-02: 2 hours, a repair fixed at the first visit
-LATE_TICKET = ("K10,2026-05-25 10:00:00,2026-05-25 10:10:00,2026-05-25 12:00:00,,2026-05-25 12:00:00,resolved,"
-               "repair,P2,phone,T1,C1,P1,1,true,0\n")
+LATE_TICKET = (
+    "K10,2026-05-25 10:00:00,2026-05-25 10:10:00,2026-05-25 12:00:00,,2026-05-25 12:00:00,resolved,"
+    "repair,P2,phone,T1,C1,P1,1,true,0\n"
+)
 
 
 def age(path: Path, seconds: float = 120) -> None:
@@ -51,8 +55,16 @@ def copy_fixture(paths: DataDir) -> None:
 
 def load_all(paths: DataDir) -> None:
     """Load the landing folder the way the ingestion assets do (reference feeds first)."""
-    for feed in ("technicians", "customers", "products", "purchases", "tickets", "complaints", "surveys",
-                 "supervisor_reviews"):
+    for feed in (
+        "technicians",
+        "customers",
+        "products",
+        "purchases",
+        "tickets",
+        "complaints",
+        "surveys",
+        "supervisor_reviews",
+    ):
         load_feed(paths.warehouse, paths.landing, feed, "test-load", paths.work)
 
 
@@ -73,6 +85,7 @@ def instance(data_dir: DataDir):
 
 
 # --- landing sensor ---------------------------------------------------------------------------------------
+
 
 def test_sensor_over_a_loaded_landing_folder_starts_nothing_then_requests_only_the_new_file(data_dir, instance):
     from orchestration.sensors import evaluate_landing, run_key_for, scan_landing
@@ -160,6 +173,7 @@ def test_landing_sensor_definition_through_dagster(data_dir, instance):
 
 # --- nightly schedule -------------------------------------------------------------------------------------
 
+
 def test_nightly_schedule_is_0200_shanghai_and_lists_the_new_files(data_dir, instance):
     from orchestration.schedules import nightly_ingest
 
@@ -201,6 +215,7 @@ def test_nightly_schedule_without_the_warehouse_uses_recent_files(data_dir, inst
 
 # --- publish after ingest ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("today", "closing_day", "touched", "expected"),
     [
@@ -223,14 +238,16 @@ def test_closing_day_and_lags_are_configurable(data_dir, monkeypatch):
     from orchestration.operations_settings import load_settings
 
     (data_dir.root / "operations.yaml").write_text(
-        "closing_day: 8\nfreshness:\n  tickets: {warn_after_hours: 10, fail_after_hours: 20}\n")
+        "closing_day: 8\nfreshness:\n  tickets: {warn_after_hours: 10, fail_after_hours: 20}\n"
+    )
     settings = load_settings(data_dir)
     assert settings.closing_day == 8
     assert (settings.freshness["tickets"].warn_after_hours, settings.freshness["tickets"].fail_after_hours) == (10, 20)
     monkeypatch.setenv("SERVICESCORE_CLOSING_DAY", "3")
     assert load_settings(data_dir).closing_day == 3
     (data_dir.root / "operations.yaml").write_text(
-        "freshness:\n  tickets: {warn_after_hours: 30, fail_after_hours: 20}\n")
+        "freshness:\n  tickets: {warn_after_hours: 30, fail_after_hours: 20}\n"
+    )
     with pytest.raises(ValueError, match="warn"):
         load_settings(data_dir)
     (data_dir.root / "operations.yaml").write_text("freshness:\n  ticket: {warn_after_hours: 3}\n")
@@ -239,6 +256,7 @@ def test_closing_day_and_lags_are_configurable(data_dir, monkeypatch):
 
 
 # --- freshness --------------------------------------------------------------------------------------------
+
 
 def test_freshness_levels_on_the_newest_record(data_dir):
     from orchestration.freshness import freshness_result, newest_record_at
@@ -274,20 +292,29 @@ def test_freshness_job_runs_the_four_checks(data_dir, instance):
     copy_fixture(data_dir)
     load_all(data_dir)
     (data_dir.root / "operations.yaml").write_text(
-        "freshness:\n  supervisor_reviews: {warn_after_hours: 100000, fail_after_hours: 200000}\n")
-    defs = Definitions(assets=ingestion_assets, asset_checks=freshness_checks, jobs=[check_feed_freshness],
-                       resources={"warehouse": WarehouseResource()})
-    result = defs.resolve_job_def("check_feed_freshness").execute_in_process(instance=instance,
-                                                                               raise_on_error=False)
+        "freshness:\n  supervisor_reviews: {warn_after_hours: 100000, fail_after_hours: 200000}\n"
+    )
+    defs = Definitions(
+        assets=ingestion_assets,
+        asset_checks=freshness_checks,
+        jobs=[check_feed_freshness],
+        resources={"warehouse": WarehouseResource()},
+    )
+    result = defs.resolve_job_def("check_feed_freshness").execute_in_process(instance=instance, raise_on_error=False)
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert set(evals) == {"freshness_tickets", "freshness_complaints", "freshness_surveys",
-                          "freshness_supervisor_reviews"}
+    assert set(evals) == {
+        "freshness_tickets",
+        "freshness_complaints",
+        "freshness_surveys",
+        "freshness_supervisor_reviews",
+    }
     # the fixture is from May/June 2026: months old today, except for the lag set to ~11 years
     assert not evals["freshness_tickets"].passed and evals["freshness_tickets"].severity == AssetCheckSeverity.ERROR
     assert evals["freshness_supervisor_reviews"].passed
 
 
 # --- the gate across runs ---------------------------------------------------------------------------------
+
 
 def test_latest_blocking_failures_across_runs(data_dir, instance):
     from dagster import AssetCheckResult, Definitions, asset, asset_check
@@ -313,12 +340,12 @@ def test_latest_blocking_failures_across_runs(data_dir, instance):
     graph = defs.resolve_asset_graph()
     key = AssetKey("mart")
     assert latest_blocking_failures(instance, [key], graph) == []  # never evaluated
-    failed_run = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance,
-                                                                                 raise_on_error=False)
+    failed_run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, raise_on_error=False
+    )
     # a later run (e.g. one that only publishes) sees the failure of the earlier one; the non-blocking check
     # does not count
-    assert latest_blocking_failures(instance, [key], graph) == [
-        f"mart:csat_in_range failed in run {failed_run.run_id}"]
+    assert latest_blocking_failures(instance, [key], graph) == [f"mart:csat_in_range failed in run {failed_run.run_id}"]
     assert latest_blocking_failures(instance, [AssetKey("other")], graph) == []
     state["csat"] = 0.5
     defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, raise_on_error=False)
@@ -335,6 +362,7 @@ def test_gate_knows_the_real_blocking_mart_checks():
 
 
 # --- one writer at a time ---------------------------------------------------------------------------------
+
 
 def test_queued_coordinator_starts_one_warehouse_writer_at_a_time(data_dir, instance):
     """Runs submitted to the instance that orchestration.cli writes (as the UI and the sensors submit them) are
@@ -359,8 +387,12 @@ def test_queued_coordinator_starts_one_warehouse_writer_at_a_time(data_dir, inst
         assert job.tags["servicescore/writes-warehouse"] == "true"
 
         def submit(tags: dict[str, str]) -> str:
-            run = instance.create_run_for_job(job, remote_job_origin=remote_job.get_remote_origin(),
-                                              job_code_origin=remote_job.get_python_origin(), tags=tags)
+            run = instance.create_run_for_job(
+                job,
+                remote_job_origin=remote_job.get_remote_origin(),
+                job_code_origin=remote_job.get_python_origin(),
+                tags=tags,
+            )
             instance.submit_run(run.run_id, request_context)
             assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.QUEUED
             return run.run_id
@@ -389,6 +421,7 @@ def test_queued_coordinator_starts_one_warehouse_writer_at_a_time(data_dir, inst
 
 # --- end to end: a late file is loaded once and its month republished as a restatement --------------------
 
+
 @pytest.mark.slow
 def test_late_file_is_loaded_once_and_its_closed_month_restated(data_dir, instance):
     from orchestration.cli import range_tags, run_job, run_pipeline, summarize
@@ -408,17 +441,23 @@ def test_late_file_is_loaded_once_and_its_closed_month_restated(data_dir, instan
     run = instance.get_run_by_id(ingest.run_id).with_tags({**request.tags})
     follow = publish_request(instance, run, today=dt.date(2026, 7, 20))
     assert follow.tags["servicescore/months-touched"] == "2026-05-01"
-    assert (follow.tags["dagster/asset_partition_range_start"],
-            follow.tags["dagster/asset_partition_range_end"]) == ("2026-05-01", "2026-07-01")
+    assert (follow.tags["dagster/asset_partition_range_start"], follow.tags["dagster/asset_partition_range_end"]) == (
+        "2026-05-01",
+        "2026-07-01",
+    )
     build = run_job("build_and_publish", "2026-05-01", "2026-07-01")
     assert build.success
 
     con = duckdb.connect(str(data_dir.serving), read_only=True)
     try:
-        periods = con.execute("select period_label, version, is_restatement from publication_periods "
-                              "where period_label = '2026-05' order by version").fetchall()
-        aht = con.execute("select avg_handling_time_hours, mttr_hours from kpi_technician_monthly "
-                          "where technician_id = 'T1' and period_label = '2026-05'").fetchall()
+        periods = con.execute(
+            "select period_label, version, is_restatement from publication_periods "
+            "where period_label = '2026-05' order by version"
+        ).fetchall()
+        aht = con.execute(
+            "select avg_handling_time_hours, mttr_hours from kpi_technician_monthly "
+            "where technician_id = 'T1' and period_label = '2026-05'"
+        ).fetchall()
     finally:
         con.close()
     assert periods == [("2026-05", 1, False), ("2026-05", 2, True)]

@@ -21,7 +21,14 @@ from tests.cli_runs import baseline
 
 # a column may carry a derived form of personal data only under a name that says so
 PERSONAL_COLUMN_NAMES = {n for cols in PERSONAL_DATA_COLUMNS.values() for n in cols} | {
-    "customer_name", "customer_phone", "phone_number", "mobile", "telephone", "tel", "contact_name"}
+    "customer_name",
+    "customer_phone",
+    "phone_number",
+    "mobile",
+    "telephone",
+    "tel",
+    "contact_name",
+}
 
 
 def personal_data_leaks(warehouse: Path, target: Path, schemas: set[str] | None) -> list[tuple[str, str, str]]:
@@ -53,8 +60,11 @@ def personal_data_leaks(warehouse: Path, target: Path, schemas: set[str] | None)
                 continue
             rel = f"{db}.{quote_ident(schema)}.{quote_ident(table)}"
             cols = [r[0] for r in con.execute(f"describe select * from {rel}").fetchall()]
-            leaks += [(f"{schema}.{table}", c, "personal-data column name") for c in cols
-                      if c.lower() in PERSONAL_COLUMN_NAMES]
+            leaks += [
+                (f"{schema}.{table}", c, "personal-data column name")
+                for c in cols
+                if c.lower() in PERSONAL_COLUMN_NAMES
+            ]
             if not cols:
                 continue
             casts = ", ".join(f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}" for c in cols)
@@ -96,8 +106,7 @@ def test_the_scan_finds_a_planted_leak(base: DataDir, tmp_path: Path):
     leaky = tmp_path / "leaky.duckdb"
     shutil.copy2(base.serving, leaky)
     con = duckdb.connect(str(leaky))
-    con.execute("create table main.notes as select 'call 陈一 back' as note, '138-0000-0001' as contact, "
-                "'x' as phone")
+    con.execute("create table main.notes as select 'call 陈一 back' as note, '138-0000-0001' as contact, 'x' as phone")
     con.execute("create view main.notes_view as select note from main.notes")
     con.close()
     assert sorted(personal_data_leaks(base.warehouse, leaky, None)) == [
@@ -111,8 +120,17 @@ def test_the_scan_finds_a_planted_leak(base: DataDir, tmp_path: Path):
 # --- no SQL from unchecked names: indicator settings -----------------------------------------------------------
 
 SEEDS = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds"
-INJECTIONS = ["csat'; drop table raw.tickets; --", 'csat" or 1=1 --', "csat)", "Csat", "csat x", "1csat",
-              "csat;", "csat\u200b", "ｃｓａｔ"]
+INJECTIONS = [
+    "csat'; drop table raw.tickets; --",
+    'csat" or 1=1 --',
+    "csat)",
+    "Csat",
+    "csat x",
+    "1csat",
+    "csat;",
+    "csat\u200b",
+    "ｃｓａｔ",
+]
 
 
 @pytest.mark.parametrize("column", ["indicator_code", "category", "kind", "unit", "direction", "method"])
@@ -146,10 +164,12 @@ def test_the_dbt_step_refuses_invalid_settings(tmp_path: Path, monkeypatch: pyte
 
     shutil.copytree(SEEDS, tmp_path / "seeds")
     path = tmp_path / "seeds" / "indicator_settings.csv"
-    path.write_text(path.read_text(encoding="utf-8").replace(",quantitative,fraction,", ",quantitative,frac'tion,", 1),
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(",quantitative,fraction,", ",quantitative,frac'tion,", 1),
+        encoding="utf-8",
+    )
     monkeypatch.setattr(transform, "DBT_PROJECT_DIR", tmp_path)
-    with pytest.raises(Failure, match="(?s)nothing was scored.*unit \"frac'tion\" is not a plain name"):
+    with pytest.raises(Failure, match='(?s)nothing was scored.*unit "frac\'tion" is not a plain name'):
         transform.validate_settings_or_fail()
 
 
@@ -158,13 +178,19 @@ def test_the_dbt_step_refuses_invalid_settings(tmp_path: Path, monkeypatch: pyte
 MAPPING = {
     "name": "t",
     "source": {"timezone": "Asia/Shanghai"},
-    "feeds": {"tickets": {"columns": {
-        "ticket_id": {"column": "id"},
-        "created_at": {"column": "at", "formats": ["%Y-%m-%d"]},
-        "updated_at": {"column": "at", "formats": ["%Y-%m-%d"]},
-        "status": {"constant": "open"}, "service_type": {"constant": "repair"}, "priority": {"constant": "P1"},
-        "technician_id": {"column": "tech"},
-    }}},
+    "feeds": {
+        "tickets": {
+            "columns": {
+                "ticket_id": {"column": "id"},
+                "created_at": {"column": "at", "formats": ["%Y-%m-%d"]},
+                "updated_at": {"column": "at", "formats": ["%Y-%m-%d"]},
+                "status": {"constant": "open"},
+                "service_type": {"constant": "repair"},
+                "priority": {"constant": "P1"},
+                "technician_id": {"column": "tech"},
+            }
+        }
+    },
 }
 
 
@@ -175,17 +201,32 @@ def _mapping(change) -> dict:
 
 
 MAPPING_INJECTIONS = [
-    ("source column with a quote", lambda d: d["feeds"]["tickets"]["columns"].update(
-        ticket_id={"column": 'id"); drop table src; --'}), "source column name"),
-    ("source column with a newline", lambda d: d["feeds"]["tickets"]["columns"].update(
-        ticket_id={"column": "id\n"}), "source column name"),
-    ("target column not a plain name", lambda d: d["feeds"]["tickets"]["columns"].update(
-        {"ticket_id; drop table x": {"column": "id"}}), "not a column of feed tickets"),
-    ("target column with a trailing newline", lambda d: d["feeds"]["tickets"]["columns"].update(
-        {"customer_id\n": {"column": "id"}}), "not a column of feed tickets"),
+    (
+        "source column with a quote",
+        lambda d: d["feeds"]["tickets"]["columns"].update(ticket_id={"column": 'id"); drop table src; --'}),
+        "source column name",
+    ),
+    (
+        "source column with a newline",
+        lambda d: d["feeds"]["tickets"]["columns"].update(ticket_id={"column": "id\n"}),
+        "source column name",
+    ),
+    (
+        "target column not a plain name",
+        lambda d: d["feeds"]["tickets"]["columns"].update({"ticket_id; drop table x": {"column": "id"}}),
+        "not a column of feed tickets",
+    ),
+    (
+        "target column with a trailing newline",
+        lambda d: d["feeds"]["tickets"]["columns"].update({"customer_id\n": {"column": "id"}}),
+        "not a column of feed tickets",
+    ),
     ("feed name", lambda d: d["feeds"].update({"tickets; --": d["feeds"].pop("tickets")}), "unknown feed"),
-    ("base column", lambda d: d["feeds"]["tickets"]["columns"].update(
-        first_response_at={"base": "created_at) or (1=1"}), "base"),
+    (
+        "base column",
+        lambda d: d["feeds"]["tickets"]["columns"].update(first_response_at={"base": "created_at) or (1=1"}),
+        "base",
+    ),
     ("mapping name with a path", lambda d: d.update(name="../landing"), "must match"),
     ("mapping name with a trailing newline", lambda d: d.update(name="t\n"), "must match"),
     ("time zone", lambda d: d["source"].update(timezone="UTC'; drop table src; --"), "unknown time zone"),
@@ -207,9 +248,12 @@ def test_mapping_literals_and_formats_are_bound_not_pasted(tmp_path: Path):
     from ingestion.mappings.spec import parse_mapping
 
     evil = "x'); drop table src; --"
-    doc = _mapping(lambda d: d["feeds"]["tickets"]["columns"].update(
-        created_at={"column": "at", "formats": ["%Y-%m-%d", "%Y'); drop table src; --"]},
-        customer_id={"constant": evil}))
+    doc = _mapping(
+        lambda d: d["feeds"]["tickets"]["columns"].update(
+            created_at={"column": "at", "formats": ["%Y-%m-%d", "%Y'); drop table src; --"]},
+            customer_id={"constant": evil},
+        )
+    )
     src = tmp_path / "src.csv"
     src.write_text("id,at,tech\nA,2021-01-02,T\nB,not a date,T\n", encoding="utf-8")
     run = run_mapping(parse_mapping(doc, "m.yaml"), src, work_dir=tmp_path / "work")
@@ -239,8 +283,18 @@ def test_symlinked_feed_folder_outside_the_landing_is_refused(data_dir: DataDir,
         load_feed(data_dir.warehouse, data_dir.landing, "technicians", "r", data_dir.work)
 
 
-@pytest.mark.parametrize("name", ["..", "../2026-05-01.csv", "2026-05-01.csv\n", "2026-05-01 x.csv",
-                                  "2026-05-01.csv.exe", "x2026-05-01.csv", ".2026-05-01.csv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..",
+        "../2026-05-01.csv",
+        "2026-05-01.csv\n",
+        "2026-05-01 x.csv",
+        "2026-05-01.csv.exe",
+        "x2026-05-01.csv",
+        ".2026-05-01.csv",
+    ],
+)
 def test_file_names_outside_the_pattern_are_ignored_not_read(data_dir: DataDir, name: str):
     """`..`, a path separator or a newline never make a landing file: names must match the whole pattern."""
     from ingestion.landing import list_files

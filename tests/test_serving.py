@@ -41,7 +41,9 @@ class Warehouse:
         self.path = root / "warehouse.duckdb"
         self.serving = root / "serving.duckdb"
         self.clock = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
-        sql(self.path, """
+        sql(
+            self.path,
+            """
             create schema marts;
             create schema intermediate;
             create table intermediate.int_incremental_build_log (
@@ -61,31 +63,40 @@ class Warehouse:
             create table marts.dim_teams as select * from (values ('TA', 'Team A'), ('TB', 'Team B'))
                 as t(team_id, team_name);
             create table marts.fct_tickets (ticket_id varchar, created_date date, hours double, _built_at timestamptz);
-        """)
+        """,
+        )
         self.build(full=True, tickets=[(f"K{i}", dt.date(2026, 5 + i % 4, 1), float(i)) for i in range(40)])
 
-    def build(self, months: list[str] = (), full: bool = False, tickets: list[tuple] = (),
-              models: list[str] | None = None) -> dt.datetime:
+    def build(
+        self, months: list[str] = (), full: bool = False, tickets: list[tuple] = (), models: list[str] | None = None
+    ) -> dt.datetime:
         """A dbt build at the next instant: tickets upserted with the new _built_at, the log rows written."""
         self.clock += dt.timedelta(hours=1)
         con = duckdb.connect(str(self.path))
         try:
             for key, day, hours in tickets:
                 con.execute("delete from marts.fct_tickets where ticket_id = ?", [key])
-                con.execute("insert into marts.fct_tickets by name select ? as ticket_id, ?::date as created_date, "
-                            "?::double as hours, ?::timestamptz as _built_at", [key, day, hours, self.clock])
+                con.execute(
+                    "insert into marts.fct_tickets by name select ? as ticket_id, ?::date as created_date, "
+                    "?::double as hours, ?::timestamptz as _built_at",
+                    [key, day, hours, self.clock],
+                )
             for model in models or VERSIONED:
-                rows = [(model, self.clock, True, None)] if full else (
-                    [(model, self.clock, False, dt.date.fromisoformat(m + "-01")) for m in months]
-                    or [(model, self.clock, False, None)])
+                rows = (
+                    [(model, self.clock, True, None)]
+                    if full
+                    else (
+                        [(model, self.clock, False, dt.date.fromisoformat(m + "-01")) for m in months]
+                        or [(model, self.clock, False, None)]
+                    )
+                )
                 con.executemany("insert into intermediate.int_incremental_build_log values (?, ?, ?, ?)", rows)
         finally:
             con.close()
         return self.clock
 
     def publish(self, **kwargs) -> serving.PublicationResult:
-        return publish(self.path, self.serving, MARTS, "run", audit={"code_version": "test"}, today=TODAY,
-                       **kwargs)
+        return publish(self.path, self.serving, MARTS, "run", audit={"code_version": "test"}, today=TODAY, **kwargs)
 
 
 @pytest.fixture
@@ -93,8 +104,15 @@ def wh(tmp_path: Path) -> Warehouse:
     w = Warehouse(tmp_path)
     first = w.publish()
     assert first.publication_id == 1 and first.candidate_periods is None  # first publish: every period
-    assert [p for p, _ in first.new_versions] == ["2026", "2026-05", "2026-06", "2026-07", "2026-08", "2026-Q2",
-                                                  "2026-Q3"]
+    assert [p for p, _ in first.new_versions] == [
+        "2026",
+        "2026-05",
+        "2026-06",
+        "2026-07",
+        "2026-08",
+        "2026-Q2",
+        "2026-Q3",
+    ]
     return w
 
 
@@ -150,11 +168,13 @@ def test_a_restatement_of_a_closed_month_is_detected_with_its_changes(wh: Wareho
     result = wh.publish()
     assert result.candidate_periods == ["2026", "2026-05", "2026-Q2"]
     assert result.new_versions == [("2026-05", 2)] and result.restatements == ["2026-05"]
-    assert sql(wh.serving, "select is_restatement, change_summary from publication_periods "
-                           "where period_label = '2026-05' and version = 2") == [
-        (True, json.dumps({"changed_technicians": 1, "grade_changes": 1, "max_abs_score_change": 15.0}))]
-    assert sql(wh.serving, "select technician_id, previous_grade, new_grade, score_change from "
-                           "publication_changes") == [("T1", "B", "C", -15.0)]
+    assert sql(
+        wh.serving,
+        "select is_restatement, change_summary from publication_periods where period_label = '2026-05' and version = 2",
+    ) == [(True, json.dumps({"changed_technicians": 1, "grade_changes": 1, "max_abs_score_change": 15.0}))]
+    assert sql(
+        wh.serving, "select technician_id, previous_grade, new_grade, score_change from publication_changes"
+    ) == [("T1", "B", "C", -15.0)]
 
 
 def test_the_watermark_advances_only_with_a_successful_swap(wh: Warehouse, monkeypatch: pytest.MonkeyPatch):
@@ -206,9 +226,15 @@ def test_every_period_is_compared_when_the_log_cannot_tell(wh: Warehouse, case: 
 
 def rows_applied_by_key(wh: Warehouse) -> None:
     """Updates of old rows, one moved to another month, and new rows."""
-    wh.build(months=["2026-05", "2026-08"], tickets=[
-        ("K1", dt.date(2026, 6, 1), 100.0), ("K8", dt.date(2026, 8, 1), 8.5), ("K40", dt.date(2026, 8, 2), 1.0),
-        ("K41", dt.date(2026, 8, 3), None)])
+    wh.build(
+        months=["2026-05", "2026-08"],
+        tickets=[
+            ("K1", dt.date(2026, 6, 1), 100.0),
+            ("K8", dt.date(2026, 8, 1), 8.5),
+            ("K40", dt.date(2026, 8, 2), 1.0),
+            ("K41", dt.date(2026, 8, 3), None),
+        ],
+    )
 
 
 def test_an_incremental_snapshot_apply_equals_a_full_copy(wh: Warehouse, tmp_path: Path):
@@ -252,15 +278,21 @@ def test_serving_specs_read_the_unique_key_of_incremental_models():
     from orchestration.publish import serving_specs
 
     def node(name, serving_mode, materialized, key):
-        return {"resource_type": "model", "name": name, "schema": "marts",
-                "config": {"meta": {"serving": serving_mode}, "materialized": materialized, "unique_key": key}}
+        return {
+            "resource_type": "model",
+            "name": name,
+            "schema": "marts",
+            "config": {"meta": {"serving": serving_mode}, "materialized": materialized, "unique_key": key},
+        }
 
-    manifest = {"nodes": {
-        "a": node("fct_a", "snapshot", "incremental", "a_id"),
-        "b": node("kpi_b", "versioned", "incremental", ["period_type", "period_start"]),
-        "c": node("dim_c", "snapshot", "table", None),
-        "d": node("stg_d", None, "view", None),
-    }}
+    manifest = {
+        "nodes": {
+            "a": node("fct_a", "snapshot", "incremental", "a_id"),
+            "b": node("kpi_b", "versioned", "incremental", ["period_type", "period_start"]),
+            "c": node("dim_c", "snapshot", "table", None),
+            "d": node("stg_d", None, "view", None),
+        }
+    }
     assert serving_specs(manifest) == [
         MartSpec("dim_c", "snapshot", "marts", ()),
         MartSpec("fct_a", "snapshot", "marts", ("a_id",)),

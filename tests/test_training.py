@@ -44,19 +44,27 @@ PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
 AS_OF = "2026-05-15"
 
-_HEADER = ("indicator_code,name_zh,name_en,category,kind,unit,direction,hours_basis,"
-           "method,target,threshold,weight,min_sample,effective_from,effective_to")
-INDICATOR_SETTINGS = "\n".join([
-    _HEADER,
-    "csat,满意率,CSAT,customer_satisfaction,quantitative,fraction,higher,,quantitative,0.9,0.6,30,5,2026-01-01,",
-    "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours,lower,business,quantitative,"
-    "4,8,30,5,2026-01-01,",
-    "reopen_rate,返修率,Reopen rate,service_quality,quantitative,fraction,lower,,quantitative,0.05,0.1,20,5,"
-    "2026-01-01,",
-    "nps,净推荐值,NPS,customer_satisfaction,quantitative,nps_points,higher,,quantitative,30,-10,20,5,2026-01-01,",
-    "supervisor_review,主管评价,Supervisor review,qualitative,qualitative,score_1_5,higher,,qualitative,4.5,3,100,1,"
-    "2026-01-01,",
-]) + "\n"
+_HEADER = (
+    "indicator_code,name_zh,name_en,category,kind,unit,direction,hours_basis,"
+    "method,target,threshold,weight,min_sample,effective_from,effective_to"
+)
+INDICATOR_SETTINGS = (
+    "\n".join(
+        [
+            _HEADER,
+            "csat,满意率,CSAT,customer_satisfaction,quantitative,fraction,higher,,quantitative,0.9,0.6,30,5,2026-01-01,",
+            "avg_handling_time,平均处理时长,AHT,processing_efficiency,quantitative,hours,lower,business,quantitative,"
+            "4,8,30,5,2026-01-01,",
+            "reopen_rate,返修率,Reopen rate,service_quality,quantitative,fraction,lower,,quantitative,0.05,0.1,20,5,"
+            "2026-01-01,",
+            "nps,净推荐值,NPS,customer_satisfaction,quantitative,nps_points,higher,,quantitative,30,-10,20,5,"
+            "2026-01-01,",
+            "supervisor_review,主管评价,Supervisor review,qualitative,qualitative,score_1_5,higher,,qualitative,"
+            "4.5,3,100,1,2026-01-01,",
+        ]
+    )
+    + "\n"
+)
 TRAINING_SETTINGS = """\
 appraisal_method,bottom_quartile_share,bottom_quartile_min_rated,onboarding_window_days,coverage_horizon_days,\
 outcome_window_months,min_group_size,outcome_hours_basis
@@ -144,17 +152,28 @@ ATTENDANCE = [
 # technician, month, indicator, hours_basis, value (monthly technician values for the outcome)
 INDICATOR_VALUES = [
     # C_SVC / csat, cohort April (t2, t4 attended S_S1): before = March, after = May
-    ("t2", "2026-03", "csat", None, 0.60), ("t2", "2026-04", "csat", None, 0.10), ("t2", "2026-05", "csat", None, 0.80),
-    ("t4", "2026-02", "csat", None, 0.00), ("t4", "2026-03", "csat", None, 0.70), ("t4", "2026-05", "csat", None, 0.80),
-    ("t1", "2026-03", "csat", None, 0.50), ("t1", "2026-05", "csat", None, 0.55),
-    ("t3", "2026-03", "csat", None, 0.70), ("t3", "2026-05", "csat", None, 0.70),
-    ("t5", "2026-03", "csat", None, 0.90), ("t5", "2026-05", "csat", None, 0.95),
+    ("t2", "2026-03", "csat", None, 0.60),
+    ("t2", "2026-04", "csat", None, 0.10),
+    ("t2", "2026-05", "csat", None, 0.80),
+    ("t4", "2026-02", "csat", None, 0.00),
+    ("t4", "2026-03", "csat", None, 0.70),
+    ("t4", "2026-05", "csat", None, 0.80),
+    ("t1", "2026-03", "csat", None, 0.50),
+    ("t1", "2026-05", "csat", None, 0.55),
+    ("t3", "2026-03", "csat", None, 0.70),
+    ("t3", "2026-05", "csat", None, 0.70),
+    ("t5", "2026-03", "csat", None, 0.90),
+    ("t5", "2026-05", "csat", None, 0.95),
     ("t6", "2026-03", "csat", None, 0.80),  # no May value: left out
     # C_TECH / avg_handling_time, cohort March (t5, t6, t2 attended S_T1): before = Feb, after = April
-    ("t6", "2026-02", "avg_handling_time", "business", 6.0), ("t6", "2026-04", "avg_handling_time", "business", 4.0),
-    ("t6", "2026-02", "avg_handling_time", "calendar", 20.0), ("t6", "2026-04", "avg_handling_time", "calendar", 30.0),
-    ("t1", "2026-02", "avg_handling_time", "business", 5.0), ("t1", "2026-04", "avg_handling_time", "business", 5.0),
-    ("t3", "2026-02", "avg_handling_time", "business", 9.0), ("t3", "2026-04", "avg_handling_time", "business", 8.0),
+    ("t6", "2026-02", "avg_handling_time", "business", 6.0),
+    ("t6", "2026-04", "avg_handling_time", "business", 4.0),
+    ("t6", "2026-02", "avg_handling_time", "calendar", 20.0),
+    ("t6", "2026-04", "avg_handling_time", "calendar", 30.0),
+    ("t1", "2026-02", "avg_handling_time", "business", 5.0),
+    ("t1", "2026-04", "avg_handling_time", "business", 5.0),
+    ("t3", "2026-02", "avg_handling_time", "business", 9.0),
+    ("t3", "2026-04", "avg_handling_time", "business", 8.0),
 ]
 
 
@@ -179,8 +198,7 @@ def _write_upstream(database: Path) -> None:
         )
         con.executemany(
             "insert into marts.appraisal_scores values (?, ?, 'month', ?, ?, ?, ?)",
-            [(t, team_of[t], *MONTHS[m], m, method) for t, m in ROSTER
-             for method in ("quantitative", "comprehensive")],
+            [(t, team_of[t], *MONTHS[m], m, method) for t, m in ROSTER for method in ("quantitative", "comprehensive")],
         )
         con.execute(
             "create table marts.appraisal_score_breakdown (technician_id varchar, team_id varchar, "
@@ -229,16 +247,16 @@ def _write_upstream(database: Path) -> None:
             "create table staging.stg_training_attendance__attendance (session_id varchar, technician_id varchar, "
             "is_attended boolean, pre_score double, post_score double, is_passed boolean, feedback_score integer)"
         )
-        con.executemany("insert into staging.stg_training_attendance__attendance values (?, ?, ?, ?, ?, ?, ?)",
-                        ATTENDANCE)
+        con.executemany(
+            "insert into staging.stg_training_attendance__attendance values (?, ?, ?, ?, ?, ?, ?)", ATTENDANCE
+        )
         # dim_customers inputs (core model, built with its service history for the warranty status)
         con.execute(
             "create table staging.stg_customers__customers (customer_id varchar, customer_name_masked varchar, "
             "phone_pseudonym varchar, city varchar, segment varchar, created_at timestamp)"
         )
         con.executemany(
-            "insert into staging.stg_customers__customers values (?, '张*', 'h', 'Shanghai', "
-            "'consumer', '2025-01-01')",
+            "insert into staging.stg_customers__customers values (?, '张*', 'h', 'Shanghai', 'consumer', '2025-01-01')",
             [(c,) for c in ("c1", "c2", "c3", "c4", "c5")],
         )
         con.execute(
@@ -247,17 +265,26 @@ def _write_upstream(database: Path) -> None:
         )
         con.executemany(
             "insert into staging.stg_purchases__purchases values (?, ?, 'p1', '2025-06-15 10:00', ?, 100)",
-            [("u1", "c1", "2026-06-15"), ("u2", "c2", "2026-06-14"), ("u4", "c4", None),
-             ("u5", "c5", "2026-01-31"), ("u6", "c5", "2027-06-30")],
+            [
+                ("u1", "c1", "2026-06-15"),
+                ("u2", "c2", "2026-06-14"),
+                ("u4", "c4", None),
+                ("u5", "c5", "2026-01-31"),
+                ("u6", "c5", "2027-06-30"),
+            ],
         )
-        con.execute("create table marts.fct_service_tickets (ticket_id varchar, customer_id varchar, "
-                    "created_at timestamp)")
-        con.execute("insert into marts.fct_service_tickets values ('k1', 'c1', '2026-05-01 10:00'), "
-                    "('k2', 'c1', '2026-06-01 10:00')")
+        con.execute(
+            "create table marts.fct_service_tickets (ticket_id varchar, customer_id varchar, created_at timestamp)"
+        )
+        con.execute(
+            "insert into marts.fct_service_tickets values ('k1', 'c1', '2026-05-01 10:00'), "
+            "('k2', 'c1', '2026-06-01 10:00')"
+        )
         con.execute("create table marts.fct_complaints (complaint_id varchar, customer_id varchar)")
         con.execute("insert into marts.fct_complaints values ('m1', 'c1')")
-        con.execute("create table marts.fct_survey_responses (response_id varchar, customer_id varchar, "
-                    "overall_score integer)")
+        con.execute(
+            "create table marts.fct_survey_responses (response_id varchar, customer_id varchar, overall_score integer)"
+        )
         con.execute("insert into marts.fct_survey_responses values ('r1', 'c1', 4), ('r2', 'c1', 5)")
     finally:
         con.close()
@@ -267,7 +294,10 @@ def _dbt(project: Path, data: Path, *args: str, **extra_env: str) -> subprocess.
     env = {**os.environ, "SERVICESCORE_DATA_DIR": str(data), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **extra_env}
     return subprocess.run(
         [str(DBT), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -284,8 +314,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     data.mkdir()
     database = data / "warehouse.duckdb"
     _write_upstream(database)
-    result = _dbt(project, data, "build", "--select", "tag:training", "indicator_settings",
-                  "--vars", f"{{as_of_date: '{AS_OF}'}}")
+    result = _dbt(
+        project, data, "build", "--select", "tag:training", "indicator_settings", "--vars", f"{{as_of_date: '{AS_OF}'}}"
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     return database, project, data
 
@@ -369,9 +400,7 @@ def test_new_hire_and_failed_retake_needs(warehouse: Path) -> None:
     hire = needs[("t7", "2026-04", "new_hire_onboarding", "C_ONB")]
     assert hire["days_since_hire"] == 10  # 2026-04-20 -> 2026-04-30
     assert (hire["priority"], hire["recommended_course_id"]) == ("medium", "C_ONB")
-    assert hire["reason_detail"] == (
-        "hired 2026-04-20 (10 days before the period end), no onboarding course attended"
-    )
+    assert hire["reason_detail"] == ("hired 2026-04-20 (10 days before the period end), no onboarding course attended")
     retake = needs[("t5", "2026-04", "failed_course_retake", "C_TECH")]
     assert retake["failed_session_id"] == "S_T1"
     assert retake["failed_post_score"] == 55.0
@@ -383,9 +412,7 @@ def test_new_hire_and_failed_retake_needs(warehouse: Path) -> None:
 
 
 def test_coverage_and_uncovered_needs(warehouse: Path) -> None:
-    coverage = {
-        r["need_id"]: r for r in _rows(warehouse, "select * from marts.training_plan_coverage")
-    }
+    coverage = {r["need_id"]: r for r in _rows(warehouse, "select * from marts.training_plan_coverage")}
     assert {k: (r["session_id"], r["seat_number"]) for k, r in coverage.items()} == {
         # S_S3 (05-20, 20 days after 04-30): seats by priority then technician: t1, t4 (high), t2 (low)
         "t1|2026-04|below_threshold|csat": ("S_S3", 1),
@@ -397,7 +424,10 @@ def test_coverage_and_uncovered_needs(warehouse: Path) -> None:
     }
     onboarding = coverage["t7|2026-04|new_hire_onboarding|C_ONB"]
     assert (onboarding["is_enrolled"], onboarding["is_attended"], onboarding["days_after_period_end"]) == (
-        True, True, 10)
+        True,
+        True,
+        10,
+    )
     uncovered = {
         r["need_id"]: (r["uncovered_reason"], r["candidate_session_id"])
         for r in _rows(warehouse, "select * from marts.training_needs_uncovered")
@@ -446,8 +476,12 @@ def test_session_evaluation_attendance_pass_rate_and_gain(warehouse: Path) -> No
 def test_course_evaluation_from_all_attendance(warehouse: Path) -> None:
     rows = {r["course_id"]: r for r in _rows(warehouse, "select * from marts.training_course_evaluation")}
     c = rows["C_TECH"]
-    assert (c["sessions_count"], c["held_sessions_count"], c["planned_sessions_count"],
-            c["behind_schedule_sessions_count"]) == (3, 2, 1, 1)
+    assert (
+        c["sessions_count"],
+        c["held_sessions_count"],
+        c["planned_sessions_count"],
+        c["behind_schedule_sessions_count"],
+    ) == (3, 2, 1, 1)
     assert (c["enrolled_count"], c["attended_count"], c["trained_technicians_count"]) == (5, 4, 3)
     assert c["attendance_rate"] == pytest.approx(0.8)
     assert c["completion_rate"] == pytest.approx(0.6)  # t5 twice, t6
@@ -463,8 +497,9 @@ def test_course_evaluation_from_all_attendance(warehouse: Path) -> None:
 
 
 def _outcome(database: Path, course: str, code: str) -> dict:
-    rows = _rows(database, f"select * from marts.training_outcome where course_id = '{course}' "
-                           f"and indicator_code = '{code}'")
+    rows = _rows(
+        database, f"select * from marts.training_outcome where course_id = '{course}' and indicator_code = '{code}'"
+    )
     assert len(rows) == 1
     return rows[0]
 
@@ -515,15 +550,18 @@ def test_suites_pass_on_the_build_and_catch_broken_rows(warehouse: Path, tmp_pat
     # the only warning: S_T0 is behind schedule
     plan = run_suite(warehouse, suites["training_plan"], "good", None, store=False)
     assert [d.description for d in plan.failed] == [
-        "no planned session is behind schedule (start date passed, not held)"]
+        "no planned session is behind schedule (start date passed, not held)"
+    ]
 
     broken = tmp_path / "broken.duckdb"
     shutil.copy(warehouse, broken)
     con = duckdb.connect(str(broken))
     try:
         con.execute("update marts.training_needs set need_reason = null where technician_id = 't7'")
-        con.execute("update marts.training_session_evaluation set mean_score_gain = mean_score_gain + 1, "
-                    "pass_rate = 1.5 where session_id = 'S_T1'")
+        con.execute(
+            "update marts.training_session_evaluation set mean_score_gain = mean_score_gain + 1, "
+            "pass_rate = 1.5 where session_id = 'S_T1'"
+        )
     finally:
         con.close()
     needs = run_suite(broken, suites["training_needs"], "bad", None, store=False)
@@ -540,21 +578,34 @@ def test_suites_pass_on_the_build_and_catch_broken_rows(warehouse: Path, tmp_pat
 @pytest.mark.parametrize(
     ("as_of", "expected"),
     [
-        ("2026-06-15", {"c1": "in_warranty", "c2": "expired", "c3": "no_purchase", "c4": "no_warranty",
-                        "c5": "in_warranty"}),
-        ("2026-06-16", {"c1": "expired", "c2": "expired", "c3": "no_purchase", "c4": "no_warranty",
-                        "c5": "in_warranty"}),
-        ("2027-07-01", {"c1": "expired", "c2": "expired", "c3": "no_purchase", "c4": "no_warranty",
-                        "c5": "expired"}),
+        (
+            "2026-06-15",
+            {"c1": "in_warranty", "c2": "expired", "c3": "no_purchase", "c4": "no_warranty", "c5": "in_warranty"},
+        ),
+        (
+            "2026-06-16",
+            {"c1": "expired", "c2": "expired", "c3": "no_purchase", "c4": "no_warranty", "c5": "in_warranty"},
+        ),
+        ("2027-07-01", {"c1": "expired", "c2": "expired", "c3": "no_purchase", "c4": "no_warranty", "c5": "expired"}),
     ],
 )
 def test_warranty_status_at_a_date(built: tuple[Path, Path, Path], as_of: str, expected: dict) -> None:
     database, project, data = built
-    result = _dbt(project, data, "run", "--select", "int_customer_service_history", "dim_customers",
-                  "--vars", f"{{as_of_date: '{as_of}'}}")
+    result = _dbt(
+        project,
+        data,
+        "run",
+        "--select",
+        "int_customer_service_history",
+        "dim_customers",
+        "--vars",
+        f"{{as_of_date: '{as_of}'}}",
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    rows = _rows(database, "select customer_id, warranty_status, warranty_as_of_date, active_warranties_count "
-                           "from marts.dim_customers")
+    rows = _rows(
+        database,
+        "select customer_id, warranty_status, warranty_as_of_date, active_warranties_count from marts.dim_customers",
+    )
     assert {r["customer_id"]: r["warranty_status"] for r in rows} == expected
     assert {str(r["warranty_as_of_date"]) for r in rows} == {as_of}
     # c5: one purchase expired 2026-01-31, one covered until 2027-06-30
@@ -566,11 +617,20 @@ def test_warranty_as_of_date_pinned_by_the_environment(built: tuple[Path, Path, 
     """SERVICESCORE_AS_OF_DATE pins the as-of date of a whole pipeline run (the orchestration passes no --vars),
     so that two runs on the same landing files give the same dim_customers whatever day they run on."""
     database, project, data = built
-    result = _dbt(project, data, "run", "--select", "int_customer_service_history", "dim_customers",
-                  SERVICESCORE_AS_OF_DATE="2026-06-16")
+    result = _dbt(
+        project,
+        data,
+        "run",
+        "--select",
+        "int_customer_service_history",
+        "dim_customers",
+        SERVICESCORE_AS_OF_DATE="2026-06-16",
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    rows = _rows(database, "select customer_id, warranty_status, cast(warranty_as_of_date as varchar) as d "
-                           "from marts.dim_customers")
+    rows = _rows(
+        database,
+        "select customer_id, warranty_status, cast(warranty_as_of_date as varchar) as d from marts.dim_customers",
+    )
     assert {r["d"] for r in rows} == {"2026-06-16"}
     assert {r["customer_id"]: r["warranty_status"] for r in rows}["c1"] == "expired"  # covered until 2026-06-15
     bad = _dbt(project, data, "run", "--select", "dim_customers", SERVICESCORE_AS_OF_DATE="16/06/2026")

@@ -25,11 +25,25 @@ from ingestion.paths import REPO_ROOT, DataDir
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "handmade" / "landing"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 # the lineage an auditor follows, from the feed to the published appraisal
-LINEAGE = ["raw/tickets", "stg_tickets__tickets", "fct_service_tickets", "int_kpi_monthly_sums",
-           "kpi_technician_monthly", "serving/publication"]
+LINEAGE = [
+    "raw/tickets",
+    "stg_tickets__tickets",
+    "fct_service_tickets",
+    "int_kpi_monthly_sums",
+    "kpi_technician_monthly",
+    "serving/publication",
+]
 WEBSERVER_TIMEOUT = 240
 PAGE_TIMEOUT_MS = 120_000
 
@@ -84,11 +98,21 @@ def ui(browser, tmp_path_factory: pytest.TempPathFactory):
 
     port = free_port()
     log = (paths.reports / "ui_webserver.log").open("w")
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root), "DAGSTER_HOME": str(paths.dagster_home),
-           "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "SERVICESCORE_DATA_DIR": str(root),
+        "DAGSTER_HOME": str(paths.dagster_home),
+        "DO_NOT_TRACK": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     webserver = Path(sys.executable).parent / "dagster-webserver"
-    proc = subprocess.Popen([str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_code_location(base, proc, paths.reports / "ui_webserver.log")
@@ -105,8 +129,10 @@ def ui(browser, tmp_path_factory: pytest.TempPathFactory):
 
 def wait_for_code_location(base: str, proc: subprocess.Popen, log: Path) -> None:
     """Until the webserver answers and the servicescore code location is loaded."""
-    query = b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus ' \
-            b'locationOrLoadError { __typename } } } } }"}'
+    query = (
+        b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus '
+        b'locationOrLoadError { __typename } } } } }"}'
+    )
     deadline = time.monotonic() + WEBSERVER_TIMEOUT
     last = ""
     while time.monotonic() < deadline:
@@ -141,8 +167,9 @@ def open_page(browser, url: str, width: int = 1600, height: int = 1000):
 def upstream_edges(base: str) -> dict[str, set[str]]:
     """Cross-check through GraphQL: each lineage asset's direct upstream keys."""
     query = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
-    req = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{base}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         nodes = json.loads(resp.read())["data"]["assetNodes"]
     return {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
@@ -198,7 +225,7 @@ def test_check_results_of_the_last_run_are_visible(browser, ui):
     finally:
         page.close()
     assert "This is a blocking asset check" in text.replace("\n", " ")
-    result = text[text.index("Evaluation result"):]
+    result = text[text.index("Evaluation result") :]
     assert result.split()[2] == "Passed", result[:200]  # the value under "Evaluation result"
     assert "0 error and 0 warning expectations failed of" in text
     assert build_run_id in text  # validation_run_id: the evaluation of the last build run

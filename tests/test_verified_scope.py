@@ -25,12 +25,20 @@ TEST = "assert_indicator_evidence_matches_sample_sizes"
 
 
 def dbt(root: Path, *args: str, verified: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "SERVICESCORE_DATA_DIR": str(root),
-           "DBT_TARGET_PATH": str(root / "dbt" / "target"), "DBT_LOG_PATH": str(root / "dbt" / "logs"),
-           **dbt_window_env({}), VERIFIED_BUILD_ENV: verified}
+    env = {
+        **os.environ,
+        "SERVICESCORE_DATA_DIR": str(root),
+        "DBT_TARGET_PATH": str(root / "dbt" / "target"),
+        "DBT_LOG_PATH": str(root / "dbt" / "logs"),
+        **dbt_window_env({}),
+        VERIFIED_BUILD_ENV: verified,
+    }
     return subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

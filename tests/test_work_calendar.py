@@ -36,8 +36,12 @@ def test_national_day_2026_and_makeup_saturday(con):
 
 def test_column_types(con):
     write_work_calendar(con, date(2026, 1, 1), date(2026, 1, 3))
-    types = dict(con.execute("select column_name, data_type from information_schema.columns "
-        "where table_schema = 'raw' and table_name = 'work_calendar'").fetchall())
+    types = dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'work_calendar'"
+        ).fetchall()
+    )
     assert types == {
         "calendar_date": "DATE",
         "is_workday": "BOOLEAN",

@@ -23,12 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("apply", help="map a source file and write landing files")
     a.add_argument("mapping", type=Path)
     a.add_argument("--source", type=Path, required=True)
-    a.add_argument("--landing", type=Path, default=None,
-                   help="landing folder (default: $SERVICESCORE_DATA_DIR/landing)")
-    a.add_argument("--rejected", type=Path, default=None,
-                   help="folder for the rejected-rows file (default: beside the landing folder)")
-    a.add_argument("--date", type=dt.date.fromisoformat, default=None,
-                   help="date in the landing file names (default: today)")
+    a.add_argument(
+        "--landing", type=Path, default=None, help="landing folder (default: $SERVICESCORE_DATA_DIR/landing)"
+    )
+    a.add_argument(
+        "--rejected",
+        type=Path,
+        default=None,
+        help="folder for the rejected-rows file (default: beside the landing folder)",
+    )
+    a.add_argument(
+        "--date", type=dt.date.fromisoformat, default=None, help="date in the landing file names (default: today)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "dry-run":
@@ -40,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for feed, res in result.feeds.items():
-        files = str(res.path) if len(res.paths) < 2 else \
-            f"{len(res.paths)} files {res.paths[0]} .. {res.paths[-1].name}"
+        files = (
+            str(res.path) if len(res.paths) < 2 else f"{len(res.paths)} files {res.paths[0]} .. {res.paths[-1].name}"
+        )
         print(f"{feed}: {res.mapped} rows -> {files}; rejected {res.rejected}{res.others_text()}")
     if result.malformed:
         print(result.malformed_text())

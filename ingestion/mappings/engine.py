@@ -84,12 +84,13 @@ class DateCheck:
 
     def describe(self, feed: str) -> str:
         how = "declared" if self.declared else "guessed (date_order: auto)"
-        text = (f"feeds.{feed}.columns.{self.column}: {self.ambiguous} of {self.values} rows "
-                f"({100 * self.ambiguous_share:.1f} %) parse both day-first and month-first; read {self.order}, "
-                f"{how}")
+        text = (
+            f"feeds.{feed}.columns.{self.column}: {self.ambiguous} of {self.values} rows "
+            f"({100 * self.ambiguous_share:.1f} %) parse both day-first and month-first; read {self.order}, "
+            f"{how}"
+        )
         if self.contrary:
-            text += (f"; {self.contrary} rows parse only {OTHER_ORDER[self.order]} and are rejected "
-                     "(check the order)")
+            text += f"; {self.contrary} rows parse only {OTHER_ORDER[self.order]} and are rejected (check the order)"
         if self.first_ambiguous:
             text += "; first ambiguous lines " + ", ".join(str(x) for x in self.first_ambiguous)
         return text
@@ -110,8 +111,9 @@ class FeedResult:
 
     def others_text(self) -> str:
         """`, superseded N, filtered out M` (the source rows neither mapped nor rejected), or ''."""
-        return (f", superseded {self.superseded}" if self.superseded else "") + \
-            (f", filtered out {self.filtered_out}" if self.filtered_out else "")
+        return (f", superseded {self.superseded}" if self.superseded else "") + (
+            f", filtered out {self.filtered_out}" if self.filtered_out else ""
+        )
 
 
 FIRST_ROWS = 5  # the rows (lines) a message names per rule
@@ -240,17 +242,17 @@ class _FeedCompiler:
             raise MappingError(f"internal: no text for {col}")
         if rule.values is not None:
             keys = list(rule.values)
-            cases = " ".join(
-                f"when {self.p(k)} then {self.p(_text(v))}::varchar" for k, v in rule.values.items()
-            )
+            cases = " ".join(f"when {self.p(k)} then {self.p(_text(v))}::varchar" for k, v in rule.values.items())
             default = f"{self.p(_text(rule.default))}::varchar" if rule.default is not None else "null"
             mapped = f"(case {expr} {cases} else {default} end)"
             if rule.default is None:
-                failures.append(_Failure(
-                    f"({expr} is not null and not list_contains({self.p(keys)}::varchar[], {expr}))",
-                    f"{self.where(col)}.values",
-                    f"{self.p(f'value of {desc} not in the value map of {col}: ')} || {expr}",
-                ))
+                failures.append(
+                    _Failure(
+                        f"({expr} is not null and not list_contains({self.p(keys)}::varchar[], {expr}))",
+                        f"{self.where(col)}.values",
+                        f"{self.p(f'value of {desc} not in the value map of {col}: ')} || {expr}",
+                    )
+                )
             expr = mapped
         return expr, desc, failures
 
@@ -274,17 +276,23 @@ class _FeedCompiler:
                     f" + cast(split_part({ref}, ':', 2) as bigint) * 60"
                     f" + cast(split_part({ref}, ':', 3) as double) end)"
                 )
-                failures.append(_Failure(
-                    f"({ref} is not null and not {ok})", rw,
-                    f"{self.p(f'column {part.source_column!r} is not a duration H:MM:SS: ')} || {ref}",
-                ))
+                failures.append(
+                    _Failure(
+                        f"({ref} is not null and not {ok})",
+                        rw,
+                        f"{self.p(f'column {part.source_column!r} is not a duration H:MM:SS: ')} || {ref}",
+                    )
+                )
             else:
                 factor = {"seconds": 1, "minutes": 60, "hours": 3600}[part.unit]
                 secs = f"(try_cast({ref} as double) * {factor})"
-                failures.append(_Failure(
-                    f"({ref} is not null and try_cast({ref} as double) is null)", rw,
-                    f"{self.p(f'column {part.source_column!r} is not a number of {part.unit}: ')} || {ref}",
-                ))
+                failures.append(
+                    _Failure(
+                        f"({ref} is not null and try_cast({ref} as double) is null)",
+                        rw,
+                        f"{self.p(f'column {part.source_column!r} is not a number of {part.unit}: ')} || {ref}",
+                    )
+                )
             expr = f"({expr} + to_seconds({secs}))"
         if rule.when is not None:
             cond = self.condition(rule.when)
@@ -308,15 +316,18 @@ class _FeedCompiler:
         if ctype == "timestamp":
             zone = self.p(rule.timezone or self.mapping.source.timezone or "UTC")
             too_low = f"{expr} < timezone({zone}, {self.p(low)}::date::timestamp)"
-            too_high = (f"{expr} >= timezone({zone}, ({self.p(high)}::date + 1)::timestamp)" if high is not None
-                        else f"{expr} > now() + interval 1 day")
+            too_high = (
+                f"{expr} >= timezone({zone}, ({self.p(high)}::date + 1)::timestamp)"
+                if high is not None
+                else f"{expr} > now() + interval 1 day"
+            )
         else:
             too_low = f"{expr} < {self.p(low)}::date"
             too_high = f"{expr} > {self.p(high)}::date" if high is not None else f"{expr} > current_date + 1"
         return _Failure(
-            f"({expr} is not null and ({too_low} or {too_high}))", f"{self.where(col)}.plausible",
-            f"{self.p(f'{col} is outside the plausible window {shown} (widen it with {key}): ')} || "
-            f"{expr}::varchar",
+            f"({expr} is not null and ({too_low} or {too_high}))",
+            f"{self.where(col)}.plausible",
+            f"{self.p(f'{col} is outside the plausible window {shown} (widen it with {key}): ')} || {expr}::varchar",
         )
 
     def naive(self, text: str, rule: ColumnRule, ctype: str, order: str | None) -> tuple[str, list[str]]:
@@ -339,24 +350,28 @@ class _FeedCompiler:
                 order = "day_first"
             if order == "year_first":
                 fmts = generated_formats(order, with_time, "%Y")
-                return (f"(case when regexp_matches({text}, {self.p(YEAR_FIRST_4)}) then "
-                        f"try_strptime({text}, {self.p(fmts)}::varchar[]) end)"), fmts
+                return (
+                    f"(case when regexp_matches({text}, {self.p(YEAR_FIRST_4)}) then "
+                    f"try_strptime({text}, {self.p(fmts)}::varchar[]) end)"
+                ), fmts
             four = generated_formats(order, with_time, "%Y")
             two = generated_formats(order, with_time, "%y")
-            return (f"(case when regexp_matches({text}, {self.p(YEAR_LAST_4)}) "
-                    f"then try_strptime({text}, {self.p(four)}::varchar[]) "
-                    f"when regexp_matches({text}, {self.p(YEAR_LAST_2)}) "
-                    f"then try_strptime({text}, {self.p(two)}::varchar[]) end)"), four + two
+            return (
+                f"(case when regexp_matches({text}, {self.p(YEAR_LAST_4)}) "
+                f"then try_strptime({text}, {self.p(four)}::varchar[]) "
+                f"when regexp_matches({text}, {self.p(YEAR_LAST_2)}) "
+                f"then try_strptime({text}, {self.p(two)}::varchar[]) end)"
+            ), four + two
         if ctype == "month":
             return f"try_strptime({text}, {self.p(['%Y-%m'])}::varchar[])", ["%Y-%m"]
         return self.iso_naive(text), [ISO8601]
 
     def iso_naive(self, text: str) -> str:
-        return (f"(case when not regexp_matches({text}, {self.p(OFFSET_PATTERN)}) "
-                f"then try_cast({text} as timestamp) end)")
+        return (
+            f"(case when not regexp_matches({text}, {self.p(OFFSET_PATTERN)}) then try_cast({text} as timestamp) end)"
+        )
 
-    def guess_order(self, con: duckdb.DuckDBPyConnection, col: str, rule: ColumnRule, rows: str,
-                    where: str) -> None:
+    def guess_order(self, con: duckdb.DuckDBPyConnection, col: str, rule: ColumnRule, rows: str, where: str) -> None:
         """`date_order: auto`: the order most rows that parse only one way have (ties: day first)."""
         ctype = self.contract.column(col).type
         text, _, _ = self.text_expr(col, rule)
@@ -375,15 +390,16 @@ class _FeedCompiler:
         fails: list[_Failure] = []
 
         def fail(cond: str, aspect: str, message: str) -> None:
-            fails.append(_Failure(f"({text} is not null and {cond})", f"{w}.{aspect}",
-                                  f"{self.p(message)} || {text}"))
+            fails.append(_Failure(f"({text} is not null and {cond})", f"{w}.{aspect}", f"{self.p(message)} || {text}"))
 
         if ctype in ("string", "enum"):
             return text, fails
         if ctype == "int":
             as_double = f"try_cast({text} as double)"
-            expr = (f"coalesce(try_cast({text} as bigint), case when {as_double} = trunc({as_double}) "
-                    f"then try_cast({as_double} as bigint) end)")
+            expr = (
+                f"coalesce(try_cast({text} as bigint), case when {as_double} = trunc({as_double}) "
+                f"then try_cast({as_double} as bigint) end)"
+            )
             fail(f"{expr} is null", "type", f"{desc} is not an integer for {col}: ")
             return expr, fails
         if ctype == "decimal":
@@ -392,10 +408,11 @@ class _FeedCompiler:
             return expr, fails
         if ctype == "bool":
             low = f"lower({text})"
-            expr = (f"(case when list_contains({self.p(TRUE_TOKENS)}::varchar[], {low}) then true "
-                    f"when list_contains({self.p(FALSE_TOKENS)}::varchar[], {low}) then false end)")
-            fail(f"{expr} is null", "type",
-                 f"{desc} is not a boolean for {col} (map it with values:, e.g. Y: true): ")
+            expr = (
+                f"(case when list_contains({self.p(TRUE_TOKENS)}::varchar[], {low}) then true "
+                f"when list_contains({self.p(FALSE_TOKENS)}::varchar[], {low}) then false end)"
+            )
+            fail(f"{expr} is null", "type", f"{desc} is not a boolean for {col} (map it with values:, e.g. Y: true): ")
             return expr, fails
         # timestamp, date, month
         declared_order = rule.day_month_order()
@@ -409,14 +426,20 @@ class _FeedCompiler:
             other, _ = self.naive(text, rule, ctype, OTHER_ORDER[order])
             aspect = "formats" if rule.formats is not None else "date_order"
             how = "declared" if declared_order != AUTO else "guessed from the other rows (date_order: auto)"
-            contrary = (f"{desc} of {col} parses only {OTHER_ORDER[order]}, not {order} as {how}; "
-                        "day and month are not swapped: ")
-            fails.append(_Failure(
-                f"({text} is not null and ({naive}) is null and ({other}) is not null)", f"{w}.{aspect}",
-                f"{self.p(contrary)} || {text}",
-            ))
+            contrary = (
+                f"{desc} of {col} parses only {OTHER_ORDER[order]}, not {order} as {how}; "
+                "day and month are not swapped: "
+            )
+            fails.append(
+                _Failure(
+                    f"({text} is not null and ({naive}) is null and ({other}) is not null)",
+                    f"{w}.{aspect}",
+                    f"{self.p(contrary)} || {text}",
+                )
+            )
             self.day_month[col] = (
-                order, declared_order != AUTO,
+                order,
+                declared_order != AUTO,
                 f"coalesce(({naive}) is not null and ({other}) is not null and ({naive}) <> ({other}), false)",
                 text,
             )
@@ -427,16 +450,16 @@ class _FeedCompiler:
             zone = rule.timezone or self.mapping.source.timezone
             local = f"timezone({self.p(zone)}, {naive})" if zone is not None else "null::timestamptz"
             if has_iso:
-                expr = (f"(case when {has_offset} then try_cast({text} as timestamptz) "
-                        f"else {local} end)")
+                expr = f"(case when {has_offset} then try_cast({text} as timestamptz) else {local} end)"
             else:
                 expr = local
             aspect = "date_order" if rule.formats is None and rule.date_order is not None else "formats"
             message = f"{desc} of {col} matches none of the formats [{shown}]"
             if zone is None:
                 message += " (text without an offset needs a timezone)"
-            fails.append(_Failure(f"({unparsed} and {expr} is null)", f"{w}.{aspect}",
-                                  f"{self.p(message + ': ')} || {text}"))
+            fails.append(
+                _Failure(f"({unparsed} and {expr} is null)", f"{w}.{aspect}", f"{self.p(message + ': ')} || {text}")
+            )
             return expr, fails
         date_expr = f"cast({naive} as date)"
         if has_iso:
@@ -444,8 +467,13 @@ class _FeedCompiler:
         if ctype == "month":
             date_expr = f"date_trunc('month', {date_expr})::date"
         aspect = "date_order" if rule.formats is None and rule.date_order is not None else "formats"
-        fails.append(_Failure(f"({unparsed} and {date_expr} is null)", f"{w}.{aspect}",
-                              f"{self.p(f'{desc} of {col} matches none of the formats [{shown}]: ')} || {text}"))
+        fails.append(
+            _Failure(
+                f"({unparsed} and {date_expr} is null)",
+                f"{w}.{aspect}",
+                f"{self.p(f'{desc} of {col} matches none of the formats [{shown}]: ')} || {text}",
+            )
+        )
         return date_expr, fails
 
 
@@ -453,9 +481,7 @@ def _reasons_sql(failures: list[tuple[str, str, str]]) -> str:
     """SQL list of {rule, reason} structs for the failures that apply to a row."""
     if not failures:
         return "[]::struct(rule varchar, reason varchar)[]"
-    items = ", ".join(
-        f"case when {cond} then {{'rule': {rule}, 'reason': {msg}}} end" for cond, rule, msg in failures
-    )
+    items = ", ".join(f"case when {cond} then {{'rule': {rule}, 'reason': {msg}}} end" for cond, rule, msg in failures)
     return f"list_filter([{items}], lambda x: x is not null)::struct(rule varchar, reason varchar)[]"
 
 
@@ -507,14 +533,18 @@ def run_mapping(mapping: Mapping, source_file: Path, work_dir: Path | None = Non
     columns = read.columns
     missing = [(where, name) for where, name in referenced_source_columns(mapping) if name not in columns]
     if missing:
-        raise MappingError("\n".join(
-            f"{source_file}: {where}: source column {name!r} is not in the file; its columns are: "
-            + ", ".join(repr(c) for c in columns)
-            for where, name in missing
-        ))
+        raise MappingError(
+            "\n".join(
+                f"{source_file}: {where}: source column {name!r} is not in the file; its columns are: "
+                + ", ".join(repr(c) for c in columns)
+                for where, name in missing
+            )
+        )
     packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns)
-    con.execute(f"create temp view src_records as select _row_number, _line, to_json(struct_pack({packed}))::varchar "
-                f"as record from {SOURCE_TABLE}")
+    con.execute(
+        f"create temp view src_records as select _row_number, _line, to_json(struct_pack({packed}))::varchar "
+        f"as record from {SOURCE_TABLE}"
+    )
     p = _Params()
     tokens = p(list(mapping.source.null_tokens))
     cleaned = []
@@ -554,17 +584,18 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
     # 1. rows
     if fm.derive_from is not None:
         parent = _ident(fm.derive_from)
-        base = (f"select * from {CLEAN_TABLE} where _row_number in "
-                f"(select _row_number from accepted_rows_{parent})")
+        base = f"select * from {CLEAN_TABLE} where _row_number in (select _row_number from accepted_rows_{parent})"
     else:
         base = f"select * from {CLEAN_TABLE}"
     if fm.latest is not None:
         keys = ", ".join(quote_ident(k) for k in fm.latest.key)
         by = quote_ident(fm.latest.by)
         order_by = f"try_cast({by} as double)" if fm.latest.numeric else by
-        base = (f"select * from ({base}) "
-                f"qualify row_number() over (partition by {keys} order by {order_by} desc nulls last, "
-                "_row_number desc) = 1")
+        base = (
+            f"select * from ({base}) "
+            f"qualify row_number() over (partition by {keys} order by {order_by} desc nulls last, "
+            "_row_number desc) = 1"
+        )
     con.execute(f"create temp table rows_{f} as {base}")
     candidates = con.execute(f"select count(*) from rows_{f}").fetchone()[0]
     superseded = (total - candidates) if fm.derive_from is None else 0
@@ -590,8 +621,10 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
         any_fail = " or ".join(f"coalesce({x.condition}, false)" for x in compiled.failures) or "false"
         flags.append(f"({any_fail}) as _f_{col}")
     checked = list(fc.day_month)
-    ambiguity = "".join(f", {fc.day_month[col][2]} as _amb_{_ident(col)}, {fc.day_month[col][3]} is not null "
-                        f"as _has_{_ident(col)}" for col in checked)
+    ambiguity = "".join(
+        f", {fc.day_month[col][2]} as _amb_{_ident(col)}, {fc.day_month[col][3]} is not null as _has_{_ident(col)}"
+        for col in checked
+    )
     _execute(
         con,
         f"create temp table m1_{f} as select c._row_number, c._line, {', '.join(exprs)}, {', '.join(flags)}, "
@@ -603,8 +636,7 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
     for col in checked:
         x = _ident(col)
         order, declared, _, _ = fc.day_month[col]
-        rule_key = f"feeds.{feed}.columns.{col}." + ("formats" if fm.columns[col].formats is not None
-                                                      else "date_order")
+        rule_key = f"feeds.{feed}.columns.{col}." + ("formats" if fm.columns[col].formats is not None else "date_order")
         values, ambiguous, first = con.execute(
             f"select count(*) filter (where _has_{x}), count(*) filter (where _amb_{x}), "
             f"list(coalesce(_line, _row_number) order by _row_number) filter (where _amb_{x})[1:5] from m1_{f}"
@@ -628,7 +660,7 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
             x = _ident(col)
             agg = {
                 "mode": f"list_sort(list_transform(map_entries(histogram({x})), "
-                        f"lambda e: {{'n': -cast(e.value as bigint), 'v': e.key}}))[1].v",
+                f"lambda e: {{'n': -cast(e.value as bigint), 'v': e.key}}))[1].v",
                 "min": f"min({x})",
                 "max": f"max({x})",
                 "first": f"first({x} order by _row_number) filter (where {x} is not null)",
@@ -657,34 +689,48 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
         x = _ident(c.name)
         if c.required:
             src = fm.columns.get(c.name)
-            checks.append((f"{x} is null and not _f_{c.name}", q(f"{cw}.{c.name}.required"),
-                           q(f"required column {c.name} is empty" + (_rule_origin(src) if src else ""))))
+            checks.append(
+                (
+                    f"{x} is null and not _f_{c.name}",
+                    q(f"{cw}.{c.name}.required"),
+                    q(f"required column {c.name} is empty" + (_rule_origin(src) if src else "")),
+                )
+            )
         if c.values:
             allowed = ", ".join(c.values)
-            checks.append((f"{x} is not null and not list_contains({q(list(c.values))}::varchar[], {x})",
-                           q(f"{cw}.{c.name}.values"),
-                           f"{q(f'{c.name} is not one of {allowed}: ')} || {x}"))
+            checks.append(
+                (
+                    f"{x} is not null and not list_contains({q(list(c.values))}::varchar[], {x})",
+                    q(f"{cw}.{c.name}.values"),
+                    f"{q(f'{c.name} is not one of {allowed}: ')} || {x}",
+                )
+            )
         if c.min is not None:
-            checks.append((f"{x} < {q(c.min)}", q(f"{cw}.{c.name}.min"),
-                           f"{q(f'{c.name} is below {c.min:g}: ')} || {x}::varchar"))
+            checks.append(
+                (f"{x} < {q(c.min)}", q(f"{cw}.{c.name}.min"), f"{q(f'{c.name} is below {c.min:g}: ')} || {x}::varchar")
+            )
         if c.max is not None:
-            checks.append((f"{x} > {q(c.max)}", q(f"{cw}.{c.name}.max"),
-                           f"{q(f'{c.name} is above {c.max:g}: ')} || {x}::varchar"))
+            checks.append(
+                (f"{x} > {q(c.max)}", q(f"{cw}.{c.name}.max"), f"{q(f'{c.name} is above {c.max:g}: ')} || {x}::varchar")
+            )
         if c.not_in_future:
-            checks.append((f"{x} > now()", q(f"{cw}.{c.name}.not_in_future"),
-                           f"{q(f'{c.name} is in the future: ')} || {x}::varchar"))
+            checks.append(
+                (
+                    f"{x} > now()",
+                    q(f"{cw}.{c.name}.not_in_future"),
+                    f"{q(f'{c.name} is in the future: ')} || {x}::varchar",
+                )
+            )
     for r in contract.rules:
         # predicates are written in ingestion.contracts (code), never taken from a mapping file
         checks.append((f"not coalesce({r.predicate}, true)", q(f"{cw}.rules.{r.name}"), q(r.message)))
     _execute(
         con,
-        f"create temp table m3_{f} as select *, list_concat(_reasons, {_reasons_sql(checks)}) as _all "
-        f"from m2_{f}",
+        f"create temp table m3_{f} as select *, list_concat(_reasons, {_reasons_sql(checks)}) as _all from m2_{f}",
         q.values,
     )
     cols = ", ".join(_ident(c) for c in contract.column_names)
-    con.execute(f"create temp table out_{f} as select {cols} from m3_{f} where len(_all) = 0 "
-                "order by _row_number")
+    con.execute(f"create temp table out_{f} as select {cols} from m3_{f} where len(_all) = 0 order by _row_number")
     con.execute(f"create temp table accepted_rows_{f} as select _row_number from m3_{f} where len(_all) = 0")
     packed = ", ".join(f"{c} := m.{c}" for c in contract.column_names)
     con.execute(
@@ -695,15 +741,25 @@ def _run_feed(con: duckdb.DuckDBPyConnection, mapping: Mapping, feed: str, total
         "where len(m._all) > 0",
         {"feed": feed},
     )
-    by_rule = dict(con.execute(
-        "select r.rule, count(distinct row_number) from "
-        "(select row_number, unnest(reasons) as r from rejected where feed = $feed) group by all order by 2 desc",
-        {"feed": feed},
-    ).fetchall())
+    by_rule = dict(
+        con.execute(
+            "select r.rule, count(distinct row_number) from "
+            "(select row_number, unnest(reasons) as r from rejected where feed = $feed) group by all order by 2 desc",
+            {"feed": feed},
+        ).fetchall()
+    )
     mapped = con.execute(f"select count(*) from out_{f}").fetchone()[0]
     rejected = con.execute("select count(*) from rejected where feed = $feed", {"feed": feed}).fetchone()[0]
-    return FeedResult(feed, total if fm.derive_from is None else candidates, superseded, filtered_out,
-                      mapped, rejected, by_rule, date_checks=date_checks)
+    return FeedResult(
+        feed,
+        total if fm.derive_from is None else candidates,
+        superseded,
+        filtered_out,
+        mapped,
+        rejected,
+        by_rule,
+        date_checks=date_checks,
+    )
 
 
 def _rule_origin(rule: ColumnRule) -> str:
@@ -758,7 +814,12 @@ def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path, fmt: str) -> 
 
 
 def write_outputs(
-    run: _Run, landing_dir: Path, rejected_dir: Path, as_of: dt.date, *, output_format: str | None = None,
+    run: _Run,
+    landing_dir: Path,
+    rejected_dir: Path,
+    as_of: dt.date,
+    *,
+    output_format: str | None = None,
     stem: str | None = None,
 ) -> MappingResult:
     """Write landing/<feed>/<stem>.<ext> per feed (stem default <as_of>_<name>) and the rejected rows."""
@@ -773,10 +834,14 @@ def write_outputs(
     days: dict[str, list[str]] = {}
     for feed, col in split.items():
         day = _day_expr(feed, col)
-        days[feed] = [r[0] for r in _execute(
-            run.con, f"select distinct {day} as d from out_{_ident(feed)} where d is not null order by d",
-            {"zone": zone},
-        ).fetchall()]
+        days[feed] = [
+            r[0]
+            for r in _execute(
+                run.con,
+                f"select distinct {day} as d from out_{_ident(feed)} where d is not null order by d",
+                {"zone": zone},
+            ).fetchall()
+        ]
         # rows without a day go into the first day's file
         _execute(
             run.con,
@@ -793,8 +858,7 @@ def write_outputs(
             paths = []
             for day in days[feed]:
                 path = Path(landing_dir) / feed / f"{day}_{name}.{ext}"
-                select = _export_select(feed, fmt, table=f"day_{_ident(feed)}",
-                                        where=f"_day = {_sql_string(day)}")
+                select = _export_select(feed, fmt, table=f"day_{_ident(feed)}", where=f"_day = {_sql_string(day)}")
                 _copy(run.con, select, path, fmt)
                 paths.append(path)
             res.paths = paths
@@ -817,8 +881,14 @@ def write_outputs(
         "coalesce(list(line order by row_number)[1:$n], []) from rejected where feed = '(source)'",
         {"n": FIRST_ROWS},
     ).fetchone()
-    return MappingResult(name, run.source_file, run.results, rejected_path, run.malformed,
-                         where_text(run.malformed, first_rows, first_lines) if run.malformed else "")
+    return MappingResult(
+        name,
+        run.source_file,
+        run.results,
+        rejected_path,
+        run.malformed,
+        where_text(run.malformed, first_rows, first_lines) if run.malformed else "",
+    )
 
 
 def apply_mapping(

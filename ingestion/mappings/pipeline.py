@@ -59,19 +59,27 @@ class Export:
     def own(cls, mapping: Path, source: Path) -> Export:
         """Your own export: the data folder is named after the mapping's `name`."""
         m = load_mapping(mapping)
-        return cls(m.name, Path(mapping).resolve(), str(Path(source).resolve()),
-                   m.description or f"{m.name} (your own export)")
+        return cls(
+            m.name, Path(mapping).resolve(), str(Path(source).resolve()), m.description or f"{m.name} (your own export)"
+        )
 
     def default_data_dir(self) -> Path:
         return REPO_ROOT / "data" / "external" / self.name
 
 
 EXPORTS: dict[str, Export] = {
-    "pwc": Export("pwc", MAPPINGS_DIR / "pwc_call_center.yaml", "pwc_call_center/Call-Center-Dataset.csv",
-                  "PwC call-centre calls, Jan-Mar 2021 -> tickets, surveys, technicians"),
-    "servicenow": Export("servicenow", MAPPINGS_DIR / "servicenow_incidents.yaml",
-                         "servicenow_incident_event_log/incident_event_log.csv",
-                         "ServiceNow incident event log, 2016 -> tickets, technicians"),
+    "pwc": Export(
+        "pwc",
+        MAPPINGS_DIR / "pwc_call_center.yaml",
+        "pwc_call_center/Call-Center-Dataset.csv",
+        "PwC call-centre calls, Jan-Mar 2021 -> tickets, surveys, technicians",
+    ),
+    "servicenow": Export(
+        "servicenow",
+        MAPPINGS_DIR / "servicenow_incidents.yaml",
+        "servicenow_incident_event_log/incident_event_log.csv",
+        "ServiceNow incident event log, 2016 -> tickets, technicians",
+    ),
 }
 
 
@@ -178,8 +186,10 @@ def published_summary(paths: DataDir) -> str:
         ).fetchall()
     finally:
         con.close()
-    lines = [f"published (kpi_technician_monthly, appraisal_scores in {paths.serving}):",
-             f"  {'month':<9}{'technicians':>12}{'resolved':>10}{'surveys':>9}{'graded':>8}{'not graded':>12}"]
+    lines = [
+        f"published (kpi_technician_monthly, appraisal_scores in {paths.serving}):",
+        f"  {'month':<9}{'technicians':>12}{'resolved':>10}{'surveys':>9}{'graded':>8}{'not graded':>12}",
+    ]
     for label, techs, resolved, surveys, graded, not_graded in rows:
         lines.append(f"  {label:<9}{techs:>12}{resolved or 0:>10}{surveys or 0:>9}{graded:>8}{not_graded:>12}")
     if statuses:
@@ -187,8 +197,13 @@ def published_summary(paths: DataDir) -> str:
     return "\n".join(lines)
 
 
-def run_export(export: str | Export, data_dir: str | Path | None = None, source: str | Path | None = None,
-               as_of: dt.date | None = None, on_dry_run: Callable[[str], None] | None = None) -> ExportRun:
+def run_export(
+    export: str | Export,
+    data_dir: str | Path | None = None,
+    source: str | Path | None = None,
+    as_of: dt.date | None = None,
+    on_dry_run: Callable[[str], None] | None = None,
+) -> ExportRun:
     """Map the export into <data_dir>/landing and run the whole pipeline on <data_dir>.
 
     Sets SERVICESCORE_DATA_DIR and DAGSTER_HOME of this process to the data folder (the Dagster resources
@@ -226,18 +241,35 @@ def run_export(export: str | Export, data_dir: str | Path | None = None, source:
 def main(argv: list[str] | None = None) -> int:
     from orchestration.cli import RunLockedError
 
-    parser = argparse.ArgumentParser(prog="python -m ingestion.mappings.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("export", nargs="?", choices=sorted(EXPORTS),
-                        help="a built-in real export (or give --mapping and --source)")
+    parser = argparse.ArgumentParser(
+        prog="python -m ingestion.mappings.pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "export", nargs="?", choices=sorted(EXPORTS), help="a built-in real export (or give --mapping and --source)"
+    )
     parser.add_argument("--mapping", type=Path, default=None, help="your mapping file (with --source)")
-    parser.add_argument("--data", "--data-dir", dest="data_dir", type=Path, default=None,
-                        help="the data folder of this export (default: data/external/<export or mapping name>)")
-    parser.add_argument("--source", type=Path, default=None,
-                        help="the export file (built-in exports: default under $SERVICESCORE_EXTERNAL_DIR or "
-                             "../shared/external)")
-    parser.add_argument("--date", type=dt.date.fromisoformat, default=None,
-                        help="run date in the names of files not split by day (default: today)")
+    parser.add_argument(
+        "--data",
+        "--data-dir",
+        dest="data_dir",
+        type=Path,
+        default=None,
+        help="the data folder of this export (default: data/external/<export or mapping name>)",
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="the export file (built-in exports: default under $SERVICESCORE_EXTERNAL_DIR or ../shared/external)",
+    )
+    parser.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="run date in the names of files not split by day (default: today)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.mapping is not None:
@@ -257,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = spec.mapping.relative_to(REPO_ROOT) if spec.mapping.is_relative_to(REPO_ROOT) else spec.mapping
         print(f"  mapping {shown}, source {args.source or spec.source_path()}")
         print(f"  data folder {Path(data_dir).resolve()}")
-        run = run_export(spec, data_dir, args.source, args.date,
-                         on_dry_run=lambda text: print(text + "\n", flush=True))
+        run = run_export(spec, data_dir, args.source, args.date, on_dry_run=lambda text: print(text + "\n", flush=True))
     except MappingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -268,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     assert run.mapping is not None
     print(f"mapped in {run.mapping_seconds:.1f} s:")
     for feed, res in run.mapping.feeds.items():
-        print(f"  {feed}: {res.mapped} rows in {len(res.paths)} landing file(s), rejected {res.rejected}"
-              f"{res.others_text()}")
+        print(
+            f"  {feed}: {res.mapped} rows in {len(res.paths)} landing file(s), rejected {res.rejected}"
+            f"{res.others_text()}"
+        )
     if run.mapping.malformed:
         print(f"  {run.mapping.malformed_text()}")
     print(f"  rejected rows: {run.mapping.rejected} -> {run.mapping.rejected_path}")
@@ -280,8 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         print(published_summary(run.data_dir))
     print("\n".join(run.support))
     print(f"wall time: mapping {run.mapping_seconds:.1f} s, pipeline {run.pipeline_seconds:.1f} s")
-    print(f"explore it: make ui SERVICESCORE_DATA_DIR={run.data_dir.root}  (or open {run.data_dir.serving} "
-          "with any DuckDB client)")
+    print(
+        f"explore it: make ui SERVICESCORE_DATA_DIR={run.data_dir.root}  (or open {run.data_dir.serving} "
+        "with any DuckDB client)"
+    )
     return 0 if run.ok else 1
 
 

@@ -26,8 +26,10 @@ class Support:
         for code, inputs in INDICATOR_INPUTS.items():
             missing = inputs.missing(self.available)
             if missing:
-                out[code] = [m + (" (mapped, but empty in this source)" if tuple(m.split(".", 1)) in self.empty
-                                  else "") for m in missing]
+                out[code] = [
+                    m + (" (mapped, but empty in this source)" if tuple(m.split(".", 1)) in self.empty else "")
+                    for m in missing
+                ]
         return out
 
     def from_constants(self) -> dict[str, list[str]]:
@@ -35,8 +37,11 @@ class Support:
         for code, inputs in INDICATOR_INPUTS.items():
             if inputs.missing(self.available):
                 continue
-            fixed = [f"{f}.{c} = {self.constants[(f, c)]}" for f, c in (*inputs.all_of, *inputs.any_of)
-                     if (f, c) in self.constants]
+            fixed = [
+                f"{f}.{c} = {self.constants[(f, c)]}"
+                for f, c in (*inputs.all_of, *inputs.any_of)
+                if (f, c) in self.constants
+            ]
             if fixed:
                 out[code] = fixed
         return out
@@ -49,7 +54,8 @@ def support(run: _Run) -> Support:
     for feed in run.results:
         names = FEEDS[feed].column_names
         counts = run.con.execute(
-            f"select {', '.join(f'count({_ident(c)})' for c in names)} from out_{_ident(feed)}").fetchall()[0]
+            f"select {', '.join(f'count({_ident(c)})' for c in names)} from out_{_ident(feed)}"
+        ).fetchall()[0]
         rules = run.mapping.feeds[feed].columns
         for col, n in zip(names, counts, strict=True):
             if col not in rules:
@@ -70,8 +76,10 @@ def support_lines(run: _Run) -> list[str]:
     lines = []
     cannot = s.cannot_support()
     if cannot:
-        lines.append(f"indicators this source cannot support ({len(cannot)} of {len(INDICATOR_INPUTS)}; "
-                     "they are not measured, never 0):")
+        lines.append(
+            f"indicators this source cannot support ({len(cannot)} of {len(INDICATOR_INPUTS)}; "
+            "they are not measured, never 0):"
+        )
         lines += [f"   {code:<26} needs {', '.join(missing)}" for code, missing in cannot.items()]
     else:
         lines.append(f"indicators: the source can support all {len(INDICATOR_INPUTS)}")

@@ -51,6 +51,8 @@ class SourceRead:
     columns: list[str]
     malformed: int = 0  # records in src_malformed
     note: str | None = None  # why physical lines are not known, when they are not
+
+
 NATIVE_ENCODINGS = {"utf-8", "utf-8-sig", "utf8", "utf_8", "utf_8_sig"}
 
 
@@ -86,8 +88,10 @@ def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, wo
     spec = mapping.source
     fmt = source_format(spec, path)
     con.execute(f"drop table if exists {SOURCE_TABLE}_read")
-    con.execute(f"create or replace temp table {MALFORMED_TABLE} (row_number bigint, line bigint, rule varchar, "
-                "reason varchar, raw varchar)")
+    con.execute(
+        f"create or replace temp table {MALFORMED_TABLE} (row_number bigint, line bigint, rule varchar, "
+        "reason varchar, raw varchar)"
+    )
     read = SourceRead([])
     if fmt == "csv":
         csv_path = path
@@ -109,8 +113,7 @@ def load_source(con: duckdb.DuckDBPyConnection, mapping: Mapping, path: Path, wo
     return read
 
 
-def _load_json(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, fmt: str,
-               work_dir: Path) -> SourceRead:
+def _load_json(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, fmt: str, work_dir: Path) -> SourceRead:
     """JSON lines: every physical line, split on line feeds only (a carriage return before one is dropped, so
     CRLF, LF and a mix read alike; no byte of a value can split or merge lines), is one record; an empty line
     is none; a line that is not one JSON object is a malformed record. A `json` file that is one JSON array (or
@@ -124,14 +127,20 @@ def _load_json(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, fmt
     if not _native(spec.encoding):
         text_path, bad_lines = _utf8_copy(path, spec.encoding, work_dir)
     try:
-        con.execute("create or replace temp table src_text as select ltrim(content, chr(65279)) as content "
-                    "from read_text($path)", {"path": str(text_path)})
+        con.execute(
+            "create or replace temp table src_text as select ltrim(content, chr(65279)) as content "
+            "from read_text($path)",
+            {"path": str(text_path)},
+        )
     except duckdb.InvalidInputException:  # not valid UTF-8: the lines holding bad bytes are malformed records
         if text_path != path:
             raise
         text_path, bad_lines = _utf8_copy(path, spec.encoding, work_dir)
-        con.execute("create or replace temp table src_text as select ltrim(content, chr(65279)) as content "
-                    "from read_text($path)", {"path": str(text_path)})
+        con.execute(
+            "create or replace temp table src_text as select ltrim(content, chr(65279)) as content "
+            "from read_text($path)",
+            {"path": str(text_path)},
+        )
     document = None
     if fmt == "json":
         document = con.execute("select json_type(try_cast(content as json)) from src_text").fetchone()[0]
@@ -169,11 +178,15 @@ def _load_json(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, fmt
         {"encoding": spec.encoding},
     )
     # the columns: every key of the records, in the order they first appear
-    keys = [r[0] for r in con.execute(
-        "select key from (select _row_number, unnest(map_keys(m)) as key, generate_subscripts(map_keys(m), 1) as pos "
-        "from src_json where problem is null) "
-        "qualify row_number() over (partition by key order by _row_number, pos) = 1 order by _row_number, pos"
-    ).fetchall()]
+    keys = [
+        r[0]
+        for r in con.execute(
+            "select key from (select _row_number, unnest(map_keys(m)) as key, "
+            "generate_subscripts(map_keys(m), 1) as pos "
+            "from src_json where problem is null) "
+            "qualify row_number() over (partition by key order by _row_number, pos) = 1 order by _row_number, pos"
+        ).fetchall()
+    ]
     params = {f"k{i}": key for i, key in enumerate(keys)}
     values = "".join(
         f", case when json_type(m[$k{i}]) = 'VARCHAR' then m[$k{i}] ->> '$' else m[$k{i}]::varchar end "
@@ -206,8 +219,9 @@ def _header(path: Path, spec: SourceSpec) -> list[str]:
     seen: set[str] = set()
     duplicated = sorted({n for n in names if n in seen or seen.add(n)})
     if duplicated:
-        raise MappingError(f"{path}: line 1: the header names columns more than once: "
-                           + ", ".join(repr(n) for n in duplicated))
+        raise MappingError(
+            f"{path}: line 1: the header names columns more than once: " + ", ".join(repr(n) for n in duplicated)
+        )
     return names
 
 
@@ -219,8 +233,13 @@ def _load_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, csv_
             f"create temp table {SOURCE_TABLE}_read as select * from read_csv("
             "$path, auto_detect = false, columns = $columns, header = $header, delim = $delim, quote = $quote, "
             "escape = $quote, store_rejects = true, rejects_table = 'src_rejects', rejects_scan = 'src_scans')",
-            {"path": str(csv_path), "columns": columns, "header": spec.header, "delim": spec.delimiter,
-             "quote": spec.quote},
+            {
+                "path": str(csv_path),
+                "columns": columns,
+                "header": spec.header,
+                "delim": spec.delimiter,
+                "quote": spec.quote,
+            },
         )
         rejects = con.execute(
             "select line_byte_position, first(error_type::varchar order by byte_position), "
@@ -242,14 +261,23 @@ def _load_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, csv_
         bad_numbers = numbers[is_bad]  # both in file order
     else:
         # quote characters inside unquoted values: the records cannot be told apart from the bytes alone
-        note = (f"{path}: physical line numbers are not known for this file (it has quote characters outside "
-                "quoted values); row numbers count the records read")
+        note = (
+            f"{path}: physical line numbers are not known for this file (it has quote characters outside "
+            "quoted values); row numbers count the records read"
+        )
         good_numbers = np.arange(1, good + 1, dtype=np.int64)
         good_lines = np.full(good, -1, dtype=np.int64)
         bad_numbers = np.arange(good + 1, good + len(rejects) + 1, dtype=np.int64)
-    con.register("src_line_numbers", pa.table({
-        "_i": pa.array(np.arange(good, dtype=np.int64)), "_row_number": pa.array(good_numbers),
-        "_line": pa.array(good_lines)}))
+    con.register(
+        "src_line_numbers",
+        pa.table(
+            {
+                "_i": pa.array(np.arange(good, dtype=np.int64)),
+                "_row_number": pa.array(good_numbers),
+                "_line": pa.array(good_lines),
+            }
+        ),
+    )
     con.execute(
         f"create or replace temp table {SOURCE_TABLE} as "
         f"select n._row_number, nullif(n._line, -1) as _line, r.* exclude (_i) "
@@ -261,9 +289,16 @@ def _load_csv(con: duckdb.DuckDBPyConnection, spec: SourceSpec, path: Path, csv_
     if rejects:
         con.executemany(
             f"insert into {MALFORMED_TABLE} values (?, ?, ?, ?, ?)",
-            [(int(n), int(line) if note is None else None, CSV_RULES.get(kind, "source.csv.malformed"),
-              f"line {int(line)}: {message}" if note is None else message, (raw or "").strip("\r\n"))
-             for n, line, (_, kind, message, raw) in zip(bad_numbers, bad_lines, rejects, strict=True)],
+            [
+                (
+                    int(n),
+                    int(line) if note is None else None,
+                    CSV_RULES.get(kind, "source.csv.malformed"),
+                    f"line {int(line)}: {message}" if note is None else message,
+                    (raw or "").strip("\r\n"),
+                )
+                for n, line, (_, kind, message, raw) in zip(bad_numbers, bad_lines, rejects, strict=True)
+            ],
         )
     con.execute("drop table if exists src_rejects; drop table if exists src_scans")
     return SourceRead(_columns(con), len(rejects), note)
@@ -303,8 +338,10 @@ def _utf8_copy(path: Path, encoding: str, work_dir: Path) -> tuple[Path, list[in
     bad: list[int] = []
     line = 1
     try:
-        with (open(path, encoding=encoding, errors="surrogateescape", newline="") as src,
-              open(fd, "w", encoding="utf-8", newline="") as dst):
+        with (
+            open(path, encoding=encoding, errors="surrogateescape", newline="") as src,
+            open(fd, "w", encoding="utf-8", newline="") as dst,
+        ):
             while chunk := src.read(1 << 20):
                 at = 0
                 for m in _UNDECODED.finditer(chunk):
@@ -330,8 +367,13 @@ def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, sheet: str | None, h
     import pandas as pd
 
     try:
-        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str, engine="openpyxl",
-                              header=0 if header else None)
+        frame = pd.read_excel(
+            path,
+            sheet_name=sheet if sheet is not None else 0,
+            dtype=str,
+            engine="openpyxl",
+            header=0 if header else None,
+        )
     except (ValueError, KeyError, OSError) as e:
         raise MappingError(f"{path}: cannot read the Excel sheet {sheet or '(first)'}: {e}") from e
     # without a header row the columns are named by position, as in a CSV file without one

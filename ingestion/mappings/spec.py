@@ -198,8 +198,7 @@ class ColumnRule(_Model):
                 raise ValueError("columns: give at least one source column")
             for c in self.columns:
                 _check_source_column(c)
-        if (self.separator is not None or self.prefix is not None) and self.columns is None and \
-                self.column is None:
+        if (self.separator is not None or self.prefix is not None) and self.columns is None and self.column is None:
             raise ValueError("separator/prefix need column or columns")
         if self.base is not None and not TARGET_NAME.fullmatch(self.base):
             raise ValueError(f"base {self.base!r} is not a target column name")
@@ -456,8 +455,9 @@ def _check_against_contracts(m: Mapping, origin: str) -> None:
         names = contract.column_names
         for col in fm.columns:
             if not TARGET_NAME.fullmatch(col) or col not in names:
-                errors.append(f"{where}.columns.{col}: not a column of feed {feed_name}; columns are: "
-                              f"{', '.join(names)}")
+                errors.append(
+                    f"{where}.columns.{col}: not a column of feed {feed_name}; columns are: {', '.join(names)}"
+                )
         for col in contract.required_columns:
             if col not in fm.columns:
                 errors.append(f"{where}.columns: required column {col!r} of feed {feed_name} has no rule")
@@ -466,11 +466,12 @@ def _check_against_contracts(m: Mapping, origin: str) -> None:
             if parent is None:
                 errors.append(f"{where}.derive_from: {fm.derive_from!r} is not a feed of this mapping")
             elif parent.derive_from is not None:
-                errors.append(f"{where}.derive_from: {fm.derive_from!r} is itself derived; derive from a "
-                              "feed read from the source")
+                errors.append(
+                    f"{where}.derive_from: {fm.derive_from!r} is itself derived; derive from a "
+                    "feed read from the source"
+                )
             if fm.latest is not None:
-                errors.append(f"{where}.latest: a derived feed uses the rows of {fm.derive_from}; "
-                              "put latest there")
+                errors.append(f"{where}.latest: a derived feed uses the rows of {fm.derive_from}; put latest there")
         if fm.distinct_on is not None:
             if not fm.distinct_on:
                 errors.append(f"{where}.distinct_on: give at least one target column")
@@ -495,19 +496,33 @@ def _check_against_contracts(m: Mapping, origin: str) -> None:
             if rule.base is not None and rule.base in names and contract.column(rule.base).type != "timestamp":
                 errors.append(f"{cw}.base: {rule.base!r} is not a timestamp column")
             if (rule.formats or rule.date_order or rule.timezone or rule.plausible) and ctype not in (
-                    "timestamp", "date", "month"):
-                errors.append(f"{cw}: formats/date_order/timezone/plausible are for timestamp or date columns "
-                              f"({col} is {ctype})")
+                "timestamp",
+                "date",
+                "month",
+            ):
+                errors.append(
+                    f"{cw}: formats/date_order/timezone/plausible are for timestamp or date columns ({col} is {ctype})"
+                )
             if rule.date_order == "auto" and rule.column is None and rule.columns is None:
-                errors.append(f"{cw}.date_order: auto guesses the order from source text; it needs column or "
-                              "columns")
-            if ctype == "timestamp" and rule.base is None and rule.constant is None and not (
-                    rule.formats or rule.date_order) and rule.values is None:
-                errors.append(f"{cw}: a timestamp column needs formats (e.g. ['%d-%m-%Y %H:%M'] or [iso8601]) "
-                              "or date_order")
-            if ctype == "timestamp" and rule.base is None and (rule.formats or rule.date_order) \
-                    and rule.timezone is None and m.source.timezone is None \
-                    and (rule.formats or []) != [ISO8601]:
+                errors.append(f"{cw}.date_order: auto guesses the order from source text; it needs column or columns")
+            if (
+                ctype == "timestamp"
+                and rule.base is None
+                and rule.constant is None
+                and not (rule.formats or rule.date_order)
+                and rule.values is None
+            ):
+                errors.append(
+                    f"{cw}: a timestamp column needs formats (e.g. ['%d-%m-%Y %H:%M'] or [iso8601]) or date_order"
+                )
+            if (
+                ctype == "timestamp"
+                and rule.base is None
+                and (rule.formats or rule.date_order)
+                and rule.timezone is None
+                and m.source.timezone is None
+                and (rule.formats or []) != [ISO8601]
+            ):
                 errors.append(f"{cw}: say the time zone of naive timestamps (timezone here or source.timezone)")
             if rule.pick is not None and fm.distinct_on is None:
                 errors.append(f"{cw}.pick: only feeds with distinct_on pick one value per key")
@@ -518,8 +533,7 @@ def _check_against_contracts(m: Mapping, origin: str) -> None:
         where = f"{origin}: output.split_by_day.{feed_name}"
         if feed_name not in m.feeds:
             errors.append(f"{where}: {feed_name!r} is not a feed of this mapping")
-        elif col not in FEEDS[feed_name].column_names or FEEDS[feed_name].column(col).type not in (
-                "timestamp", "date"):
+        elif col not in FEEDS[feed_name].column_names or FEEDS[feed_name].column(col).type not in ("timestamp", "date"):
             errors.append(f"{where}: {col!r} is not a timestamp or date column of {feed_name}")
         elif col not in m.feeds[feed_name].columns:
             errors.append(f"{where}: {col!r} is not mapped")
