@@ -36,6 +36,7 @@ from typing import Literal
 import great_expectations.expectations as gxe
 
 from ingestion.contracts import FEEDS, Feed
+from ingestion.indicator_catalogue import Indicator, indicators, units
 
 Severity = Literal["error", "warning"]
 Scope = Literal["rows", "periods", "table"]
@@ -420,31 +421,20 @@ def raw_suite(feed: Feed) -> Suite:
 
 # ---------------------------------------------------------------------------------------------- KPI marts
 
-# indicator code -> value columns and kind; the list is fixed here (the same as macros/kpi.sql)
-KPI_RATE_INDICATORS = ("csat", "sla_attainment", "first_time_fix_rate", "reopen_rate", "problem_resolution_rate")
-KPI_RATING_INDICATORS = ("customer_rating", "service_attitude", "technical_level", "supervisor_review")
-KPI_DURATION_INDICATORS = ("avg_handling_time", "mttr", "first_response_time", "complaint_acceptance_time")
-KPI_OTHER_INDICATORS = ("nps", "complaint_rate")
-KPI_INDICATORS = (*KPI_RATE_INDICATORS, *KPI_RATING_INDICATORS, *KPI_DURATION_INDICATORS, *KPI_OTHER_INDICATORS)
-# indicators whose value can be missing although the sample exists: the sources do not measure it in the period
-# (complaint_rate: resolved tickets are the sample, but before the complaints feed starts nothing counts complaints)
-KPI_MEASURED_APART_FROM_SAMPLE = ("complaint_rate",)
+# the indicators, their value columns and the range of each unit: the catalogue (ingestion/indicator_catalogue.py)
 
 
-def kpi_value_columns(code: str) -> tuple[str, ...]:
-    if code in KPI_DURATION_INDICATORS:
-        return (f"{code}_hours", f"{code}_business_hours")
-    return (code,)
-
-
-def null_iff_zero_count(key_columns: Sequence[str], codes: Sequence[str]) -> Check:
+def null_iff_zero_count(key_columns: Sequence[str], catalogue: Sequence[Indicator]) -> Check:
+    """Each value is null exactly when its sample is 0; an indicator measured from a fact's first month on
+    (measured_from) may also be null with a sample: it was not measured then."""
     keys = ", ".join(key_columns)
     branches = []
-    for code in codes:
-        for value_column in kpi_value_columns(code):
+    for indicator in catalogue:
+        code = indicator.code
+        for value_column in indicator.value_columns:
             broken = (
                 f"{value_column} is not null and coalesce({code}_n, 0) = 0"
-                if code in KPI_MEASURED_APART_FROM_SAMPLE
+                if indicator.measured_from
                 else f"({value_column} is null) <> (coalesce({code}_n, 0) = 0)"
             )
             branches.append(f"""    select
@@ -469,18 +459,17 @@ def kpi_suite(
     (which includes period_start) are validated on the periods rebuilt since the last passing validation."""
     checks: list[Check] = [not_null(k) for k in key_columns]
     checks.append(unique(key_columns, scope="periods" if "period_start" in key_columns else "table"))
-    for code in KPI_RATE_INDICATORS:
-        checks.append(between(code, 0, 1, description=f"{code} is a rate within 0..1"))
-    for code in KPI_RATING_INDICATORS:
-        checks.append(between(code, 1, 5, description=f"{code} is a rating within 1..5"))
-    checks.append(between("nps", -100, 100, description="nps within -100..100"))
-    checks.append(between("complaint_rate", 0, None, description="complaint_rate >= 0"))
-    for code in KPI_DURATION_INDICATORS:
-        for column in kpi_value_columns(code):
-            checks.append(between(column, 0, None, description=f"{column} >= 0"))
-    for code in KPI_INDICATORS:
-        checks.append(between(f"{code}_n", 0, None, description=f"{code}_n is a count >= 0"))
-    checks.append(null_iff_zero_count(key_columns, KPI_INDICATORS))
+    catalogue = indicators()
+    # value ranges by unit, in the order of the catalogue's units; then every sample is a count
+    for unit in units().values():
+        for indicator in (i for i in catalogue if i.unit == unit.name):
+            for column in indicator.value_columns:
+                checks.append(between(column, unit.min, unit.max, description=f"{column} {unit.says}"))
+    for indicator in catalogue:
+        checks.append(
+            between(indicator.sample_column, 0, None, description=f"{indicator.sample_column} is a count >= 0")
+        )
+    checks.append(null_iff_zero_count(key_columns, catalogue))
     return Suite(name=model, table=f"{schema}.{model}", checks=tuple(checks), period_grain=period_grain)
 
 

@@ -49,6 +49,13 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ingestion.indicator_catalogue import CATEGORIES, DIRECTIONS, KINDS, indicators
+
+
+def _unknown_indicator(code: str) -> str:
+    return f"indicator_code {code!r} is not one of the {len(indicators())} catalogue indicators"
+
+
 INDICATOR_SETTINGS_FILE = "indicator_settings.csv"
 APPRAISAL_SETTINGS_FILE = "appraisal_settings.csv"
 GRADE_BANDS_FILE = "grade_bands.csv"
@@ -57,42 +64,8 @@ TRAINING_SETTINGS_FILE = "training_settings.csv"
 COURSE_MAPPING_FILE = "training_course_mapping.csv"
 
 
-@dataclass(frozen=True)
-class IndicatorSpec:
-    """What the catalogue (DESIGN §4) fixes about an indicator; the settings may not contradict it."""
-
-    direction: str
-    is_duration: bool
-
-
-# The 15 indicators of the catalogue. Settings may only name these codes.
-INDICATORS: dict[str, IndicatorSpec] = {
-    "csat": IndicatorSpec("higher", False),
-    "customer_rating": IndicatorSpec("higher", False),
-    "nps": IndicatorSpec("higher", False),
-    "avg_handling_time": IndicatorSpec("lower", True),
-    "mttr": IndicatorSpec("lower", True),
-    "first_response_time": IndicatorSpec("lower", True),
-    "sla_attainment": IndicatorSpec("higher", False),
-    "service_attitude": IndicatorSpec("higher", False),
-    "technical_level": IndicatorSpec("higher", False),
-    "first_time_fix_rate": IndicatorSpec("higher", False),
-    "reopen_rate": IndicatorSpec("lower", False),
-    "complaint_acceptance_time": IndicatorSpec("lower", True),
-    "problem_resolution_rate": IndicatorSpec("higher", False),
-    "complaint_rate": IndicatorSpec("lower", False),
-    "supervisor_review": IndicatorSpec("higher", False),
-}
-
-CATEGORIES = (
-    "customer_satisfaction",
-    "processing_efficiency",
-    "service_quality",
-    "complaint_handling",
-    "qualitative",
-)
-KINDS = ("quantitative", "qualitative")
-DIRECTIONS = ("higher", "lower")
+# The indicators are the catalogue's (ingestion/indicator_catalogue.py, var `indicators` of dbt_project.yml):
+# settings may only name its codes and may not contradict its direction, kind, unit or duration.
 HOURS_BASES = ("business", "calendar")
 METHODS = ("quantitative", "qualitative", "comprehensive")
 # which indicator kinds a method may weigh
@@ -344,9 +317,10 @@ def _validate_indicator_row(line: int, rec: dict[str, str], out: _Collector) -> 
             out.add(line, "name_required", f"{column} is empty")
             ok = False
     code = rec["indicator_code"]
-    spec = INDICATORS.get(code)
+    catalogue = {i.code: i for i in indicators()}
+    spec = catalogue.get(code)
     if spec is None:
-        out.add(line, "unknown_indicator", f"indicator_code {code!r} is not one of the 15 catalogue indicators")
+        out.add(line, "unknown_indicator", _unknown_indicator(code))
         ok = False
     ok &= _check_one_of(rec["category"], CATEGORIES, line, "category", out)
     ok &= _check_one_of(rec["kind"], KINDS, line, "kind", out)
@@ -359,6 +333,14 @@ def _validate_indicator_row(line: int, rec: dict[str, str], out: _Collector) -> 
             f"{code} is {spec.direction}-is-better in the catalogue, not {rec['direction']}",
         )
         ok = False
+    for column in ("kind", "unit"):
+        if spec is not None and rec[column] != getattr(spec, column):
+            out.add(
+                line,
+                f"{column}_catalogue",
+                f"{code} is {column} {getattr(spec, column)} in the catalogue, not {rec[column]}",
+            )
+            ok = False
     hours_basis = rec["hours_basis"] or None
     if spec is not None:
         if spec.is_duration and hours_basis not in HOURS_BASES:
@@ -585,8 +567,8 @@ def _validate_course_mapping(path: Path) -> list[str]:
     seen: dict[str, int] = {}
     for line, rec in _read_csv(path, COURSE_MAPPING_COLUMNS, out):
         code = rec["indicator_code"]
-        if code not in INDICATORS:
-            out.add(line, "unknown_indicator", f"indicator_code {code!r} is not one of the 15 catalogue indicators")
+        if code not in {i.code for i in indicators()}:
+            out.add(line, "unknown_indicator", _unknown_indicator(code))
         elif code in seen:
             out.add(
                 line,

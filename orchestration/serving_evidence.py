@@ -3,13 +3,15 @@
 In the warehouse, `marts.appraisal_evidence` is a dbt view over the facts (`int_indicator_evidence`) and the
 monthly breakdown; stored, it would be about 8 rows per ticket (80 M rows at tier L), re-copied into serving
 for every touched month. serving.duckdb already holds the facts (snapshot tables) and the current breakdown
-(a view over its history), so the evidence is the same view there, rendered from the same rules: the dbt
-project's `indicator_evidence_rules` and `evidence_sources` vars (dbt_project.yml). The view's references are
-unqualified, so they resolve inside serving.duckdb whatever name a BI tool attaches it under.
+(a view over its history), so the evidence is the same view there, rendered from the same rules: the evidence
+of each indicator of the catalogue and the `evidence_sources` var (dbt_project.yml, read through
+ingestion/indicator_catalogue.py). The view's references are unqualified, so they resolve inside serving.duckdb
+whatever name a BI tool attaches it under.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from functools import cache
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ingestion.indicator_catalogue import evidence_rules as catalogue_evidence_rules
 from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import DBT_PROJECT_DIR
 
@@ -28,7 +31,8 @@ BREAKDOWN = "appraisal_score_breakdown"
 def evidence_rules(project_dir: Path = DBT_PROJECT_DIR) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
     """(rules, sources) from dbt_project.yml: the one definition both the warehouse and serving views use."""
     project_vars = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
-    return list(project_vars["indicator_evidence_rules"]), dict(project_vars["evidence_sources"])
+    rules = [dataclasses.asdict(rule) for rule in catalogue_evidence_rules(project_dir)]
+    return rules, dict(project_vars["evidence_sources"])
 
 
 def evidence_view_sql(schema: str = "main") -> str:

@@ -14,8 +14,6 @@ import pytest
 
 from expectations.runner import RESULTS_TABLE, SuiteResult, run_suite
 from expectations.suites import (
-    KPI_DURATION_INDICATORS,
-    KPI_INDICATORS,
     MART_SUITES,
     RAW_SUITES,
     SUITES,
@@ -33,6 +31,7 @@ from expectations.suites import (
     unique,
 )
 from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS
+from ingestion.indicator_catalogue import indicators
 from ingestion.paths import DataDir
 
 
@@ -391,8 +390,9 @@ def test_every_raw_suite_runs_cleanly_on_contract_tables(warehouse: Path, docs: 
 
 def _kpi_table(warehouse: Path) -> None:
     columns = ["'t1' as technician_id", "'team1' as team_id", "date '2026-05-01' as period_start"]
-    for code in KPI_INDICATORS:
-        if code in KPI_DURATION_INDICATORS:
+    for indicator in indicators():
+        code = indicator.code
+        if indicator.is_duration:
             columns += [f"cast(2.5 as double) as {code}_hours", f"cast(1.5 as double) as {code}_business_hours"]
         else:
             value = {"nps": "20.0", "complaint_rate": "3.0"}.get(code, "0.9")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ingestion.indicator_catalogue import indicators
 from orchestration.indicator_settings import (
-    INDICATORS,
     IndicatorSettingsError,
     validate_settings,
 )
@@ -50,7 +50,7 @@ def test_valid_file(tmp_path: Path) -> None:
 def test_repository_settings_are_valid() -> None:
     rows = validate_settings(SEEDS_DIR)
     # every catalogue indicator is configured, each method weighs 100, and some settings change mid-year
-    assert {r.indicator_code for r in rows} == set(INDICATORS)
+    assert {r.indicator_code for r in rows} == {i.code for i in indicators()}
     assert {r.method for r in rows} == {"quantitative", "qualitative", "comprehensive"}
     assert any(str(r.effective_from) == "2026-07-01" for r in rows)
 

@@ -989,13 +989,21 @@ def test_per_record_sla_due_date_or_target_hours(tmp_path: Path) -> None:
 
 
 def test_every_indicator_of_the_settings_has_its_inputs() -> None:
-    from ingestion.measures import INDICATOR_INPUTS
+    from ingestion.contracts import FEEDS
+    from ingestion.measures import indicator_inputs
     from ingestion.paths import DBT_PROJECT_DIR
 
     with (DBT_PROJECT_DIR / "seeds" / "indicator_settings.csv").open(encoding="utf-8") as f:
         codes = {row["indicator_code"] for row in csv.DictReader(f)}
     assert len(codes) == 15
-    assert set(INDICATOR_INPUTS) == codes
+    assert set(indicator_inputs()) == codes
+    for code, inputs in indicator_inputs().items():  # every input is a column of a feed contract
+        for feed, column in (*inputs.all_of, *inputs.any_of):
+            assert feed in FEEDS and column in FEEDS[feed].column_names, (code, feed, column)
+    assert indicator_inputs()["first_time_fix_rate"].any_of == (
+        ("tickets", "first_time_fix"),
+        ("tickets", "onsite_visits"),
+    )
 
 
 def test_dry_run_lists_the_indicators_the_source_cannot_support(tmp_path: Path) -> None:

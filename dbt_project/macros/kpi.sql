@@ -1,7 +1,7 @@
 {#-
-KPI marts (DESIGN §4). One macro builds kpi_<subject>_<grain> so the six marts are thin and share one
-column list. Every indicator is computed from the facts of the whole period (never from monthly or
-per-technician values): the mart adds up the exact monthly sums and counts of int_kpi_monthly_sums (one pass
+KPI marts (docs/architecture.md, indicators). One macro builds kpi_<subject>_<grain> so the six marts share one
+column list, derived from the indicator catalogue (var('indicators'), dbt_project.yml). Every indicator is
+computed from the facts of the whole period (never from monthly or per-technician values): the mart adds up the exact monthly sums and counts of int_kpi_monthly_sums (one pass
 over the facts of the touched months, decimal sums) over the period and divides once, so a quarter's mean is
 the mean of all its facts, to the last digit.
 
@@ -12,25 +12,117 @@ Team attribution: the facts carry the technician's team at the event (SCD2), tea
 Technician marts report team_id = the technician's team on the last day of the period.
 -#}
 
-{#- The fixed indicator list: code and kind (duration indicators have _hours and _business_hours). -#}
+{#- The indicator catalogue (var('indicators'), dbt_project.yml): each entry with is_duration (unit hours) and
+    its mart columns. The one list; ingestion/indicator_catalogue.py reads the same var for Python. -#}
 {% macro kpi_indicators() -%}
-    {{ return([
-        {'code': 'csat', 'is_duration': false},
-        {'code': 'customer_rating', 'is_duration': false},
-        {'code': 'nps', 'is_duration': false},
-        {'code': 'avg_handling_time', 'is_duration': true},
-        {'code': 'mttr', 'is_duration': true},
-        {'code': 'first_response_time', 'is_duration': true},
-        {'code': 'sla_attainment', 'is_duration': false},
-        {'code': 'service_attitude', 'is_duration': false},
-        {'code': 'technical_level', 'is_duration': false},
-        {'code': 'first_time_fix_rate', 'is_duration': false},
-        {'code': 'reopen_rate', 'is_duration': false},
-        {'code': 'complaint_acceptance_time', 'is_duration': true},
-        {'code': 'problem_resolution_rate', 'is_duration': false},
-        {'code': 'complaint_rate', 'is_duration': false},
-        {'code': 'supervisor_review', 'is_duration': false},
-    ]) }}
+    {%- set out = [] -%}
+    {%- for indicator in var('indicators') -%}
+        {%- set is_duration = indicator.unit == 'hours' -%}
+        {%- do out.append({
+            'code': indicator.code,
+            'is_duration': is_duration,
+            'value_columns': [indicator.code ~ '_hours', indicator.code ~ '_business_hours']
+                if is_duration else [indicator.code],
+            'value': indicator.value,
+            'counts': indicator.get('counts') or [],
+            'measured_from': indicator.get('measured_from'),
+            'evidence': indicator.evidence,
+        }) -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{%- endmacro %}
+
+{#- Every evidence rule of the catalogue, with its indicator_code: which fact rows are behind which value. -#}
+{% macro indicator_evidence_rules() -%}
+    {%- set out = [] -%}
+    {%- for indicator in kpi_indicators() -%}
+        {%- for rule in indicator.evidence -%}
+            {%- do out.append({'indicator_code': indicator.code, 'fact': rule.fact,
+                               'activity_date': rule.activity_date, 'condition': rule.condition}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(out) }}
+{%- endmacro %}
+
+{#- The volumes every KPI mart carries besides the indicators (int_kpi_monthly_sums columns). -#}
+{% macro kpi_volumes() -%}
+    {{ return(['tickets_resolved', 'complaints_received']) }}
+{%- endmacro %}
+
+{#- The period sums a KPI mart adds up from int_kpi_monthly_sums, as [(expression, alias)]: the volumes and every
+    count an indicator's value reads (summed once however many indicators read it), and each mean, computed
+    here from the sums of the stored exact sums and counts (mean_of_sums). -#}
+{% macro kpi_period_sums() -%}
+    {%- set columns = [] -%}
+    {%- set seen = [] -%}
+    {%- set counts = [] -%}
+    {%- for column in kpi_volumes() -%}
+        {%- do counts.append((column, 'bigint')) -%}
+    {%- endfor -%}
+    {%- for indicator in kpi_indicators() -%}
+        {%- if 'ratio' in indicator.value -%}
+            {%- set ratio = indicator.value.ratio -%}
+            {%- if modules.re.fullmatch('[a-z][a-z0-9_]*', ratio.numerator) -%}
+                {%- do counts.append((ratio.numerator, 'bigint')) -%}
+            {%- endif -%}
+            {%- do counts.append((ratio.denominator, 'bigint')) -%}
+        {%- else -%}
+            {%- set mean = indicator.value.mean -%}
+            {%- do counts.append((mean.n, 'bigint')) -%}
+        {%- endif -%}
+        {%- for count in indicator.counts -%}
+            {%- do counts.append((count.column, count.get('type', 'bigint'))) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- for column, type in counts if column not in seen -%}
+        {%- do seen.append(column) -%}
+        {%- do columns.append(('cast(sum(' ~ column ~ ') as ' ~ type ~ ')', column)) -%}
+    {%- endfor -%}
+    {%- for indicator in kpi_indicators() if 'mean' in indicator.value -%}
+        {%- set mean = indicator.value.mean -%}
+        {%- do columns.append((mean_of_sums(mean.sum, mean.n), indicator.value_columns[0])) -%}
+        {%- if indicator.is_duration -%}
+            {%- do columns.append((mean_of_sums(mean.business_sum, mean.business_n), indicator.value_columns[1])) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(columns) }}
+{%- endmacro %}
+
+{#- The name of the CTE that holds the first measured month of a measured_from {fact, date}. -#}
+{% macro kpi_coverage_name(measured_from) -%}
+    {{- 'coverage_' ~ measured_from.fact ~ '_' ~ measured_from.date -}}
+{%- endmacro %}
+
+{#- The indicator columns of a KPI mart from the period sums, as [(expression, alias)], in catalogue order: each
+    indicator's value column(s), its sample <code>_n and its published counts; then the volumes. A ratio is null
+    when its denominator is 0, a mean when its count is; an indicator with measured_from is null before the
+    first month of that fact (not measured, never 0). -#}
+{% macro kpi_value_columns() -%}
+    {%- set columns = [] -%}
+    {%- for indicator in kpi_indicators() -%}
+        {%- if 'ratio' in indicator.value -%}
+            {%- set ratio = indicator.value.ratio -%}
+            {%- set value = kpi_ratio(ratio.numerator, ratio.denominator, ratio.get('scale', '1.0')) -%}
+            {%- if indicator.measured_from -%}
+                {%- set value = 'case when period_start >= ' ~ kpi_coverage_name(indicator.measured_from)
+                    ~ '.measured_from then ' ~ value ~ ' end' -%}
+            {%- endif -%}
+            {%- do columns.append((value, indicator.code)) -%}
+            {%- do columns.append(('coalesce(' ~ ratio.denominator ~ ', 0)', indicator.code ~ '_n')) -%}
+        {%- else -%}
+            {%- for column in indicator.value_columns -%}
+                {%- do columns.append((column, column)) -%}
+            {%- endfor -%}
+            {%- do columns.append(('coalesce(' ~ indicator.value.mean.n ~ ', 0)', indicator.code ~ '_n')) -%}
+        {%- endif -%}
+        {%- for count in indicator.counts if count.get('published') -%}
+            {%- do columns.append(('coalesce(' ~ count.column ~ ', 0)', count.column)) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- for column in kpi_volumes() -%}
+        {%- do columns.append(('coalesce(' ~ column ~ ', 0)', column)) -%}
+    {%- endfor -%}
+    {{ return(columns) }}
 {%- endmacro %}
 
 {% macro kpi_ratio(numerator, denominator, scale='1.0') -%}
@@ -42,18 +134,25 @@ Technician marts report team_id = the technician's team on the last day of the p
     {{ exceptions.raise_compiler_error("kpi_mart subject must be technician or team, not " ~ subject) }}
 {%- endif -%}
 {%- set key = 'technician_id' if subject == 'technician' else 'team_id' -%}
+{%- set coverages = [] -%}
+{%- for indicator in kpi_indicators() if indicator.measured_from and indicator.measured_from not in coverages -%}
+    {%- do coverages.append(indicator.measured_from) -%}
+{%- endfor -%}
+{%- set value_columns = kpi_value_columns() -%}
 {{ period_mart_config('period_start', grain) }}
 {%- set starts = touched_period_starts(grain) %}
 with monthly_sums as (
     select * from {{ ref('int_kpi_monthly_sums') }}
 ),
+{%- for coverage in coverages %}
 
--- the complaint rate is measured from the first month of the complaints feed on: before it (or with no
--- complaints feed at all) it is not measured, never 0 complaints (when that month moves, an incremental build
--- recomputes the months between: touched_months, macros/incremental.sql)
-complaints_coverage as (
-    select {{ period_start('month', 'min(received_date)') }} as measured_from from {{ ref('fct_complaints') }}
+-- an indicator with measured_from is measured from the first month of that fact on: before it (or with no such
+-- feed at all) it is not measured, never 0 (when that month moves, an incremental build recomputes the months
+-- between: touched_months, macros/incremental.sql)
+{{ kpi_coverage_name(coverage) }} as (
+    select {{ period_start('month', 'min(' ~ coverage.date ~ ')') }} as measured_from from {{ ref(coverage.fact) }}
 ),
+{%- endfor %}
 {%- if subject == 'technician' %}
 
 technicians as (
@@ -62,53 +161,14 @@ technicians as (
 {%- endif %}
 
 -- the subject's sums and counts over the whole period (each stream's columns are null in the months it has no
--- rows, so a sum is null when the period has none)
+-- rows, so a sum is null when the period has none); the columns come from the indicator catalogue
 period_sums as (
-    -- counts as BIGINT and the NPS buckets as HUGEINT: the column types the marts have always had
     select
         {{ key }} as subject_id,
         {{ period_start(grain, 'period_start') }} as period_start,
-        cast(sum(tickets_resolved) as bigint) as tickets_resolved,
-        {{ mean_of_sums('handling_hours_sum', 'handling_hours_n') }} as avg_handling_time_hours,
-        {{ mean_of_sums('handling_business_hours_sum', 'handling_business_hours_n') }}
-            as avg_handling_time_business_hours,
-        cast(sum(handling_hours_n) as bigint) as avg_handling_time_n,
-        {{ mean_of_sums('repair_hours_sum', 'repair_hours_n') }} as mttr_hours,
-        {{ mean_of_sums('repair_business_hours_sum', 'repair_business_hours_n') }} as mttr_business_hours,
-        cast(sum(repair_hours_n) as bigint) as mttr_n,
-        cast(sum(sla_met_count) as bigint) as sla_met_count,
-        cast(sum(sla_n) as bigint) as sla_attainment_n,
-        cast(sum(first_time_fix_count) as bigint) as first_time_fix_count,
-        cast(sum(first_time_fix_n) as bigint) as first_time_fix_rate_n,
-        cast(sum(reopened_count) as bigint) as reopened_count,
-        cast(sum(reopen_n) as bigint) as reopen_rate_n,
-
-        {{ mean_of_sums('first_response_hours_sum', 'first_response_hours_n') }} as first_response_time_hours,
-        {{ mean_of_sums('first_response_business_hours_sum', 'first_response_business_hours_n') }}
-            as first_response_time_business_hours,
-        cast(sum(first_response_hours_n) as bigint) as first_response_time_n,
-
-        cast(sum(satisfied_count) as bigint) as satisfied_count,
-        cast(sum(overall_score_n) as bigint) as csat_n,
-        {{ mean_of_sums('overall_score_sum', 'overall_score_n') }} as customer_rating,
-        cast(sum(nps_promoters) as hugeint) as nps_promoters,
-        cast(sum(nps_passives) as hugeint) as nps_passives,
-        cast(sum(nps_detractors) as hugeint) as nps_detractors,
-        cast(sum(nps_n) as bigint) as nps_n,
-        {{ mean_of_sums('attitude_score_sum', 'attitude_score_n') }} as service_attitude,
-        cast(sum(attitude_score_n) as bigint) as service_attitude_n,
-        {{ mean_of_sums('technical_score_sum', 'technical_score_n') }} as technical_level,
-        cast(sum(technical_score_n) as bigint) as technical_level_n,
-
-        cast(sum(complaints_received) as bigint) as complaints_received,
-        {{ mean_of_sums('acceptance_hours_sum', 'acceptance_hours_n') }} as complaint_acceptance_time_hours,
-        {{ mean_of_sums('acceptance_business_hours_sum', 'acceptance_business_hours_n') }}
-            as complaint_acceptance_time_business_hours,
-        cast(sum(acceptance_hours_n) as bigint) as complaint_acceptance_time_n,
-        cast(sum(problems_resolved) as bigint) as problems_resolved,
-
-        {{ mean_of_sums('review_score_sum', 'review_score_n') }} as supervisor_review,
-        cast(sum(review_score_n) as bigint) as supervisor_review_n
+        {%- for expression, alias in kpi_period_sums() %}
+        {{ expression }} as {{ alias }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from monthly_sums
     where {{ key }} is not null
         and {{ touched_filter(grain, 'period_start', starts) }}
@@ -117,82 +177,39 @@ period_sums as (
         {{ period_start(grain, 'period_start') }}
 ),
 
-periods as (
+-- each indicator's value, sample and published counts (kpi_value_columns)
+period_values as (
     select
-        *,
+        subject_id,
+        period_start,
         {{ period_end(grain, 'period_start') }} as period_end,
-        {{ period_label(grain, 'period_start') }} as period_label
+        {{ period_label(grain, 'period_start') }} as period_label,
+        {%- for expression, alias in value_columns %}
+        {{ expression }} as {{ alias }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from period_sums
+    {%- for coverage in coverages %}
+    cross join {{ kpi_coverage_name(coverage) }}
+    {%- endfor %}
 ),
 
 final as (
     select
-        periods.subject_id as {{ key }},
+        period_values.subject_id as {{ key }},
         {%- if subject == 'technician' %}
         technicians.team_id,
         {%- endif %}
-        periods.period_start,
-        periods.period_end,
-        periods.period_label,
-
-        -- customer satisfaction (month of responded_at)
-        {{ kpi_ratio('periods.satisfied_count', 'periods.csat_n') }} as csat,
-        coalesce(periods.csat_n, 0) as csat_n,
-        periods.customer_rating,
-        coalesce(periods.csat_n, 0) as customer_rating_n,
-        {{ kpi_ratio('(periods.nps_promoters - periods.nps_detractors)', 'periods.nps_n', '100.0') }} as nps,
-        coalesce(periods.nps_n, 0) as nps_n,
-        coalesce(periods.nps_promoters, 0) as nps_promoters,
-        coalesce(periods.nps_passives, 0) as nps_passives,
-        coalesce(periods.nps_detractors, 0) as nps_detractors,
-
-        -- processing efficiency (month of resolved_at; first response: month of created_at)
-        periods.avg_handling_time_hours,
-        periods.avg_handling_time_business_hours,
-        coalesce(periods.avg_handling_time_n, 0) as avg_handling_time_n,
-        periods.mttr_hours,
-        periods.mttr_business_hours,
-        coalesce(periods.mttr_n, 0) as mttr_n,
-        periods.first_response_time_hours,
-        periods.first_response_time_business_hours,
-        coalesce(periods.first_response_time_n, 0) as first_response_time_n,
-        {{ kpi_ratio('periods.sla_met_count', 'periods.sla_attainment_n') }} as sla_attainment,
-        coalesce(periods.sla_attainment_n, 0) as sla_attainment_n,
-
-        -- service quality
-        periods.service_attitude,
-        coalesce(periods.service_attitude_n, 0) as service_attitude_n,
-        periods.technical_level,
-        coalesce(periods.technical_level_n, 0) as technical_level_n,
-        {{ kpi_ratio('periods.first_time_fix_count', 'periods.first_time_fix_rate_n') }} as first_time_fix_rate,
-        coalesce(periods.first_time_fix_rate_n, 0) as first_time_fix_rate_n,
-        {{ kpi_ratio('periods.reopened_count', 'periods.reopen_rate_n') }} as reopen_rate,
-        coalesce(periods.reopen_rate_n, 0) as reopen_rate_n,
-
-        -- complaint handling (month of received_at)
-        periods.complaint_acceptance_time_hours,
-        periods.complaint_acceptance_time_business_hours,
-        coalesce(periods.complaint_acceptance_time_n, 0) as complaint_acceptance_time_n,
-        {{ kpi_ratio('periods.problems_resolved', 'periods.complaints_received') }} as problem_resolution_rate,
-        coalesce(periods.complaints_received, 0) as problem_resolution_rate_n,
-        case when periods.period_start >= complaints_coverage.measured_from then
-            {{ kpi_ratio('coalesce(periods.complaints_received, 0)', 'periods.tickets_resolved', '100.0') }}
-        end as complaint_rate,
-        coalesce(periods.tickets_resolved, 0) as complaint_rate_n,
-
-        -- qualitative
-        periods.supervisor_review,
-        coalesce(periods.supervisor_review_n, 0) as supervisor_review_n,
-
-        -- volumes
-        coalesce(periods.tickets_resolved, 0) as tickets_resolved,
-        coalesce(periods.complaints_received, 0) as complaints_received
-    from periods
-    cross join complaints_coverage
+        period_values.period_start,
+        period_values.period_end,
+        period_values.period_label,
+        {%- for _, alias in value_columns %}
+        period_values.{{ alias }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from period_values
     {%- if subject == 'technician' %}
     left join technicians
-        on periods.subject_id = technicians.technician_id
-        and {{ scd2_valid_on('technicians', 'periods.period_end') }}
+        on period_values.subject_id = technicians.technician_id
+        and {{ scd2_valid_on('technicians', 'period_values.period_end') }}
     {%- endif %}
 )
 

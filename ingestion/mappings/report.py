@@ -9,7 +9,7 @@ from pathlib import Path
 from ingestion.contracts import FEEDS
 from ingestion.mappings.engine import FIRST_ROWS, _ident, _Run, mapped_rows, run_mapping, where_text
 from ingestion.mappings.spec import load_mapping
-from ingestion.measures import INDICATOR_INPUTS
+from ingestion.measures import indicator_inputs
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Support:
 
     def cannot_support(self) -> dict[str, list[str]]:
         out = {}
-        for code, inputs in INDICATOR_INPUTS.items():
+        for code, inputs in indicator_inputs().items():
             missing = inputs.missing(self.available)
             if missing:
                 out[code] = [
@@ -34,7 +34,7 @@ class Support:
 
     def from_constants(self) -> dict[str, list[str]]:
         out = {}
-        for code, inputs in INDICATOR_INPUTS.items():
+        for code, inputs in indicator_inputs().items():
             if inputs.missing(self.available):
                 continue
             fixed = [
@@ -77,12 +77,12 @@ def support_lines(run: _Run) -> list[str]:
     cannot = s.cannot_support()
     if cannot:
         lines.append(
-            f"indicators this source cannot support ({len(cannot)} of {len(INDICATOR_INPUTS)}; "
+            f"indicators this source cannot support ({len(cannot)} of {len(indicator_inputs())}; "
             "they are not measured, never 0):"
         )
         lines += [f"   {code:<26} needs {', '.join(missing)}" for code, missing in cannot.items()]
     else:
-        lines.append(f"indicators: the source can support all {len(INDICATOR_INPUTS)}")
+        lines.append(f"indicators: the source can support all {len(indicator_inputs())}")
     fixed = s.from_constants()
     if fixed:
         lines.append("indicators that read a constant of the mapping (measured as the mapping says, not the source):")

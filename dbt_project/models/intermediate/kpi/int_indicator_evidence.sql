@@ -1,8 +1,9 @@
 {{ config(materialized='view') }}
 {#- The facts behind every indicator value (audit trail): filter by indicator_code, technician_id or
     team_id and activity_date within the period to list the rows a KPI value was computed from.
-    A view (about 8 rows per ticket if stored). The rules are var('indicator_evidence_rules') in
-    dbt_project.yml, which the serving file's appraisal_evidence view is rendered from as well. -#}
+    A view (about 8 rows per ticket if stored). The rules are the `evidence` of each indicator of the
+    catalogue (var('indicators'), dbt_project.yml; macros/kpi.sql indicator_evidence_rules), which the serving
+    file's appraisal_evidence view is rendered from as well. -#}
 {%- set facts = {
     'fct_service_tickets': ref('fct_service_tickets'),
     'fct_survey_responses': ref('fct_survey_responses'),
@@ -11,7 +12,7 @@
 } %}
 {%- set sources = var('evidence_sources') %}
 with evidence as (
-    {%- for rule in var('indicator_evidence_rules') %}
+    {%- for rule in indicator_evidence_rules() %}
     {%- set source = sources[rule.fact] %}
     select
         '{{ rule.indicator_code }}' as indicator_code,
