@@ -49,11 +49,12 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from ingestion.indicator_catalogue import CATEGORIES, DIRECTIONS, KINDS, indicators
+from ingestion.indicator_catalogue import CATEGORIES, DIRECTIONS, KINDS, Indicator, indicators
+from ingestion.paths import DBT_PROJECT_DIR
 
 
-def _unknown_indicator(code: str) -> str:
-    return f"indicator_code {code!r} is not one of the {len(indicators())} catalogue indicators"
+def _unknown_indicator(code: str, catalogue: dict[str, Indicator]) -> str:
+    return f"indicator_code {code!r} is not one of the {len(catalogue)} catalogue indicators"
 
 
 INDICATOR_SETTINGS_FILE = "indicator_settings.csv"
@@ -304,7 +305,9 @@ def _check_one_of(value: str, allowed: tuple[str, ...], row: int, column: str, o
     return True
 
 
-def _validate_indicator_row(line: int, rec: dict[str, str], out: _Collector) -> SettingRow | None:
+def _validate_indicator_row(
+    line: int, rec: dict[str, str], out: _Collector, catalogue: dict[str, Indicator]
+) -> SettingRow | None:
     ok = True
     for column in ("indicator_code", "category", "kind", "unit", "direction", "method"):
         ok &= _check_identifier(rec[column], line, column, out)
@@ -317,10 +320,9 @@ def _validate_indicator_row(line: int, rec: dict[str, str], out: _Collector) -> 
             out.add(line, "name_required", f"{column} is empty")
             ok = False
     code = rec["indicator_code"]
-    catalogue = {i.code: i for i in indicators()}
     spec = catalogue.get(code)
     if spec is None:
-        out.add(line, "unknown_indicator", _unknown_indicator(code))
+        out.add(line, "unknown_indicator", _unknown_indicator(code, catalogue))
         ok = False
     ok &= _check_one_of(rec["category"], CATEGORIES, line, "category", out)
     ok &= _check_one_of(rec["kind"], KINDS, line, "kind", out)
@@ -443,11 +445,11 @@ def _check_weights(rows: list[SettingRow], out: _Collector) -> None:
             # a code may appear only once per method on a day: caught by the overlap rule
 
 
-def _validate_indicator_settings(path: Path) -> tuple[list[SettingRow], list[str]]:
+def _validate_indicator_settings(path: Path, catalogue: dict[str, Indicator]) -> tuple[list[SettingRow], list[str]]:
     out = _Collector(path.name)
     rows: list[SettingRow] = []
     for line, rec in _read_csv(path, INDICATOR_COLUMNS, out):
-        row = _validate_indicator_row(line, rec, out)
+        row = _validate_indicator_row(line, rec, out, catalogue)
         if row is not None:
             rows.append(row)
     if out.violations:
@@ -562,13 +564,13 @@ def _validate_training_settings(path: Path) -> list[str]:
     return out.violations
 
 
-def _validate_course_mapping(path: Path) -> list[str]:
+def _validate_course_mapping(path: Path, catalogue: dict[str, Indicator]) -> list[str]:
     out = _Collector(path.name)
     seen: dict[str, int] = {}
     for line, rec in _read_csv(path, COURSE_MAPPING_COLUMNS, out):
         code = rec["indicator_code"]
-        if code not in {i.code for i in indicators()}:
-            out.add(line, "unknown_indicator", _unknown_indicator(code))
+        if code not in catalogue:
+            out.add(line, "unknown_indicator", _unknown_indicator(code, catalogue))
         elif code in seen:
             out.add(
                 line,
@@ -586,36 +588,44 @@ def _validate_course_mapping(path: Path) -> list[str]:
     return out.violations
 
 
-# the optional files of the seeds directory, checked when present
+# the optional files of the seeds directory, checked when present (the course mapping also with the catalogue)
 OPTIONAL_FILES = (
     (APPRAISAL_SETTINGS_FILE, _validate_appraisal_settings),
     (GRADE_BANDS_FILE, _validate_grade_bands),
     (SLA_TARGETS_FILE, _validate_sla_targets),
     (TRAINING_SETTINGS_FILE, _validate_training_settings),
-    (COURSE_MAPPING_FILE, _validate_course_mapping),
+    (COURSE_MAPPING_FILE, None),
 )
 
 
-def validate_settings(path_or_dir: str | Path) -> list[SettingRow]:
+def validate_settings(path_or_dir: str | Path, project_dir: Path | None = None) -> list[SettingRow]:
     """Validate the appraisal settings and return the indicator setting rows.
 
     ``path_or_dir`` is either the ``indicator_settings.csv`` file (only it is checked) or the seeds directory
     holding ``indicator_settings.csv`` and, when present, ``appraisal_settings.csv``, ``grade_bands.csv``,
     ``sla_targets.csv``, ``training_settings.csv`` and ``training_course_mapping.csv``.
+    The indicators are those of the catalogue of ``project_dir``: by default the dbt project the seeds
+    directory belongs to (the folder above it, when it holds a dbt_project.yml), else this repository's.
     Raises ``IndicatorSettingsError`` listing every broken rule (file, row, rule, message).
     """
     path = Path(path_or_dir)
+    if project_dir is None:
+        above = (path if path.is_dir() else path.parent).parent
+        project_dir = above if (above / "dbt_project.yml").is_file() else DBT_PROJECT_DIR
+    catalogue = {i.code: i for i in indicators(project_dir)}
     violations: list[str] = []
     if path.is_dir():
         indicator_path = path / INDICATOR_SETTINGS_FILE
         if not indicator_path.is_file():
             raise IndicatorSettingsError([f"{INDICATOR_SETTINGS_FILE} row -: rule file_exists: not found in {path}"])
-        rows, violations = _validate_indicator_settings(indicator_path)
+        rows, violations = _validate_indicator_settings(indicator_path, catalogue)
         for name, validate in OPTIONAL_FILES:
             if (path / name).is_file():
-                violations += validate(path / name)
+                violations += (
+                    _validate_course_mapping(path / name, catalogue) if validate is None else validate(path / name)
+                )
     elif path.is_file():
-        rows, violations = _validate_indicator_settings(path)
+        rows, violations = _validate_indicator_settings(path, catalogue)
     else:
         raise IndicatorSettingsError([f"{path.name} row -: rule file_exists: {path} not found"])
     if violations:
