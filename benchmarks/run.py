@@ -262,7 +262,7 @@ def generate(landing: Path, tier: str, seed: int, start: str, months: int) -> fl
         [
             sys.executable,
             "-m",
-            "ingestion.generator",
+            "demo.generator",
             "--tier",
             tier,
             "--landing",
@@ -320,7 +320,7 @@ def one_repeat(tier_dir: Path, tier: str, seed: int, next_day: dt.date, memory_l
         [
             py,
             "-m",
-            "ingestion.generator",
+            "demo.generator",
             "--tier",
             tier,
             "--landing",

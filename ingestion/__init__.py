@@ -1,1 +1,2 @@
-"""Landing-file ingestion: feed contracts, readers, loader and the demo data generator."""
+"""Landing-file ingestion: feed contracts, readers, the loader, the organisation settings, privacy and the mapping
+of other systems' exports (export_mapping). The demo data generator is the `demo` package."""

@@ -3,7 +3,7 @@
 A REST source is declared in YAML: base URL, the name of the environment variable holding the
 token, endpoint, record path, pagination (a cursor field, a next-page URL, or page numbers), an
 incremental start time kept between runs in a state file under the data folder, and a feed
-mapping (the format of ingestion.mappings, over the JSON records) to our contract:
+mapping (the format of ingestion.export_mapping, over the JSON records) to our contract:
 
     name: zendesk_tickets
     base_url: https://example.zendesk.com
@@ -51,8 +51,8 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingestion.mappings.engine import MappingResult, run_mapping, write_outputs
-from ingestion.mappings.spec import SOURCE_NAME, MappingError, parse_mapping
+from ingestion.export_mapping.engine import MappingResult, run_mapping, write_outputs
+from ingestion.export_mapping.spec import SOURCE_NAME, MappingError, parse_mapping
 from ingestion.paths import DataDir
 
 

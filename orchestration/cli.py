@@ -355,7 +355,7 @@ def run_locked(paths: DataDir, months: tuple[str, str] | None, full_refresh: boo
     try:
         with warehouse_lock(paths):
             if demo and landing_is_empty(paths):
-                from ingestion.generator import generate
+                from demo.generator import generate
 
                 print(f"landing folder {paths.landing} is empty: generating the demo data set (tier S)")
                 generate(paths.landing, tier="S")
@@ -396,7 +396,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ingestion.generator import generate
+    from demo.generator import generate
 
     paths = DataDir.from_env().ensure()
     summary = generate(paths.landing, tier=args.tier, seed=args.seed)

@@ -134,7 +134,7 @@ def test_floor_equals_pipeline_on_tier_s_demo(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "ingestion.generator",
+            "demo.generator",
             "--tier",
             "S",
             "--landing",

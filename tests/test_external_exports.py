@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.mappings import MAPPINGS_DIR, apply_mapping, external_dir
+from ingestion.export_mapping import MAPPINGS_DIR, apply_mapping, external_dir
 
 DAY = dt.date(2021, 4, 1)
 PWC_CSV = "pwc_call_center/Call-Center-Dataset.csv"

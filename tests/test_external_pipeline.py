@@ -23,7 +23,7 @@ import duckdb
 import pytest
 import yaml
 
-from ingestion.mappings.pipeline import EXPORTS, Export, run_export
+from ingestion.export_mapping.pipeline import EXPORTS, Export, run_export
 from ingestion.organisation import DEFAULT_TIMEZONE
 from ingestion.paths import DataDir
 
@@ -41,7 +41,7 @@ def declared_zone(export: str) -> str:
 
 
 def run_or_skip(export: str, tmp_path_factory: pytest.TempPathFactory, own: bool = False):
-    """own: as `python -m ingestion.mappings.pipeline --mapping FILE --source FILE --data DIR` does it (the
+    """own: as `python -m ingestion.export_mapping.pipeline --mapping FILE --source FILE --data DIR` does it (the
     mapping and file given as your own export), else the built-in shortcut."""
     source = EXPORTS[export].source_path()
     if not source.exists():

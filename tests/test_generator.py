@@ -12,8 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
 
-from ingestion.contracts import FEEDS
-from ingestion.generator import (
+from demo.generator import (
     BACKLOG_DAYS,
     BAD_TIMESTAMP,
     UNKNOWN_TECHNICIAN,
@@ -23,7 +22,8 @@ from ingestion.generator import (
     generate_day,
     main,
 )
-from ingestion.generator_model import COURSES, INDICATOR_ASPECT
+from demo.generator_model import COURSES, INDICATOR_ASPECT
+from ingestion.contracts import FEEDS
 
 FILE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}[A-Za-z0-9_.\-]*\.(csv|parquet)$")
 

@@ -236,7 +236,7 @@ MAPPING_INJECTIONS = [
 
 @pytest.mark.parametrize(("case", "change", "message"), MAPPING_INJECTIONS, ids=[c[0] for c in MAPPING_INJECTIONS])
 def test_mapping_names_that_are_not_plain_are_refused(case: str, change, message: str):
-    from ingestion.mappings.spec import MappingError, parse_mapping
+    from ingestion.export_mapping.spec import MappingError, parse_mapping
 
     with pytest.raises(MappingError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_mapping(_mapping(change), "m.yaml")
@@ -244,8 +244,8 @@ def test_mapping_names_that_are_not_plain_are_refused(case: str, change, message
 
 def test_mapping_literals_and_formats_are_bound_not_pasted(tmp_path: Path):
     """Text that is data (formats, value maps, constants) reaches DuckDB as parameters: no name check needed."""
-    from ingestion.mappings.engine import mapped_rows, rejected_rows, run_mapping
-    from ingestion.mappings.spec import parse_mapping
+    from ingestion.export_mapping.engine import mapped_rows, rejected_rows, run_mapping
+    from ingestion.export_mapping.spec import parse_mapping
 
     evil = "x'); drop table src; --"
     doc = _mapping(

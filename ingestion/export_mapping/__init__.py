@@ -6,8 +6,8 @@ Public interface:
     load_mapping(path) -> Mapping; MappingError (names the file and the key)
     external_dir() -> Path: the folder of real exports (SERVICESCORE_EXTERNAL_DIR or ../shared/external)
 
-CLI: python -m ingestion.mappings {dry-run,apply} MAPPING.yaml --source FILE [--landing DIR]
-     python -m ingestion.mappings.pipeline --mapping FILE --source FILE [--data DIR]   (dry run, apply, pipeline)
+CLI: python -m ingestion.export_mapping {dry-run,apply} MAPPING.yaml --source FILE [--landing DIR]
+     python -m ingestion.export_mapping.pipeline --mapping FILE --source FILE [--data DIR]   (dry run, apply, pipeline)
 What each indicator needs from the feeds (the dry run's "cannot support" list): ingestion.measures.
 Format reference: docs/bring_your_own_data.md.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ingestion.mappings.engine import (
+from ingestion.export_mapping.engine import (
     FeedResult,
     MappingResult,
     apply_mapping,
@@ -25,8 +25,8 @@ from ingestion.mappings.engine import (
     rejected_rows,
     run_mapping,
 )
-from ingestion.mappings.report import dry_run
-from ingestion.mappings.spec import Mapping, MappingError, load_mapping, parse_mapping
+from ingestion.export_mapping.report import dry_run
+from ingestion.export_mapping.spec import Mapping, MappingError, load_mapping, parse_mapping
 from ingestion.paths import REPO_ROOT
 
 MAPPINGS_DIR = REPO_ROOT / "mappings"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.contracts import FEEDS
-from ingestion.mappings.engine import FIRST_ROWS, _ident, _Run, mapped_rows, run_mapping, where_text
-from ingestion.mappings.spec import load_mapping
+from ingestion.export_mapping.engine import FIRST_ROWS, _ident, _Run, mapped_rows, run_mapping, where_text
+from ingestion.export_mapping.spec import load_mapping
 from ingestion.measures import indicator_inputs
 
 

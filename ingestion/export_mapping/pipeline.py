@@ -1,11 +1,11 @@
 """Your own export (or a built-in one) end to end: dry run, apply into a data folder of its own, then the
 whole pipeline there, and a summary.
 
-    python -m ingestion.mappings.pipeline --mapping FILE --source FILE [--data DIR]   # your own export
-    python -m ingestion.mappings.pipeline pwc          # make external-pwc
-    python -m ingestion.mappings.pipeline servicenow   # make external-servicenow
+    python -m ingestion.export_mapping.pipeline --mapping FILE --source FILE [--data DIR]   # your own export
+    python -m ingestion.export_mapping.pipeline pwc          # make external-pwc
+    python -m ingestion.export_mapping.pipeline servicenow   # make external-servicenow
     options: --data DIR (alias --data-dir; default data/external/<export or mapping name>), --source FILE
-             (built-in exports: default the file in ingestion.mappings.external_dir()), --date YYYY-MM-DD
+             (built-in exports: default the file in ingestion.export_mapping.external_dir()), --date YYYY-MM-DD
              (the mapping's run date)
 
 Steps: the dry-run report, printed first (rows mapped and rejected by rule with physical lines, day/month
@@ -34,11 +34,11 @@ from pathlib import Path
 import duckdb
 
 from ingestion.contracts import FEEDS
-from ingestion.mappings import MAPPINGS_DIR, external_dir
-from ingestion.mappings.engine import MappingResult, apply_mapping, run_mapping
-from ingestion.mappings.report import report, support_lines
-from ingestion.mappings.sources import quote_ident
-from ingestion.mappings.spec import MappingError, load_mapping
+from ingestion.export_mapping import MAPPINGS_DIR, external_dir
+from ingestion.export_mapping.engine import MappingResult, apply_mapping, run_mapping
+from ingestion.export_mapping.report import report, support_lines
+from ingestion.export_mapping.sources import quote_ident
+from ingestion.export_mapping.spec import MappingError, load_mapping
 from ingestion.organisation import organisation_timezone
 from ingestion.paths import REPO_ROOT, DataDir
 
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestration.cli import RunLockedError
 
     parser = argparse.ArgumentParser(
-        prog="python -m ingestion.mappings.pipeline",
+        prog="python -m ingestion.export_mapping.pipeline",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

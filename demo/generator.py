@@ -1,7 +1,7 @@
 """Seeded, deterministic demo data generator: writes landing files for every feed of ingestion.contracts.
 
-    python -m ingestion.generator --tier S --landing data/landing --seed 42 [--no-bad-rows]
-    python -m ingestion.generator --tier S --landing data/landing --day 2026-11-01   # one extra day
+    python -m demo.generator --tier S --landing data/landing --seed 42 [--no-bad-rows]
+    python -m demo.generator --tier S --landing data/landing --day 2026-11-01   # one extra day
 
 Layout (DESIGN §3): landing/<feed>/<YYYY-MM-DD>[_suffix].<ext>
   * tickets, complaints, surveys: one file per day with the records created or updated that day
@@ -31,8 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from ingestion.contracts import FEEDS, PRIORITIES, SERVICE_TYPES
-from ingestion.generator_events import (
+from demo.generator_events import (
     Events,
     make_complaints,
     make_reviews,
@@ -41,7 +40,7 @@ from ingestion.generator_events import (
     survey_table,
     ticket_columns,
 )
-from ingestion.generator_model import (
+from demo.generator_model import (
     CHANNEL_P,
     DAY,
     HOUR,
@@ -63,6 +62,7 @@ from ingestion.generator_model import (
     ticket_state,
     ts,
 )
+from ingestion.contracts import FEEDS, PRIORITIES, SERVICE_TYPES
 
 NAIVE_FMT = "%Y-%m-%d %H:%M:%S"
 OFFSET_FMT = "%Y-%m-%dT%H:%M:%S+08:00"
@@ -665,7 +665,7 @@ def generate_day(landing_dir: Path, day: date, tier: str = "S", seed: int = 42) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ingestion.generator", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m demo.generator", description=__doc__.split("\n")[0])
     ap.add_argument("--tier", default="S", choices=sorted(TIERS))
     ap.add_argument("--landing", type=Path, default=Path("data/landing"))
     ap.add_argument("--seed", type=int, default=42)

@@ -13,16 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingestion.contracts import (
-    CHANNELS,
-    COMPLAINT_CATEGORIES,
-    COMPLAINT_SEVERITIES,
-    COMPLAINT_STATUSES,
-    PRIORITIES,
-    SERVICE_TYPES,
-    TICKET_STATUSES,
-)
-from ingestion.generator_model import (
+from demo.generator_model import (
     CHANNEL_P,
     DAY,
     HOUR,
@@ -47,6 +38,15 @@ from ingestion.generator_model import (
     take,
     ticket_state,
     ts,
+)
+from ingestion.contracts import (
+    CHANNELS,
+    COMPLAINT_CATEGORIES,
+    COMPLAINT_SEVERITIES,
+    COMPLAINT_STATUSES,
+    PRIORITIES,
+    SERVICE_TYPES,
+    TICKET_STATUSES,
 )
 
 HOUR_WEIGHTS = np.array([1, 1, 1, 1, 1, 2, 4, 8, 14, 16, 15, 13, 10, 12, 14, 14, 12, 10, 8, 6, 5, 3, 2, 1], float)

@@ -30,7 +30,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingestion.mappings.spec import Mapping, MappingError, SourceSpec
+from ingestion.export_mapping.spec import Mapping, MappingError, SourceSpec
 
 SOURCE_TABLE = "src"
 MALFORMED_TABLE = "src_malformed"

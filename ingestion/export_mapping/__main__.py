@@ -1,4 +1,4 @@
-"""python -m ingestion.mappings {dry-run,apply} MAPPING.yaml --source FILE [--landing DIR] [--date YYYY-MM-DD]"""
+"""python -m ingestion.export_mapping {dry-run,apply} MAPPING.yaml --source FILE [--landing DIR] [--date YYYY-MM-DD]"""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from ingestion.mappings.engine import apply_mapping
-from ingestion.mappings.report import dry_run
-from ingestion.mappings.spec import MappingError
+from ingestion.export_mapping.engine import apply_mapping
+from ingestion.export_mapping.report import dry_run
+from ingestion.export_mapping.spec import MappingError
 from ingestion.paths import DataDir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingestion.mappings", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ingestion.export_mapping", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("dry-run", help="map a sample and report; writes nothing")
     d.add_argument("mapping", type=Path)

@@ -30,8 +30,8 @@ from typing import Any
 import duckdb
 
 from ingestion.contracts import FEEDS, Feed
-from ingestion.mappings.sources import MALFORMED_TABLE, SOURCE_TABLE, load_source, quote_ident
-from ingestion.mappings.spec import (
+from ingestion.export_mapping.sources import MALFORMED_TABLE, SOURCE_TABLE, load_source, quote_ident
+from ingestion.export_mapping.spec import (
     AUTO,
     DAY_MONTH_ORDERS,
     DEFAULT_PLAUSIBLE_FROM,
