@@ -68,10 +68,10 @@ demo: setup
 ## the whole pipeline on it into data/external/<export>: load, dbt, checks, publication (docs/bring_your_own_data.md)
 .PHONY: external-pwc external-servicenow
 external-pwc: setup
-	$(PY) -m ingestion.export_mapping.pipeline pwc
+	$(PY) -m orchestration.export_pipeline pwc
 
 external-servicenow: setup
-	$(PY) -m ingestion.export_mapping.pipeline servicenow
+	$(PY) -m orchestration.export_pipeline servicenow
 
 clean:
 	rm -rf $(SERVICESCORE_DATA_DIR)

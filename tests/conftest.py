@@ -58,7 +58,7 @@ def _marker_for(argv: object) -> tuple[str, str] | None:
         return "dbt", "dbt: " + " ".join(words)[:300]
     if (
         ("orchestration.cli" in words and {"run", "backfill"} & set(words))
-        or "ingestion.export_mapping.pipeline" in words
+        or "orchestration.export_pipeline" in words
         or any(w.endswith("benchmarks/run.py") for w in words)
     ):
         return "slow", "a pipeline run: " + " ".join(words)[:300]

@@ -23,9 +23,9 @@ import duckdb
 import pytest
 import yaml
 
-from ingestion.export_mapping.pipeline import EXPORTS, Export, run_export
 from ingestion.organisation import DEFAULT_TIMEZONE
 from ingestion.paths import DataDir
+from orchestration.export_pipeline import EXPORTS, Export, run_export
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def declared_zone(export: str) -> str:
 
 
 def run_or_skip(export: str, tmp_path_factory: pytest.TempPathFactory, own: bool = False):
-    """own: as `python -m ingestion.export_mapping.pipeline --mapping FILE --source FILE --data DIR` does it (the
+    """own: as `python -m orchestration.export_pipeline --mapping FILE --source FILE --data DIR` does it (the
     mapping and file given as your own export), else the built-in shortcut."""
     source = EXPORTS[export].source_path()
     if not source.exists():

@@ -1040,9 +1040,9 @@ def test_dry_run_lists_the_indicators_the_source_cannot_support(tmp_path: Path) 
 def test_one_command_for_your_own_export_checks_its_arguments_and_refuses_early(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """python -m ingestion.export_mapping.pipeline --mapping FILE --source FILE [--data DIR]: the argument errors and
+    """python -m orchestration.export_pipeline --mapping FILE --source FILE [--data DIR]: the argument errors and
     a refused apply end with exit 2 and a message before any pipeline step (the full run: test_external_pipeline)."""
-    from ingestion.export_mapping.pipeline import main as pipeline
+    from orchestration.export_pipeline import main as pipeline
 
     m = mapping_file(tmp_path, dated({"column": "d", "date_order": "auto"}))
     src = write(tmp_path / "src.csv", AMBIGUOUS_CSV)

@@ -7,7 +7,7 @@ Public interface:
     external_dir() -> Path: the folder of real exports (SERVICESCORE_EXTERNAL_DIR or ../shared/external)
 
 CLI: python -m ingestion.export_mapping {dry-run,apply} MAPPING.yaml --source FILE [--landing DIR]
-     python -m ingestion.export_mapping.pipeline --mapping FILE --source FILE [--data DIR]   (dry run, apply, pipeline)
+     python -m orchestration.export_pipeline --mapping FILE --source FILE [--data DIR]   (dry run, apply, pipeline)
 What each indicator needs from the feeds (the dry run's "cannot support" list): ingestion.measures.
 Format reference: docs/bring_your_own_data.md.
 """

@@ -1,9 +1,9 @@
 """Your own export (or a built-in one) end to end: dry run, apply into a data folder of its own, then the
 whole pipeline there, and a summary.
 
-    python -m ingestion.export_mapping.pipeline --mapping FILE --source FILE [--data DIR]   # your own export
-    python -m ingestion.export_mapping.pipeline pwc          # make external-pwc
-    python -m ingestion.export_mapping.pipeline servicenow   # make external-servicenow
+    python -m orchestration.export_pipeline --mapping FILE --source FILE [--data DIR]   # your own export
+    python -m orchestration.export_pipeline pwc          # make external-pwc
+    python -m orchestration.export_pipeline servicenow   # make external-servicenow
     options: --data DIR (alias --data-dir; default data/external/<export or mapping name>), --source FILE
              (built-in exports: default the file in ingestion.export_mapping.external_dir()), --date YYYY-MM-DD
              (the mapping's run date)
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestration.cli import RunLockedError
 
     parser = argparse.ArgumentParser(
-        prog="python -m ingestion.export_mapping.pipeline",
+        prog="python -m orchestration.export_pipeline",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
