@@ -168,15 +168,25 @@ def _country(value: object, subdivision: object, where: str, where_sub: str) -> 
     return country, sub
 
 
+def read_operations_file(paths: DataDir | None = None) -> tuple[Path, dict]:
+    """(path, top-level mapping) of the operations settings file, {} when there is none: the one reader of the
+    file; each section is checked by its owner (this module: `organisation`; orchestration.operations_settings:
+    the rest)."""
+    path = config_path(paths)
+    if not path.exists():
+        return path, {}
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise OrganisationSettingsError(f"{path}: expected a mapping at the top level")
+    return path, raw
+
+
 def load_organisation(paths: DataDir | None = None) -> OrganisationSettings:
     """The settings in force: defaults, then the `organisation` section of the operations file, then the
     environment. Raises OrganisationSettingsError naming the file or variable and the key."""
-    path = config_path(paths)
+    path, raw = read_operations_file(paths)
     section: dict = {}
-    if path.exists():
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise OrganisationSettingsError(f"{path}: expected a mapping at the top level")
+    if raw:
         section = raw.get(SECTION) or {}
         if not isinstance(section, dict):
             raise OrganisationSettingsError(f"{path}: {SECTION}: expected a mapping")

@@ -22,10 +22,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ingestion.acceptance import DEFAULT_MAX_REJECTED_SHARE
 from ingestion.organisation import config_path as organisation_config_path
+from ingestion.organisation import read_operations_file
 from ingestion.paths import DataDir
 
 DEFAULT_CLOSING_DAY = 5
@@ -75,12 +74,7 @@ def config_path(paths: DataDir | None = None) -> Path:
 
 def load_settings(paths: DataDir | None = None) -> OperationsSettings:
     """The settings in force: defaults, then the YAML file, then environment variables."""
-    path = config_path(paths)
-    raw: dict = {}
-    if path.exists():
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+    path, raw = read_operations_file(paths)
     closing_day = int(os.environ.get("SERVICESCORE_CLOSING_DAY", raw.get("closing_day", DEFAULT_CLOSING_DAY)))
     if not 1 <= closing_day <= 28:
         raise ValueError(
