@@ -107,7 +107,7 @@ def build_publish_asset(gated_by: Sequence[AssetsDefinition]) -> AssetsDefinitio
         paths = warehouse.paths()
         project = dbt_project()
         audit = {
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
             "code_version": code_version(),
             "dbt_manifest_sha256": file_digest([project.manifest_path]),
             # the dbt build (and its tests) ran in this run, from this project: later builds may narrow their
@@ -122,7 +122,7 @@ def build_publish_asset(gated_by: Sequence[AssetsDefinition]) -> AssetsDefinitio
                 paths.warehouse,
                 paths.serving,
                 list(specs),
-                context.run_id,
+                context.run.run_id,
                 audit=audit,
                 closing_day=warehouse.closing_day,
                 memory_limit=warehouse.memory_limit,
