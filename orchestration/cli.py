@@ -23,14 +23,12 @@ INSTANCE_YAML = """\
 # written by orchestration.cli; Dagster's home for ServiceScore (runs, events, schedules, sensor cursors)
 telemetry:
   enabled: false
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    max_concurrent_runs: 4
-    tag_concurrency_limits:
-      - key: servicescore/writes-warehouse
-        limit: 1
+# the run queue (Dagster's QueuedRunCoordinator): one warehouse writer at a time
+run_queue:
+  max_concurrent_runs: 4
+  tag_concurrency_limits:
+    - key: servicescore/writes-warehouse
+      limit: 1
 """
 
 

@@ -3,7 +3,6 @@ reading the prepared dbt manifest."""
 
 from dagster import Definitions, in_process_executor
 
-from orchestration import instance_storage
 from orchestration.freshness import check_feed_freshness, freshness_checks, freshness_hourly
 from orchestration.ingestion_assets import ingestion_assets
 from orchestration.jobs import jobs
@@ -14,11 +13,13 @@ from orchestration.schedules import run_status_sensors, schedules
 from orchestration.sensors import sensors
 from orchestration.transform import build_dbt_assets, dbt_resource
 
-instance_storage.install()
+upstream_assets = [*ingestion_assets, build_dbt_assets()]
+asset_checks = [*quality_checks, *freshness_checks]
 
 defs = Definitions(
-    assets=[*ingestion_assets, build_dbt_assets(), build_publish_asset()],
-    asset_checks=[*quality_checks, *freshness_checks],
+    # the publication is gated by the blocking checks of every definition upstream of it (orchestration.gate)
+    assets=[*upstream_assets, build_publish_asset([*upstream_assets, *asset_checks])],
+    asset_checks=asset_checks,
     jobs=[*jobs, check_feed_freshness],
     schedules=[*schedules, freshness_hourly],
     sensors=[*sensors, *run_status_sensors],

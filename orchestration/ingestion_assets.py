@@ -71,7 +71,7 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
                 paths.warehouse,
                 paths.landing,
                 feed.name,
-                context.run_id,
+                context.run.run_id,
                 paths.work,
                 timezone=warehouse.timezone,
                 memory_limit=warehouse.memory_limit,

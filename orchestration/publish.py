@@ -3,6 +3,7 @@
 import hashlib
 import json
 import subprocess
+from collections.abc import Sequence
 from functools import cache
 
 from dagster import (
@@ -17,6 +18,7 @@ from dagster import (
 )
 
 from ingestion.paths import REPO_ROOT
+from orchestration.gate import latest_blocking_failures
 from orchestration.jobs import BUILD_JOB
 from orchestration.partitions import appraisal_months
 from orchestration.resources import WarehouseResource
@@ -74,14 +76,17 @@ def dbt_build_in_run(context: AssetExecutionContext) -> bool:
     return DBT_TESTED_ASSET in selection
 
 
-@cache
-def build_publish_asset() -> AssetsDefinition:
+def build_publish_asset(gated_by: Sequence[AssetsDefinition]) -> AssetsDefinition:
+    """The publication asset; `gated_by` are the definitions whose blocking checks on the published marts must
+    not have failed at their latest evaluation (orchestration.gate), whichever run evaluated them."""
     specs = published_marts()
+    mart_keys = [AssetKey([s.name]) for s in specs]
+    gated_by = tuple(gated_by)
 
     @asset(
         key=PUBLICATION_KEY,
         group_name=PUBLISH_GROUP,
-        deps=[AssetKey([s.name]) for s in specs],
+        deps=mart_keys,
         description="serving.duckdb: the checked marts as immutable numbered versions per period, swapped in "
         "atomically for BI tools; runs only when the blocking quality checks passed.",
         kinds={"duckdb"},
@@ -90,10 +95,9 @@ def build_publish_asset() -> AssetsDefinition:
     )
     def publication(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         from ingestion.privacy import PersonalDataLeakError
-        from orchestration.gate import latest_blocking_failures
 
         # blocking checks also hold across runs: a check that failed in an earlier run still blocks
-        failures = latest_blocking_failures(context.instance, [AssetKey([s.name]) for s in specs])
+        failures = latest_blocking_failures(context.instance, mart_keys, gated_by)
         if failures:
             raise Failure(
                 description="not published: the latest evaluation of blocking checks failed:\n  "
@@ -103,7 +107,7 @@ def build_publish_asset() -> AssetsDefinition:
         paths = warehouse.paths()
         project = dbt_project()
         audit = {
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
             "code_version": code_version(),
             "dbt_manifest_sha256": file_digest([project.manifest_path]),
             # the dbt build (and its tests) ran in this run, from this project: later builds may narrow their
@@ -118,7 +122,7 @@ def build_publish_asset() -> AssetsDefinition:
                 paths.warehouse,
                 paths.serving,
                 list(specs),
-                context.run_id,
+                context.run.run_id,
                 audit=audit,
                 closing_day=warehouse.closing_day,
                 memory_limit=warehouse.memory_limit,

@@ -2,20 +2,18 @@
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
-from packaging import version
 
 from ingestion.paths import DBT_PROJECT_DIR
 from orchestration.partitions import dbt_vars_for_months
@@ -229,21 +227,9 @@ def build_dbt_assets() -> AssetsDefinition:
     return servicescore_dbt
 
 
-class ServiceScoreDbtCli(DbtCliResource):
-    """dagster-dbt's resource without its two start-up costs per invocation (~3 s each, measured at every tier):
-    `dbt --version` in a subprocess to learn the version, and an in-process dbt adapter, which only serves
-    `fetch_row_counts` / `fetch_column_metadata` (not used here). The version is the pinned dbt-core of this
-    virtualenv, which is also the `dbt` executable the resource runs (tests/test_pipeline.py checks both).
-    Both overridden members are private to dagster-dbt 0.29 (pinned in pyproject.toml)."""
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        return version.parse(importlib.metadata.version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
-        return None
-
-
 def dbt_resource() -> DbtCliResource:
+    """dagster-dbt's resource as it comes. Per dbt step it asks the executable for its version (`dbt --version`,
+    a subprocess) and builds an in-process dbt adapter, used only by `fetch_row_counts` / `fetch_column_metadata`
+    (not used here); dagster-dbt 0.29 offers no public setting to skip either (docs/benchmarks.md has the cost)."""
     # the dbt of this virtualenv, whether or not the venv is activated
-    return ServiceScoreDbtCli(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).parent / "dbt"))
+    return DbtCliResource(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).parent / "dbt"))

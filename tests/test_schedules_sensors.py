@@ -316,15 +316,18 @@ def test_freshness_job_runs_the_four_checks(data_dir, instance):
 # --- the gate across runs ---------------------------------------------------------------------------------
 
 
-def test_latest_blocking_failures_across_runs(data_dir, instance):
+def test_latest_blocking_failures_across_runs(data_dir, instance, monkeypatch):
     from dagster import AssetCheckResult, Definitions, asset, asset_check
 
+    from orchestration import gate
     from orchestration.gate import latest_blocking_failures
 
-    state = {"csat": 7.0}
+    state = {"csat": 7.0, "boom": False}
 
     @asset(key="mart")
     def mart() -> None:
+        if state["boom"]:
+            raise RuntimeError("the mart's build failed")
         return None
 
     @asset_check(asset=mart, blocking=True)
@@ -337,7 +340,7 @@ def test_latest_blocking_failures_across_runs(data_dir, instance):
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR)
 
     defs = Definitions(assets=[mart], asset_checks=[csat_in_range, advisory])
-    graph = defs.resolve_asset_graph()
+    graph = [mart, csat_in_range, advisory]  # the definitions whose blocking checks gate
     key = AssetKey("mart")
     assert latest_blocking_failures(instance, [key], graph) == []  # never evaluated
     failed_run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -347,15 +350,26 @@ def test_latest_blocking_failures_across_runs(data_dir, instance):
     # does not count
     assert latest_blocking_failures(instance, [key], graph) == [f"mart:csat_in_range failed in run {failed_run.run_id}"]
     assert latest_blocking_failures(instance, [AssetKey("other")], graph) == []
+    # a run that planned the check and stopped before evaluating it (the asset failed) leaves the failure in
+    # force, also when the walk back to the latest completed evaluation takes several pages of history
+    state["boom"] = True
+    stopped = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, raise_on_error=False)
+    assert not stopped.success and not stopped.get_asset_check_evaluations()
+    assert latest_blocking_failures(instance, [key], graph) == [f"mart:csat_in_range failed in run {failed_run.run_id}"]
+    monkeypatch.setattr(gate, "HISTORY_PAGE", 1)
+    assert latest_blocking_failures(instance, [key], graph) == [f"mart:csat_in_range failed in run {failed_run.run_id}"]
+    state["boom"] = False
     state["csat"] = 0.5
     defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, raise_on_error=False)
     assert latest_blocking_failures(instance, [key], graph) == []
 
 
 def test_gate_knows_the_real_blocking_mart_checks():
+    from orchestration.definitions import asset_checks, upstream_assets
     from orchestration.gate import blocking_check_keys
 
-    keys = blocking_check_keys([AssetKey(["kpi_technician_monthly"]), AssetKey(["raw", "tickets"])])
+    gated_by = [*upstream_assets, *asset_checks]
+    keys = blocking_check_keys([AssetKey(["kpi_technician_monthly"]), AssetKey(["raw", "tickets"])], gated_by)
     names = {k.name for k in keys}
     assert "gx_kpi_technician_monthly" in names  # and the dbt tests on the mart, blocking in dagster-dbt
     assert not [k for k in keys if k.asset_key == AssetKey(["raw", "tickets"])]  # raw suites are not blocking
