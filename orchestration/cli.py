@@ -84,8 +84,11 @@ def run_job(job_name: str, first: str | None = None, last: str | None = None, ru
     instance (the UI shows it)."""
     from dagster import DagsterInstance
 
+    from orchestration import run_history_durability
     from orchestration.definitions import defs
+    from orchestration.operations_settings import load_settings
 
+    run_history_durability.apply(load_settings(DataDir.from_env()).dagster_sqlite_synchronous)
     job = defs.resolve_job_def(job_name)
     tags = range_tags(first, last) if first and last else None
     with DagsterInstance.get() as instance:

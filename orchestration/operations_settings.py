@@ -8,6 +8,9 @@ Defaults need no configuration. An optional YAML file, `$SERVICESCORE_OPERATIONS
     max_rejected_share: 0.5         # SERVICESCORE_MAX_REJECTED_SHARE: a feed with more rows rejected fails the run
     deployment: development         # SERVICESCORE_DEPLOYMENT: production refuses to run without a configured
                                     # pseudonym key (ingestion/privacy.py, docs/privacy.md)
+    dagster_sqlite_synchronous: off # SERVICESCORE_DAGSTER_SQLITE_SYNCHRONOUS: off / normal / full (default: off,
+                                    # full in production): fsync of Dagster's local run history
+                                    # (orchestration/run_history_durability.py)
     freshness:                      # per feed: lag of the newest record before the check warns / fails
       tickets: {warn_after_hours: 36, fail_after_hours: 72}
       supervisor_reviews: {warn_after_hours: 1080, fail_after_hours: 1800}
@@ -29,6 +32,7 @@ from ingestion.paths import DataDir
 
 DEFAULT_CLOSING_DAY = 5
 DEPLOYMENTS = ("development", "production")
+SQLITE_SYNCHRONOUS = ("off", "normal", "full")
 DEFAULT_SETTLE_SECONDS = 10
 
 
@@ -61,6 +65,8 @@ class OperationsSettings:
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     freshness: dict[str, FreshnessLag] = field(default_factory=lambda: dict(DEFAULT_FRESHNESS))
     deployment: str = DEPLOYMENTS[0]
+    # SQLite `synchronous` of Dagster's local run history (orchestration/run_history_durability.py)
+    dagster_sqlite_synchronous: str = "off"
 
     @property
     def production(self) -> bool:
@@ -97,6 +103,17 @@ def load_settings(paths: DataDir | None = None) -> OperationsSettings:
             f"deployment must be one of {', '.join(DEPLOYMENTS)}, got {deployment!r} "
             f"({path} or SERVICESCORE_DEPLOYMENT)"
         )
+    synchronous = str(
+        os.environ.get(
+            "SERVICESCORE_DAGSTER_SQLITE_SYNCHRONOUS",
+            raw.get("dagster_sqlite_synchronous", "full" if deployment == "production" else "off"),
+        )
+    )
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(
+            f"dagster_sqlite_synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}, got {synchronous!r} "
+            f"({path} or SERVICESCORE_DAGSTER_SQLITE_SYNCHRONOUS)"
+        )
     freshness = dict(DEFAULT_FRESHNESS)
     for feed, lag in (raw.get("freshness") or {}).items():
         if feed not in DEFAULT_FRESHNESS:
@@ -112,4 +129,5 @@ def load_settings(paths: DataDir | None = None) -> OperationsSettings:
         max_rejected_share=max_rejected,
         freshness=freshness,
         deployment=deployment,
+        dagster_sqlite_synchronous=synchronous,
     )
