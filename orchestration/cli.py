@@ -13,23 +13,16 @@ import argparse
 import contextlib
 import fcntl
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from ingestion.paths import DataDir
 
-INSTANCE_YAML = """\
-# written by orchestration.cli; Dagster's home for ServiceScore (runs, events, schedules, sensor cursors)
-telemetry:
-  enabled: false
-# the run queue (Dagster's QueuedRunCoordinator): one warehouse writer at a time
-run_queue:
-  max_concurrent_runs: 4
-  tag_concurrency_limits:
-    - key: servicescore/writes-warehouse
-      limit: 1
-"""
+# the instance settings a new Dagster home gets
+INSTANCE_YAML = Path(__file__).with_name("dagster.yaml")
 
 
 class RunLockedError(RuntimeError):
@@ -42,7 +35,7 @@ def prepare_home(paths: DataDir) -> None:
     os.environ["SERVICESCORE_DATA_DIR"] = str(paths.root)
     cfg = paths.dagster_home / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text(INSTANCE_YAML)
+        shutil.copyfile(INSTANCE_YAML, cfg)
 
 
 @contextlib.contextmanager
