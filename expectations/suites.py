@@ -1,6 +1,6 @@
-"""Quality suites as code (DESIGN §8): one `Suite` per warehouse table, each `Check` a Great Expectations 1.x
-expectation with a severity. `error` failures block publication (mart checks are blocking asset checks);
-`warning` failures are reported and do not block.
+"""Quality suites as code (docs/architecture.md, "Quality gate, publication and personal data"): one `Suite` per
+warehouse table, each `Check` a Great Expectations 1.x expectation with a severity. `error` failures block
+publication (mart checks are blocking asset checks); `warning` failures are reported and do not block.
 
 Row rules use GE's built-in column expectations; rules across rows or tables (volume of the newest load,
 freshness, share of unknown references, drift, sums against another mart) are `UnexpectedRowsExpectation`

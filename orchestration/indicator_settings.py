@@ -1,4 +1,5 @@
-"""Validation of the appraisal settings (DESIGN §5) before dbt scores anything.
+"""Validation of the appraisal settings (docs/architecture.md, "Appraisal and scoring") before dbt scores
+anything.
 
 The business edits three CSV files in ``dbt_project/seeds/`` (loaded as dbt seeds into ``reference``):
 
@@ -59,7 +60,8 @@ COURSE_MAPPING_FILE = "training_course_mapping.csv"
 
 @dataclass(frozen=True)
 class IndicatorSpec:
-    """What the catalogue (DESIGN §4) fixes about an indicator; the settings may not contradict it."""
+    """What the catalogue (docs/architecture.md, "Indicators") fixes about an indicator; the settings may not
+    contradict it."""
 
     direction: str
     is_duration: bool
