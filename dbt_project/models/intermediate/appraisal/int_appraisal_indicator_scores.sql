@@ -105,8 +105,7 @@ scored as (
 ),
 
 -- The cent allocation works on narrow rows and is joined back: a window operator sorts every column its input
--- carries, and over the ~35 columns of scored the windows below took 6-7 s of the model's CPU at tier L
--- (0.9 M rows in a nightly).
+-- carries, and scored has ~35 of them.
 allocation_rows as (
     select
         technician_id,
