@@ -3,7 +3,7 @@
     python -m demo.generator --tier S --landing data/landing --seed 42 [--no-bad-rows]
     python -m demo.generator --tier S --landing data/landing --day 2026-11-01   # one extra day
 
-Layout (DESIGN §3): landing/<feed>/<YYYY-MM-DD>[_suffix].<ext>
+Layout (docs/architecture.md, "Feed contracts"): landing/<feed>/<YYYY-MM-DD>[_suffix].<ext>
   * tickets, complaints, surveys: one file per day with the records created or updated that day
     (change-data-capture: ~30 % of tickets appear twice, first open/in_progress, then final);
     CSV for tier S, Parquet (typed columns, naive local timestamps) for tiers M and L;

@@ -13,7 +13,7 @@ ROLLBACK executed on return replaces the pending result: the caller gets ``[]`` 
 and ``resolve_metric_bundle`` dies on ``res[0]`` with ``IndexError``. Reproduced here with plain
 SQLAlchemy: ``with eng.connect() as c: r = c.execute(text("select 1"))`` then ``r.fetchall()`` gives ``[]``.
 
-Ideas that do NOT fix it (measured): ``poolclass=NullPool`` (the connection is closed -> "No open result
+Ideas that do NOT fix it (tried): ``poolclass=NullPool`` (the connection is closed -> "No open result
 set"); ``StaticPool`` / ``SingletonThreadPool`` (same connection, but the rollback still runs -> ``[]``);
 a read-only connection (reads still go through the shared cursor); duckdb-engine connect args or
 ``preload_extensions`` (they only run at connect time).

@@ -17,8 +17,8 @@ site index lists the results of every run (the newest `DOCS_INDEX_RESULTS`: rend
 result it lists), not only the last session's.
 
 Why one session per Dagster step, not one per suite (benchmark issue 8): a GE context, its data source and
-the rendering of the site index cost ~1-3 s each time whatever the size of the table, more than a suite's own
-queries; measured on the tier S warehouse, the 21 suites took 45 s one by one and 11-13 s in two sessions.
+the rendering of the site index cost the same each time whatever the size of the table, more than a suite's own
+queries, so sharing them cuts most of the checks' time (figures in docs/benchmarks.md).
 
 Incremental validation of append-only tables (suites with an `increment_column`: the raw feeds, `_loaded_at`)
 -----------------------------------------------------------------------------------------------------------

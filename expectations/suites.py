@@ -1,6 +1,6 @@
-"""Quality suites as code (DESIGN §8): one `Suite` per warehouse table, each `Check` a Great Expectations 1.x
-expectation with a severity. `error` failures block publication (mart checks are blocking asset checks);
-`warning` failures are reported and do not block.
+"""Quality suites as code (docs/architecture.md, "Quality gate, publication and personal data"): one `Suite` per
+warehouse table, each `Check` a Great Expectations 1.x expectation with a severity. `error` failures block
+publication (mart checks are blocking asset checks); `warning` failures are reported and do not block.
 
 Row rules use GE's built-in column expectations; rules across rows or tables (volume of the newest load,
 freshness, share of unknown references, drift, sums against another mart) are `UnexpectedRowsExpectation`
@@ -205,11 +205,10 @@ def reference_share(
     # the unknown rows are the rows with a value minus the rows whose value is found, counted by a semi join
     # (EXISTS): DuckDB builds its hash table on the batch values and pushes their min/max into the scan of
     # `ref_table` as a dynamic filter, so a few new rows probe only the row groups of the reference table that
-    # can hold their values (at tier L, 6k new surveys against raw.tickets: 15 of 114 row groups, ~0.1 s
-    # instead of ~0.4-0.9 s for the former NOT EXISTS anti join, which read all 13M ticket ids). On a whole
-    # table it is as fast as the anti join. Before that, a `sum(case when not exists ...)` in the select list
-    # was planned as a mark join, ~1.5-2x the time (docs/benchmarks.md). GE runs the query twice (its row
-    # count, then its rows), so every cost counts twice.
+    # can hold their values, where the former NOT EXISTS anti join read every id of the reference table. On a
+    # whole table it is as fast as the anti join. Before that, a `sum(case when not exists ...)` in the select
+    # list was planned as a mark join, slower still (figures in docs/benchmarks.md). GE runs the query twice
+    # (its row count, then its rows), so every cost counts twice.
     query = f"""
 with batch_values as (
     select {column} from {{batch}}

@@ -1,4 +1,5 @@
-"""Great Expectations suites for the training marts (DESIGN §6), built with the helpers of expectations.suites.
+"""Great Expectations suites for the training marts (docs/architecture.md, "Training"), built with the helpers of
+expectations.suites.
 
 `training_suites()` returns one Suite per training mart; the error-level checks block publication like the
 appraisal suites. Rules: every need has a reason, a priority matching its reason and, for indicator reasons,

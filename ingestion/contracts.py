@@ -1,4 +1,5 @@
-"""Feed contracts (DESIGN §3): the columns, types and row rules every landing file must meet.
+"""Feed contracts (docs/architecture.md, "Feed contracts"): the columns, types and row rules every landing file
+must meet.
 
 The contracts are plain data. The loader compiles them to DuckDB SQL (one pass over the file,
 no Python loop over rows); the generator writes files that meet them; dbt sources mirror them.

@@ -1228,10 +1228,8 @@ def _record_unread(
     )
 
 
-# input bytes per statement: bounds the memory of one batch. Measured on tier L tickets (365 Parquet files,
-# 13 M rows, memory_limit 3GB, 2 threads): 512 MiB batches 111.8 s and 2.99 GiB peak (DuckDB spills),
-# 128 MiB batches 87.9 s and 2.76 GiB (load_feed alone, one run each, 2026-11-26). Since valid rows stream
-# into raw and only rejected rows get their problem list: 33.4 s and 2.05 GiB at 128 MiB (2026-11-27).
+# input bytes per statement: bounds the memory of one batch. Larger batches make DuckDB spill under the
+# pipeline's memory_limit and were slower, not faster, on the tier L tickets (docs/benchmarks.md).
 MAX_BATCH_BYTES = 128 << 20
 
 

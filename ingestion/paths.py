@@ -22,7 +22,7 @@ DEFAULT_THREADS = 2
 
 def duckdb_settings(memory_limit: str | None = None, threads: int | None = None) -> dict[str, object]:
     """The `config` of a DuckDB connection: the given limits, else the environment's, else the defaults.
-    Without it DuckDB takes 80 % of RAM and every core (tier L: 9.5 GiB peak)."""
+    Without it DuckDB takes 80 % of RAM and every core (the peak at tier L without it: docs/benchmarks.md)."""
     return {
         "memory_limit": memory_limit or os.environ.get("SERVICESCORE_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT,
         "threads": int(threads or os.environ.get("SERVICESCORE_DUCKDB_THREADS") or DEFAULT_THREADS),

@@ -1,4 +1,5 @@
-"""Validation of the appraisal settings (DESIGN §5) before dbt scores anything.
+"""Validation of the appraisal settings (docs/architecture.md, "Appraisal and scoring") before dbt scores
+anything.
 
 The business edits three CSV files in ``dbt_project/seeds/`` (loaded as dbt seeds into ``reference``):
 

@@ -497,8 +497,7 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     whose newest version names B instead of A changes A's counts too; raw keeps every version).
     The versions are found by their cleaned key, as the staging SELECT finds them, within two key ranges DuckDB
     checks on row-group statistics (dynamic filters), so only the row groups holding the ids of recent records
-    are read (tier L, a nightly: ~0.3 s of CPU for the three event feeds, 18 M versions, instead of ~2 s for
-    trimming every key). Every version of a record r is r with spaces around it (DuckDB's trim removes spaces
+    are read instead of every key of every version being trimmed. Every version of a record r is r with spaces around it (DuckDB's trim removes spaces
     only): with a leading space it is in [' ', '!'), otherwise in [min(r), max(r || '!')) over the records
     looked up. -#}
 {% macro raw_version_customers(feed, key, changed) -%}

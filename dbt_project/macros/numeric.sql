@@ -8,8 +8,7 @@ and 396 different improvement-list rows, so a rebuild could publish a "restateme
 new data. The values are cast to DECIMAL(38, 18) before they are added (18 decimals keep every digit a double
 of these magnitudes carries, so the mean equals the exact one to ~1e-16 relative; up to 1e20 fits): DuckDB adds
 decimals exactly as 128-bit integers, so the result no longer depends on the order; stable_avg divides the exact
-sum, as a DOUBLE, by the count. Cost: ~0.02 s per million values and average at tier L (2 threads), a few
-seconds of a full build.
+sum, as a DOUBLE, by the count. The cost is small beside a build (docs/benchmarks.md).
 Integer-valued doubles (ratings cast to double) add exactly anyway; they use the same macros for uniformity.
 -#}
 

@@ -1,6 +1,7 @@
-{#- Personal data (DESIGN §8, docs/privacy.md): only masked names, keyed pseudonyms and scrubbed free text leave
-    raw. The pseudonyms are not computed here: their key must never be in dbt's SQL, manifest or logs, so
-    ingestion/privacy.py writes raw.customer_pseudonyms and staging joins it. -#}
+{#- Personal data (docs/privacy.md; docs/architecture.md, "Quality gate, publication and personal data"): only
+    masked names, keyed pseudonyms and scrubbed free text leave raw. The pseudonyms are not computed here: their
+    key must never be in dbt's SQL, manifest or logs, so ingestion/privacy.py writes raw.customer_pseudonyms and
+    staging joins it. -#}
 
 {#- '张三丰' -> '张**': first character, the rest as stars. -#}
 {% macro mask_name(column) -%}

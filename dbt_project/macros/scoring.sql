@@ -1,5 +1,5 @@
 {#-
-    The appraisal score curve (DESIGN §5), as one SQL expression on a 0-100 scale:
+    The appraisal score curve (docs/architecture.md, "Appraisal and scoring"), as one SQL expression on a 0-100 scale:
 
       higher is better                      lower is better (mirrored)
       value >= target            -> 100     value <= target

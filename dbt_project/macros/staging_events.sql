@@ -3,7 +3,7 @@ Staging SELECTs of the three big event feeds: the newest version of each record,
 Each macro is the body of its staging view (models/staging/<feed>/) AND, on an incremental build, the input
 of its fact restricted to `keys_sql`, a query of record ids (macros/incremental.sql, fact_keys_to_refresh).
 The restriction is applied to raw BEFORE the versions are ranked: a nightly build ranks only the versions of
-the records it re-derives, not every version in raw (tier L tickets: 13 M versions, ~8 s, against ~1 s).
+the records it re-derives, not every version in raw.
 -#}
 
 {#- The raw rows of `feed`, all of them or only those of the record ids `keys_sql` returns. -#}

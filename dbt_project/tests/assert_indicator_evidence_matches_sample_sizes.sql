@@ -3,7 +3,7 @@
     sample is the resolved tickets, the complaints are the numerator). Returns the mismatches.
     Scope: every month, or (nightly runs of the orchestration) the months recomputed since the current
     publication, whose months all passed this test (unverified_from_month in macros/incremental.sql): the
-    evidence is ~8 rows per fact, ~80 M rows at tier L, and grouping all of it cost 8-10 s of every nightly. -#}
+    evidence is ~8 rows per fact, ~80 M rows at tier L, too many to group in every nightly. -#}
 {%- set check_from = unverified_from_month('int_indicator_values') %}
 with evidence as (
     select * from {{ ref('int_indicator_evidence') }}

@@ -83,8 +83,8 @@ banded as (
         ordered_bands.grade as band_grade,
         ordered_bands.band_order,
         row_number() over (
-            partition by with_status.technician_id, with_status.period_type, with_status.period_start,
-                with_status.method
+            partition by
+                with_status.technician_id, with_status.period_type, with_status.period_start, with_status.method
             order by ordered_bands.min_score desc
         ) as band_match_rank
     from with_status
@@ -98,7 +98,7 @@ ranked as (
         *,
         row_number() over (
             partition by period_type, period_start, method, team_id, status
-            order by composite_score desc, rated_weight desc, technician_id
+            order by composite_score desc, rated_weight desc, technician_id asc
         ) as tie_order_in_team,
         count(*) over (
             partition by period_type, period_start, method, team_id, status
@@ -118,14 +118,13 @@ ranked as (
 forced as (
     select
         ranked.*,
-        case
-            when ranked.status = 'graded'
-                and ranked.band_order = 1
-                and ranked.forced_a_max_share is not null
-                and ranked.tie_order_in_team > floor(ranked.forced_a_max_share * ranked.team_graded_count + 0.000001)
-                then true
-            else false
-        end as is_forced_down
+        coalesce(
+            ranked.status = 'graded'
+            and ranked.band_order = 1
+            and ranked.forced_a_max_share is not null
+            and ranked.tie_order_in_team > floor(ranked.forced_a_max_share * ranked.team_graded_count + 0.000001),
+            false
+        ) as is_forced_down
     from ranked
 )
 

@@ -94,15 +94,18 @@ scored as (
         not_rated_reason is null as is_rated,
         case
             when not_rated_reason is null
-                then cast(round({{ score_curve('value', 'target', 'threshold', 'direction', 'below_threshold_slope') }}, 2)
-                    as decimal(5, 2))
+                then cast(
+                        round(
+                            {{ score_curve('value', 'target', 'threshold', 'direction', 'below_threshold_slope') }},
+                            2
+                        ) as decimal(5, 2)
+                    )
         end as score
     from rated
 ),
 
 -- The cent allocation works on narrow rows and is joined back: a window operator sorts every column its input
--- carries, and over the ~35 columns of scored the windows below took 6-7 s of the model's CPU at tier L
--- (0.9 M rows in a nightly).
+-- carries, and scored has ~35 of them.
 allocation_rows as (
     select
         technician_id,
@@ -160,7 +163,7 @@ allocated_cents as (
         composite_cents - floor_cents_total as missing_cents,
         row_number() over (
             partition by technician_id, period_type, period_start, method, is_rated
-            order by remainder_cents desc, indicator_code
+            order by remainder_cents desc, indicator_code asc
         ) as remainder_rank
     from floored_cents
 ),
@@ -213,9 +216,9 @@ select
     case
         when is_rated
             then cast(
-                (floor_cents + case when remainder_rank <= missing_cents then 1 else 0 end) / 100.0
-                as decimal(9, 2)
-            )
+                    (floor_cents + case when remainder_rank <= missing_cents then 1 else 0 end) / 100.0
+                    as decimal(9, 2)
+                )
         else cast(0 as decimal(9, 2))
     end as contribution,
     rated_weight,

@@ -77,8 +77,10 @@ team_at_period_end as (
             partition by active_in_period.period_type, active_in_period.period_start, active_in_period.technician_id
             order by
                 case when technician_versions.valid_from <= active_in_period.period_end then 0 else 1 end,
-                case when technician_versions.valid_from <= active_in_period.period_end
-                    then technician_versions.valid_from end desc,
+                case
+                    when technician_versions.valid_from <= active_in_period.period_end
+                        then technician_versions.valid_from
+                end desc,
                 technician_versions.valid_from
         ) as version_rank
     from active_in_period

@@ -41,9 +41,9 @@ ticket_summary as (
         max(created_at) as last_service_at
     from tickets
     where customer_id is not null
-        {%- if since %}
+    {%- if since %}
         and customer_id in (select customer_id from changed_customers)
-        {%- endif %}
+    {%- endif %}
     group by customer_id
 ),
 
@@ -53,9 +53,9 @@ complaint_summary as (
         count(*) as complaints_count
     from complaints
     where customer_id is not null
-        {%- if since %}
+    {%- if since %}
         and customer_id in (select customer_id from changed_customers)
-        {%- endif %}
+    {%- endif %}
     group by customer_id
 ),
 
@@ -66,9 +66,9 @@ survey_summary as (
         {{ stable_avg("cast(overall_score as double)") }} as mean_satisfaction
     from responses
     where customer_id is not null
-        {%- if since %}
+    {%- if since %}
         and customer_id in (select customer_id from changed_customers)
-        {%- endif %}
+    {%- endif %}
     group by customer_id
 ),
 

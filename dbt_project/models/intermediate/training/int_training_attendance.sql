@@ -46,8 +46,10 @@ final as (
         ends_at,
         session_date,
         {{ period_start('month', 'session_date') }} as session_month_start,
-        cast({{ date_part_of('year', 'session_date') }} * 12 + {{ date_part_of('month', 'session_date') }}
-            as integer) as session_month_index,
+        cast(
+            {{ date_part_of('year', 'session_date') }} * 12 + {{ date_part_of('month', 'session_date') }}
+            as integer
+        ) as session_month_index,
         is_attended,
         is_passed,
         pre_score,

@@ -42,8 +42,10 @@ eligible as (
         scheduled.session_date,
         scheduled.capacity,
         scheduled.status as session_status,
-        cast({{ dbt.datediff('needs.period_end', 'scheduled.session_date', 'day') }} as integer)
-            as days_after_period_end,
+        cast(
+            {{ dbt.datediff('needs.period_end', 'scheduled.session_date', 'day') }}
+            as integer
+        ) as days_after_period_end,
         row_number() over (
             partition by needs.need_id
             order by scheduled.starts_at, scheduled.session_id
@@ -51,14 +53,15 @@ eligible as (
     from needs
     inner join scheduled
         on needs.recommended_course_id = scheduled.course_id
-        and scheduled.session_date > needs.period_end
+        and needs.period_end < scheduled.session_date
     cross join settings
     where {{ dbt.datediff('needs.period_end', 'scheduled.session_date', 'day') }}
         <= settings.coverage_horizon_days
 ),
 
 chosen as (
-    select * from eligible where session_choice = 1
+    select * from eligible
+    where session_choice = 1
 ),
 
 seat_requests as (

@@ -26,8 +26,10 @@ monthly_values as (
     select
         indicator_values.subject_id as technician_id,
         indicator_values.indicator_code,
-        cast({{ date_part_of('year', 'indicator_values.period_start') }} * 12
-            + {{ date_part_of('month', 'indicator_values.period_start') }} as integer) as month_index,
+        cast(
+            {{ date_part_of('year', 'indicator_values.period_start') }} * 12
+            + {{ date_part_of('month', 'indicator_values.period_start') }} as integer
+        ) as month_index,
         indicator_values.value
     from indicator_values
     cross join settings
@@ -94,11 +96,15 @@ windowed as (
         members.technician_id,
         members.comparison_group,
         settings.outcome_window_months as window_months,
-        {{ stable_avg("case when monthly_values.month_index < members.cohort_month_index then monthly_values.value end") }}
+        {{ stable_avg(
+            "case when monthly_values.month_index < members.cohort_month_index then monthly_values.value end"
+        ) }}
             as before_mean,
         count(case when monthly_values.month_index < members.cohort_month_index then monthly_values.value end)
             as before_months_count,
-        {{ stable_avg("case when monthly_values.month_index > members.cohort_month_index then monthly_values.value end") }}
+        {{ stable_avg(
+            "case when monthly_values.month_index > members.cohort_month_index then monthly_values.value end"
+        ) }}
             as after_mean,
         count(case when monthly_values.month_index > members.cohort_month_index then monthly_values.value end)
             as after_months_count
@@ -111,7 +117,7 @@ windowed as (
         and course_indicators.indicator_code = monthly_values.indicator_code
         and monthly_values.month_index >= members.cohort_month_index - settings.outcome_window_months
         and monthly_values.month_index <= members.cohort_month_index + settings.outcome_window_months
-        and monthly_values.month_index <> members.cohort_month_index
+        and members.cohort_month_index <> monthly_values.month_index
     group by
         members.course_id,
         course_indicators.indicator_code,

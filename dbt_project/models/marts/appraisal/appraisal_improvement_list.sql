@@ -79,7 +79,7 @@ weak_indicators as (
             as is_below_threshold,
         row_number() over (
             partition by appraisal_id
-            order by score, weight desc, indicator_code
+            order by score asc, weight desc, indicator_code asc
         ) as weakness_rank
     from breakdown
     where is_rated and score < 100

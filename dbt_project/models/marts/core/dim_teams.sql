@@ -11,7 +11,7 @@ ranked as (
         manager_id,
         row_number() over (
             partition by team_id
-            order by valid_from desc, updated_at desc nulls last, technician_id
+            order by valid_from desc, updated_at desc nulls last, technician_id asc
         ) as recency_rank
     from technicians
 ),

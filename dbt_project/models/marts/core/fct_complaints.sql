@@ -64,8 +64,10 @@ derived as (
         durations.accepted_at is not null as is_accepted,
         durations.resolved_at is not null or durations.status in ('resolved', 'closed') as is_resolved,
         coalesce(durations.resolution_confirmed, false) as is_resolution_confirmed,
-        (durations.resolved_at is not null or durations.status in ('resolved', 'closed'))
-            and coalesce(durations.resolution_confirmed, false) as is_problem_resolved,
+        (
+            (durations.resolved_at is not null or durations.status in ('resolved', 'closed'))
+            and coalesce(durations.resolution_confirmed, false)
+        ) as is_problem_resolved,
         durations.loaded_at as _loaded_at
     from durations
     left join technicians

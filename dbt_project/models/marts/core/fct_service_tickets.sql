@@ -66,18 +66,23 @@ flagged as (
         -- null when the source does not say (not measured is not zero)
         durations.reopened_count > 0 as is_reopened,
         -- the source's own deadline where the ticket has one, else the priority's target
-        case when durations.sla_due_at is not null then 'source_due_date'
-            when sla_targets.target_hours is not null then 'priority_target' end as sla_rule,
-        case when durations.sla_due_at is not null
-            then {{ hours_between('durations.created_at', 'durations.sla_due_at') }}
-            else sla_targets.target_hours end as sla_target_hours,
+        case
+            when durations.sla_due_at is not null then 'source_due_date'
+            when sla_targets.target_hours is not null then 'priority_target'
+        end as sla_rule,
+        case
+            when durations.sla_due_at is not null
+                then {{ hours_between('durations.created_at', 'durations.sla_due_at') }}
+            else sla_targets.target_hours
+        end as sla_target_hours,
         case when durations.sla_due_at is not null then 'calendar' else sla_targets.hours_basis end
             as sla_hours_basis,
-        (durations.first_response_at < durations.created_at)
+        (
+            (durations.first_response_at < durations.created_at)
             or (durations.resolved_at < coalesce(durations.first_response_at, durations.created_at))
             or (durations.closed_at < durations.resolved_at)
             or (durations.resolved_at is null and durations.closed_at is not null)
-            as has_stage_order_issue_raw
+        ) as has_stage_order_issue_raw
     from durations
     left join sla_targets
         on durations.priority = sla_targets.priority

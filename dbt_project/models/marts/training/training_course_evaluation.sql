@@ -1,7 +1,8 @@
 {#- Implementation and evaluation per course: the same measures as training_session_evaluation computed
     from all attendance rows of the course's sessions (never averaged from session rates), plus session
     counts by status and the sessions behind schedule (as of var('as_of_date'), default today). -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
+{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none)
+    else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
 with courses as (
     select * from {{ ref('stg_training_courses__courses') }}
 ),

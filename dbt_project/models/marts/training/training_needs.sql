@@ -239,7 +239,10 @@ new_hire_onboarding as (
         cast(null as double) as gap_to_target,
         cast(null as bigint) as rated_count,
         hires.hire_date,
-        cast({{ dbt.datediff('hires.hire_date', 'roster.period_end', 'day') }} as integer) as days_since_hire,
+        cast(
+            {{ dbt.datediff('hires.hire_date', 'roster.period_end', 'day') }}
+            as integer
+        ) as days_since_hire,
         cast(null as {{ dbt.type_string() }}) as failed_session_id,
         cast(null as date) as failed_session_date,
         cast(null as double) as failed_post_score,
@@ -251,9 +254,10 @@ new_hire_onboarding as (
     cross join onboarding_course
     left join first_onboarding
         on roster.technician_id = first_onboarding.technician_id
-        and first_onboarding.first_onboarding_date <= roster.period_end
+        and roster.period_end >= first_onboarding.first_onboarding_date
     where hires.hire_date <= roster.period_end
-        and {{ dbt.datediff('hires.hire_date', 'roster.period_end', 'day') }} < settings.onboarding_window_days
+        and {{ dbt.datediff('hires.hire_date', 'roster.period_end', 'day') }}
+        < settings.onboarding_window_days
         and first_onboarding.technician_id is null
 ),
 
@@ -299,12 +303,12 @@ open_failures as (
     from roster
     inner join failed_attempts
         on roster.technician_id = failed_attempts.technician_id
-        and failed_attempts.session_date <= roster.period_end
+        and roster.period_end >= failed_attempts.session_date
     left join passed_attempts
         on failed_attempts.technician_id = passed_attempts.technician_id
         and failed_attempts.course_id = passed_attempts.course_id
-        and passed_attempts.starts_at > failed_attempts.starts_at
-        and passed_attempts.session_date <= roster.period_end
+        and failed_attempts.starts_at < passed_attempts.starts_at
+        and roster.period_end >= passed_attempts.session_date
     where passed_attempts.technician_id is null
 ),
 

@@ -1,7 +1,8 @@
 {#- Training plan 培训计划: one row per scheduled session (status planned or held; cancelled sessions are not
     part of the plan) with its goal, content category, schedule and the needs it covers.
     as_of_date = var('as_of_date') (default: today) decides is_behind_schedule. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
+{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none)
+    else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
 with sessions as (
     select * from {{ ref('stg_training_sessions__sessions') }}
 ),
@@ -65,8 +66,8 @@ goal_candidates as (
     cross join settings
     left join indicator_settings
         on course_indicators.indicator_code = indicator_settings.indicator_code
-        and indicator_settings.effective_from <= scheduled.session_date
-        and (indicator_settings.effective_to is null or indicator_settings.effective_to >= scheduled.session_date)
+        and scheduled.session_date >= indicator_settings.effective_from
+        and (indicator_settings.effective_to is null or scheduled.session_date <= indicator_settings.effective_to)
 ),
 
 goal_items as (

@@ -1,7 +1,8 @@
 {#- Implementation and evaluation 培训实施与评估, per session (every status). Rates are null when their
     denominator is 0. Test means are over the scored pairs (attended with both pre- and post-test) so that
     mean_score_gain = mean_post_score - mean_pre_score exactly. -#}
-{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none) else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
+{%- set as_of = "cast('" ~ var('as_of_date') ~ "' as date)" if var('as_of_date', none)
+    else "cast(" ~ dbt.current_timestamp() ~ " as date)" -%}
 with sessions as (
     select * from {{ ref('stg_training_sessions__sessions') }}
 ),
@@ -47,8 +48,10 @@ final as (
             as is_behind_schedule,
         case
             when sessions.status = 'planned' and cast(sessions.starts_at as date) < cast({{ as_of }} as date)
-                then cast({{ dbt.datediff('cast(sessions.starts_at as date)', 'cast(' ~ as_of ~ ' as date)', 'day') }}
-                    as integer)
+                then cast(
+                        {{ dbt.datediff('cast(sessions.starts_at as date)', 'cast(' ~ as_of ~ ' as date)', 'day') }}
+                        as integer
+                    )
         end as days_behind_schedule,
         cast({{ as_of }} as date) as as_of_date,
         coalesce(session_attendance.enrolled_count, 0) as enrolled_count,
