@@ -147,15 +147,35 @@ review_results as (
 ),
 
 subject_months as (
-    select technician_id, team_id, period_start from resolved_tickets
+    select
+        technician_id,
+        team_id,
+        period_start
+    from resolved_tickets
     union
-    select technician_id, team_id, period_start from responded_tickets
+    select
+        technician_id,
+        team_id,
+        period_start
+    from responded_tickets
     union
-    select technician_id, team_id, period_start from survey_results
+    select
+        technician_id,
+        team_id,
+        period_start
+    from survey_results
     union
-    select technician_id, team_id, period_start from complaint_results
+    select
+        technician_id,
+        team_id,
+        period_start
+    from complaint_results
     union
-    select technician_id, team_id, period_start from review_results
+    select
+        technician_id,
+        team_id,
+        period_start
+    from review_results
 ),
 
 final as (
@@ -207,13 +227,26 @@ final as (
         review_results.review_score_sum,
         review_results.review_score_n
     from subject_months
-    {%- for stream in ['resolved_tickets', 'responded_tickets', 'survey_results', 'complaint_results',
-                       'review_results'] %}
-    left join {{ stream }}
-        on subject_months.technician_id is not distinct from {{ stream }}.technician_id
-        and subject_months.team_id is not distinct from {{ stream }}.team_id
-        and subject_months.period_start = {{ stream }}.period_start
-    {%- endfor %}
+    left join resolved_tickets
+        on subject_months.technician_id is not distinct from resolved_tickets.technician_id
+        and subject_months.team_id is not distinct from resolved_tickets.team_id
+        and subject_months.period_start = resolved_tickets.period_start
+    left join responded_tickets
+        on subject_months.technician_id is not distinct from responded_tickets.technician_id
+        and subject_months.team_id is not distinct from responded_tickets.team_id
+        and subject_months.period_start = responded_tickets.period_start
+    left join survey_results
+        on subject_months.technician_id is not distinct from survey_results.technician_id
+        and subject_months.team_id is not distinct from survey_results.team_id
+        and subject_months.period_start = survey_results.period_start
+    left join complaint_results
+        on subject_months.technician_id is not distinct from complaint_results.technician_id
+        and subject_months.team_id is not distinct from complaint_results.team_id
+        and subject_months.period_start = complaint_results.period_start
+    left join review_results
+        on subject_months.technician_id is not distinct from review_results.technician_id
+        and subject_months.team_id is not distinct from review_results.team_id
+        and subject_months.period_start = review_results.period_start
 )
 
 select * from final
