@@ -2,8 +2,8 @@
 
 The catalogue is data in one file (dbt_project.yml, so that dbt's macros read the very same list); this module
 only parses and checks it. What derives from it on the Python side: the settings validator's indicator list
-(orchestration/indicator_settings.py), the KPI mart suites (expectations/suites.py) and the serving file's
-evidence view (orchestration/serving_evidence.py). docs/adding_an_indicator.md walks through adding one.
+(orchestration/settings/indicators.py), the KPI mart suites (expectations/suites.py) and the serving file's
+evidence view (orchestration/publication/evidence.py). docs/adding_an_indicator.md walks through adding one.
 """
 
 from __future__ import annotations

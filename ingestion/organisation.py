@@ -93,7 +93,7 @@ class OrganisationSettings:
 
 
 def config_path(paths: DataDir | None = None) -> Path:
-    """The operations settings file (orchestration.operations_settings reads its other sections)."""
+    """The operations settings file (orchestration.settings.operations reads its other sections)."""
     explicit = os.environ.get("SERVICESCORE_OPERATIONS_CONFIG")
     if explicit:
         return Path(explicit)
@@ -170,7 +170,7 @@ def _country(value: object, subdivision: object, where: str, where_sub: str) -> 
 
 def read_operations_file(paths: DataDir | None = None) -> tuple[Path, dict]:
     """(path, top-level mapping) of the operations settings file, {} when there is none: the one reader of the
-    file; each section is checked by its owner (this module: `organisation`; orchestration.operations_settings:
+    file; each section is checked by its owner (this module: `organisation`; orchestration.settings.operations:
     the rest)."""
     path = config_path(paths)
     if not path.exists():

@@ -79,7 +79,7 @@ def run_job(job_name: str, first: str | None = None, last: str | None = None, ru
 
     from orchestration import run_history_durability
     from orchestration.definitions import defs
-    from orchestration.operations_settings import load_settings
+    from orchestration.settings.operations import load_settings
 
     run_history_durability.apply(load_settings(DataDir.from_env()).dagster_sqlite_synchronous)
     job = defs.resolve_job_def(job_name)
@@ -196,7 +196,7 @@ def run_problems(paths: DataDir) -> list[str]:
     import duckdb
 
     from ingestion.acceptance import feed_standings
-    from orchestration.operations_settings import load_settings
+    from orchestration.settings.operations import load_settings
 
     problems: list[str] = []
     if paths.warehouse.exists():
@@ -353,7 +353,7 @@ def run_locked(paths: DataDir, months: tuple[str, str] | None, full_refresh: boo
 
                 print(f"landing folder {paths.landing} is empty: generating the demo data set (tier S)")
                 generate(paths.landing, tier="S")
-            from orchestration.operations_settings import load_settings
+            from orchestration.settings.operations import load_settings
 
             changing = wait_for_settled_files(paths, load_settings(paths).landing_settle_seconds)
             if changing:

@@ -3,7 +3,7 @@
 One asset check per event feed, `freshness_<feed>`: passes while the newest record time (tickets and
 complaints: updated_at; surveys: responded_at; supervisor reviews: the start of their month) is younger than
 the feed's warn lag; a WARN failure after it; an ERROR failure after the longer fail lag. Lags come from
-orchestration.operations_settings (operations.yaml / defaults). The checks are not blocking: stale data is
+orchestration.settings.operations (operations.yaml / defaults). The checks are not blocking: stale data is
 published as it is, and said so.
 
 They run in their own job, `check_feed_freshness`, hourly (not inside ingest_feeds: a demo or a backfill of
@@ -32,8 +32,8 @@ from dagster import (
 from ingestion.contracts import FEEDS
 from ingestion.loader import quote_ident, quote_literal
 from orchestration.ingestion_assets import raw_asset_key
-from orchestration.operations_settings import FreshnessLag, load_settings
 from orchestration.resources import WarehouseResource
+from orchestration.settings.operations import FreshnessLag, load_settings
 
 # the record time whose newest value tells how fresh a feed is
 RECORD_TIME = {

@@ -17,9 +17,9 @@ from dagster import (
 from ingestion.acceptance import FeedStanding, feed_standings
 from ingestion.contracts import FEEDS, Feed
 from ingestion.loader import FeedLoadError, FeedLoadResult, WarehouseLockedError, connect, load_feed
-from orchestration.operations_settings import load_settings
 from orchestration.partitions import PARTITIONS_START
 from orchestration.resources import WarehouseResource
+from orchestration.settings.operations import load_settings
 
 INGESTION_GROUP = "ingestion"
 # a locked warehouse or a file still being written are worth another try; a contract breach is not

@@ -21,8 +21,8 @@ from ingestion.paths import REPO_ROOT
 from orchestration.gate import latest_blocking_failures
 from orchestration.jobs import BUILD_JOB
 from orchestration.partitions import appraisal_months
+from orchestration.publication.engine import MartSpec, publish
 from orchestration.resources import WarehouseResource
-from orchestration.serving import MartSpec, publish
 from orchestration.transform import DBT_TESTED_ASSET, dbt_project, dbt_project_digest
 
 PUBLISH_GROUP = "publish"

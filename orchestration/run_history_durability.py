@@ -8,7 +8,7 @@ run's time can go to waiting for the disk (docs/benchmarks.md has the figures). 
 opens the files, has a public hook for setting it on every new connection (`event.listen(Engine, "connect")`).
 
 `apply(settings)` registers that hook for the connections of this process whose file lies in DAGSTER_HOME, with
-the level of the operations setting `dagster_sqlite_synchronous` (orchestration/operations_settings.py):
+the level of the operations setting `dagster_sqlite_synchronous` (orchestration/settings/operations.py):
 `off` by default outside production, `full` (SQLite's default, the hook is not registered) in production.
 With `off`, a killed process loses nothing (the data is in the operating system's page cache); a power cut can
 cost the last events of Dagster's run history, never the warehouse or the serving file, whose writes DuckDB
@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from orchestration.operations_settings import SQLITE_SYNCHRONOUS as LEVELS
+from orchestration.settings.operations import SQLITE_SYNCHRONOUS as LEVELS
 
 _level: str | None = None  # the level the registered hook applies, None while none is registered
 

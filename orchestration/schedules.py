@@ -8,7 +8,7 @@ tag) succeeds, `publish_after_ingest` requests a `build_and_publish` run over th
 `orchestration.partitions.months_to_publish(today, closing_day, touched)`: the current month, the previous month
 until the closing day, and back to the oldest month the new rows touched (the ingestion assets report
 `months_touched`). A published month that receives late data gets a new version of its publication (a
-restatement, orchestration.serving). Both runs carry the warehouse-writing tag, so the instance's queued run
+restatement, orchestration.publication.engine). Both runs carry the warehouse-writing tag, so the instance's queued run
 coordinator runs them one after the other, never at once.
 """
 
@@ -37,7 +37,6 @@ from dagster import (
 from ingestion.organisation import DEFAULT_TIMEZONE, organisation_timezone
 from ingestion.paths import DataDir
 from orchestration.jobs import BUILD_JOB, INGEST_JOB, build_and_publish, ingest_feeds
-from orchestration.operations_settings import load_settings
 from orchestration.partitions import appraisal_months, months_to_publish
 from orchestration.sensors import (
     THEN_PUBLISH_TAG,
@@ -48,6 +47,7 @@ from orchestration.sensors import (
     unloaded,
     writer_busy,
 )
+from orchestration.settings.operations import load_settings
 
 NIGHTLY = "nightly_ingest"
 PUBLISH_SENSOR = "publish_after_ingest"

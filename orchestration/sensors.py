@@ -38,7 +38,7 @@ from ingestion.contracts import FEEDS
 from ingestion.landing import list_files
 from ingestion.paths import DataDir
 from orchestration.jobs import INGEST_JOB, WRITES_WAREHOUSE_TAG
-from orchestration.operations_settings import load_settings
+from orchestration.settings.operations import load_settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

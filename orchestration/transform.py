@@ -17,8 +17,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from ingestion.paths import DBT_PROJECT_DIR
 from orchestration.partitions import dbt_vars_for_months
+from orchestration.publication.engine import current_publication_audit
 from orchestration.resources import WarehouseResource
-from orchestration.serving import current_publication_audit
 
 
 class DbtBuildConfig(Config):
@@ -181,7 +181,7 @@ def dbt_vars_for_run_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def validate_settings_or_fail() -> None:
-    from orchestration.indicator_settings import IndicatorSettingsError, validate_settings
+    from orchestration.settings.indicators import IndicatorSettingsError, validate_settings
 
     try:
         validate_settings(DBT_PROJECT_DIR / "seeds")

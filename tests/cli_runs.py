@@ -303,7 +303,7 @@ PUBLISH = """
 import sys
 from pathlib import Path
 from orchestration.publish import published_marts
-from orchestration.serving import publish
+from orchestration.publication.engine import publish
 r = publish(Path(sys.argv[1]), Path(sys.argv[2]), list(published_marts()), sys.argv[3])
 print("published", r.publication_id, r.new_versions, r.restatements, flush=True)
 """

@@ -23,7 +23,7 @@ import pytest
 
 from ingestion.indicator_catalogue import disagreements, indicators
 from ingestion.paths import DBT_PROJECT_DIR, REPO_ROOT
-from orchestration.indicator_settings import validate_settings
+from orchestration.settings.indicators import validate_settings
 from tests.test_dbt_core import DBT, ROWS, build_raw_warehouse
 
 pytestmark = pytest.mark.dbt

@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.indicator_settings import validate_settings
+from orchestration.settings.indicators import validate_settings
 
 pytestmark = pytest.mark.dbt
 

@@ -20,7 +20,7 @@ from ingestion.indicator_catalogue import (
     units,
 )
 from ingestion.paths import DBT_PROJECT_DIR
-from orchestration.indicator_settings import IndicatorSettingsError, validate_settings
+from orchestration.settings.indicators import IndicatorSettingsError, validate_settings
 
 
 def test_the_catalogue_lists_the_fifteen_indicators_of_the_appraisal_standard():

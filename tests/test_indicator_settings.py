@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingestion.indicator_catalogue import indicators
-from orchestration.indicator_settings import (
+from orchestration.settings.indicators import (
     IndicatorSettingsError,
     validate_settings,
 )

@@ -155,7 +155,7 @@ def test_serving_file_opens_read_only_with_marts_and_publications(pipeline):
 
 @pytest.mark.slow
 def test_serving_evidence_view_equals_the_warehouse_evidence(pipeline):
-    """appraisal_evidence is a view in both files (orchestration/serving_evidence.py renders the dbt rules over
+    """appraisal_evidence is a view in both files (orchestration/publication/evidence.py renders the dbt rules over
     serving's own facts and current breakdown): the same rows, and T1's May handling time lists its tickets."""
     paths = pipeline[0]
     sql = "select * from {} order by evidence_id"

@@ -232,8 +232,8 @@ def test_the_key_is_in_no_file_of_the_data_folder_the_dbt_artifacts_or_the_docs_
 
 @pytest.mark.slow
 def test_the_gate_blocks_a_planted_leak_and_leaves_serving_byte_identical(run, tmp_path: Path):
+    from orchestration.publication.engine import publish
     from orchestration.publish import published_marts
-    from orchestration.serving import publish
 
     paths, *_ = run
     planted = DataDir(tmp_path / "data").ensure()

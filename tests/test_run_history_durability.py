@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from ingestion.paths import DataDir
 from orchestration import run_history_durability
-from orchestration.operations_settings import load_settings
+from orchestration.settings.operations import load_settings
 
 
 def _synchronous(path: Path) -> int:

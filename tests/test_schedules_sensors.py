@@ -235,7 +235,7 @@ def test_publish_range(today, closing_day, touched, expected):
 
 
 def test_closing_day_and_lags_are_configurable(data_dir, monkeypatch):
-    from orchestration.operations_settings import load_settings
+    from orchestration.settings.operations import load_settings
 
     (data_dir.root / "operations.yaml").write_text(
         "closing_day: 8\nfreshness:\n  tickets: {warn_after_hours: 10, fail_after_hours: 20}\n"
@@ -260,7 +260,7 @@ def test_closing_day_and_lags_are_configurable(data_dir, monkeypatch):
 
 def test_freshness_levels_on_the_newest_record(data_dir):
     from orchestration.freshness import freshness_result, newest_record_at
-    from orchestration.operations_settings import FreshnessLag
+    from orchestration.settings.operations import FreshnessLag
 
     copy_fixture(data_dir)
     load_all(data_dir)

@@ -139,7 +139,7 @@ def test_settings_identifiers_that_are_not_plain_names_are_refused(tmp_path: Pat
     import csv
     import io
 
-    from orchestration.indicator_settings import IndicatorSettingsError, validate_settings
+    from orchestration.settings.indicators import IndicatorSettingsError, validate_settings
 
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)

@@ -1,4 +1,4 @@
-"""The publication costs what changed (orchestration/serving.py): a hand-made warehouse, no dbt.
+"""The publication costs what changed (orchestration/publication/engine.py): a hand-made warehouse, no dbt.
 
 The warehouse holds three versioned marts (month, quarter, year labels; appraisal_scores for the restatement
 summary), an incremental fact with _built_at and a unique key, a small dimension, and dbt's build log.
@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration import serving
-from orchestration.serving import MartSpec, publish
+from orchestration.publication import engine as serving
+from orchestration.publication.engine import MartSpec, publish
 
 MARTS = [
     MartSpec("appraisal_scores", "versioned"),

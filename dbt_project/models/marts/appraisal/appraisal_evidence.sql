@@ -8,7 +8,7 @@
     A view, not a table: stored, it would be the largest table of the warehouse (about 8 rows per ticket, 80 M
     rows at tier L), rebuilt and re-published for every touched month, for rows that are a function of the
     facts. A query for one technician and period reads the facts it needs. serving.duckdb has the same view
-    over its own copy of the facts and the current breakdown (orchestration/serving_evidence.py).
+    over its own copy of the facts and the current breakdown (orchestration/publication/evidence.py).
 -#}
 {{ config(materialized='view', meta={'serving': 'none'}) }}
 with

@@ -5,7 +5,7 @@ Layout of serving.duckdb (written with an old storage version so DuckDB 1.x base
   main.<mart>             a view: the current (newest) version of each period
   main.<snapshot mart>    a table replaced on every publish (dimensions, facts, non-period marts)
   main.appraisal_evidence a view: the facts behind each current monthly breakdown value, over main.fct_* and
-                          main.appraisal_score_breakdown (orchestration/serving_evidence.py; serving files
+                          main.appraisal_score_breakdown (orchestration/publication/evidence.py; serving files
                           written before it keep their history.appraisal_evidence copies)
   main.publications       one row per publish that changed something
   main.publication_periods  one row per (period, version): content hash, restatement flag, what changed
@@ -52,7 +52,7 @@ import duckdb
 from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import duckdb_settings
 from ingestion.privacy import PersonalDataLeakError, leaks
-from orchestration.serving_evidence import create_evidence_view
+from orchestration.publication.evidence import create_evidence_view
 
 SERVING_STORAGE_VERSION = "v1.0.0"
 PERIOD_COLUMN = "period_label"
