@@ -33,6 +33,7 @@ def test_off_applies_to_dagster_home_files_only(data_dir: DataDir, tmp_path: Pat
     home.mkdir(parents=True, exist_ok=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    run_history_durability.apply("full")  # a pipeline run earlier in this process may have set another level
     assert _synchronous(home / "runs.db") == 2  # SQLite's default: FULL
     run_history_durability.apply("off")
     assert run_history_durability.current_level() == "off"
