@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 from ingestion.contracts import PERSONAL_DATA_COLUMNS
-from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import DataDir
+from ingestion.warehouse import quote_ident, quote_literal
 from tests.cli_runs import baseline
 
 # a column may carry a derived form of personal data only under a name that says so

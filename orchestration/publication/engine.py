@@ -49,9 +49,9 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import duckdb_settings
 from ingestion.privacy import PersonalDataLeakError, leaks
+from ingestion.warehouse import quote_ident, quote_literal
 from orchestration.publication.evidence import create_evidence_view
 
 SERVING_STORAGE_VERSION = "v1.0.0"
