@@ -41,7 +41,8 @@ from dagster import (
     multi_asset_check,
 )
 
-from expectations.runner import SuiteResult, run_suites
+from expectations.results import SuiteResult
+from expectations.runner import run_suites
 from expectations.suites import MART_SUITES, RAW_SUITES, Suite
 from orchestration.resources import WarehouseResource
 
