@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import great_expectations.expectations as gxe
 
-from expectations.suites import Check, Suite
+from expectations.checks import Check, Suite
 
 if TYPE_CHECKING:
     from expectations.scope import ValidationScope

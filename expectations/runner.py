@@ -40,6 +40,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
 
+from expectations.checks import Check, Suite
 from expectations.duckdb_connection import validation_connection_factory
 from expectations.results import (
     SAMPLE_SIZE,
@@ -50,7 +51,6 @@ from expectations.results import (
     summarise,
 )
 from expectations.scope import ValidationScope, validation_scope
-from expectations.suites import Check, Suite
 from ingestion.paths import duckdb_settings
 
 log = logging.getLogger(__name__)

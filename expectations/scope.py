@@ -50,8 +50,8 @@ from typing import Any
 
 import duckdb
 
+from expectations.checks import Suite
 from expectations.results import RESULTS_TABLE
-from expectations.suites import Suite
 
 log = logging.getLogger(__name__)
 

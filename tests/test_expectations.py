@@ -12,15 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations.results import RESULTS_TABLE, SuiteResult
-from expectations.runner import run_suite
-from expectations.suites import (
-    MART_SUITES,
-    RAW_SUITES,
-    SUITES,
+from expectations.checks import (
     Suite,
-    appraisal_breakdown_suite,
-    appraisal_scores_suite,
     between,
     freshness,
     in_set,
@@ -31,6 +24,9 @@ from expectations.suites import (
     sql_rule,
     unique,
 )
+from expectations.results import RESULTS_TABLE, SuiteResult
+from expectations.runner import run_suite
+from expectations.suites import MART_SUITES, RAW_SUITES, SUITES, appraisal_breakdown_suite, appraisal_scores_suite
 from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS
 from ingestion.indicator_catalogue import indicators
 from ingestion.paths import DataDir
