@@ -11,7 +11,7 @@ difference in differences, improvement sign and insufficient-group flag consiste
 
 from __future__ import annotations
 
-from expectations.suites import Check, Suite, between, in_set, not_null, sql_rule, unique
+from expectations.checks import Check, Suite, between, in_set, not_null, sql_rule, unique
 
 NEED_REASONS = ("below_threshold", "bottom_quartile", "new_hire_onboarding", "failed_course_retake")
 PRIORITIES = ("high", "medium", "low")

@@ -25,6 +25,8 @@ import datetime as dt
 import duckdb
 
 from ingestion.contracts import Feed
+from ingestion.feed_sql import compile_feed
+from ingestion.warehouse import quote_ident
 
 # a row that also repeats the key of an earlier row of its file stays rejected (the duplicate rule compares rows of
 # one file, which the candidates alone cannot)
@@ -48,8 +50,6 @@ def _source_sql(feed: Feed) -> str:
 def recover_late_references(con: duckdb.DuckDBPyConnection, feed: Feed, run_id: str) -> tuple[int, list[str]]:
     """Load the rejected rows of `feed` whose references now exist; returns (rows recovered, file hashes of the
     files they belong to). Runs in its own transaction."""
-    from ingestion.loader import compile_feed, quote_ident  # the loader imports this module
-
     if not feed.references:
         return 0, []
     if not con.execute(f"select exists (select 1 from raw.rejected_rows where {CANDIDATES})", [feed.name]).fetchone()[

@@ -51,7 +51,8 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingestion.export_mapping.engine import MappingResult, run_mapping, write_outputs
+from ingestion.export_mapping.engine import MappingResult, run_mapping
+from ingestion.export_mapping.outputs import write_outputs
 from ingestion.export_mapping.spec import SOURCE_NAME, MappingError, parse_mapping
 from ingestion.paths import DataDir
 

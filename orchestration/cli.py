@@ -94,7 +94,7 @@ def data_months(paths: DataDir, timezone: str) -> tuple[str, str] | None:
     import duckdb
 
     from ingestion.contracts import FEEDS
-    from ingestion.loader import quote_ident, quote_literal
+    from ingestion.warehouse import quote_ident, quote_literal
 
     parts = []
     for feed in FEEDS.values():

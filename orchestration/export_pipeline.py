@@ -35,7 +35,8 @@ import duckdb
 
 from ingestion.contracts import FEEDS
 from ingestion.export_mapping import MAPPINGS_DIR, external_dir
-from ingestion.export_mapping.engine import MappingResult, apply_mapping, run_mapping
+from ingestion.export_mapping.engine import MappingResult, run_mapping
+from ingestion.export_mapping.outputs import apply_mapping
 from ingestion.export_mapping.report import report, support_lines
 from ingestion.export_mapping.sources import quote_ident
 from ingestion.export_mapping.spec import MappingError, load_mapping

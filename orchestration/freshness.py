@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from ingestion.contracts import FEEDS
-from ingestion.loader import quote_ident, quote_literal
+from ingestion.warehouse import quote_ident, quote_literal
 from orchestration.ingestion_assets import raw_asset_key
 from orchestration.resources import WarehouseResource
 from orchestration.settings.operations import FreshnessLag, load_settings

@@ -16,7 +16,9 @@ from dagster import (
 
 from ingestion.acceptance import FeedStanding, feed_standings
 from ingestion.contracts import FEEDS, Feed
-from ingestion.loader import FeedLoadError, FeedLoadResult, WarehouseLockedError, connect, load_feed
+from ingestion.load_results import FeedLoadError, FeedLoadResult, WarehouseLockedError
+from ingestion.loader import load_feed
+from ingestion.warehouse import connect
 from orchestration.partitions import PARTITIONS_START
 from orchestration.resources import WarehouseResource
 from orchestration.settings.operations import load_settings
@@ -107,7 +109,7 @@ def build_feed_asset(feed: Feed) -> AssetsDefinition:
     kinds={"duckdb", "python"},
 )
 def work_calendar(warehouse: WarehouseResource) -> MaterializeResult:
-    from ingestion.loader import connect
+    from ingestion.warehouse import connect
     from ingestion.work_calendar import write_work_calendar
 
     today = dt.date.today()

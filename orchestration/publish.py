@@ -21,7 +21,8 @@ from ingestion.paths import REPO_ROOT
 from orchestration.gate import latest_blocking_failures
 from orchestration.jobs import BUILD_JOB
 from orchestration.partitions import appraisal_months
-from orchestration.publication.engine import MartSpec, publish
+from orchestration.publication.engine import publish
+from orchestration.publication.relations import MartSpec
 from orchestration.resources import WarehouseResource
 from orchestration.transform import DBT_TESTED_ASSET, dbt_project, dbt_project_digest
 

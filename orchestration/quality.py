@@ -41,8 +41,10 @@ from dagster import (
     multi_asset_check,
 )
 
-from expectations.runner import SuiteResult, run_suites
-from expectations.suites import MART_SUITES, RAW_SUITES, Suite
+from expectations.checks import Suite
+from expectations.results import SuiteResult
+from expectations.runner import run_suites
+from expectations.suites import MART_SUITES, RAW_SUITES
 from orchestration.resources import WarehouseResource
 
 MAX_MD_ROWS = 30

@@ -17,7 +17,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from ingestion.paths import DBT_PROJECT_DIR
 from orchestration.partitions import dbt_vars_for_months
-from orchestration.publication.engine import current_publication_audit
+from orchestration.publication.audit import current_publication_audit
 from orchestration.resources import WarehouseResource
 
 

@@ -22,9 +22,9 @@ import duckdb
 import pytest
 
 from ingestion.contracts import FEEDS
-from ingestion.loader import quote_ident
 from ingestion.paths import DataDir
 from ingestion.privacy import PseudonymKey, generated_key_path
+from ingestion.warehouse import quote_ident
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "handmade" / "landing"

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from ingestion.contracts import FEEDS
-from ingestion.loader import FeedLoadError, load_feed
+from ingestion.load_results import FeedLoadError
+from ingestion.loader import load_feed
 from ingestion.paths import DataDir
 from tests.test_ingestion import GOOD_TICKET, TECH_HEADER, TECHS, TICKET_HEADER, ticket
 
@@ -774,7 +775,8 @@ def test_line_numbers_with_quoted_newlines_and_no_malformed_line(roster16: DataD
 
 
 def test_a_corrupt_warehouse_is_not_reported_as_locked(data_dir: DataDir):
-    from ingestion.loader import WarehouseCorruptError, WarehouseLockedError, connect
+    from ingestion.load_results import WarehouseCorruptError, WarehouseLockedError
+    from ingestion.warehouse import connect
 
     data_dir.warehouse.write_bytes(b"not a duckdb file" * 300)
     with pytest.raises(WarehouseCorruptError) as err, connect(data_dir.warehouse):
@@ -790,7 +792,8 @@ def test_a_reader_holding_the_warehouse_is_named_as_a_reader(data_dir: DataDir):
     import subprocess
     import sys
 
-    from ingestion.loader import WarehouseLockedError, connect
+    from ingestion.load_results import WarehouseLockedError
+    from ingestion.warehouse import connect
 
     duckdb.connect(str(data_dir.warehouse)).close()
     reader = subprocess.Popen(

@@ -12,14 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations.runner import RESULTS_TABLE, SuiteResult, run_suite
-from expectations.suites import (
-    MART_SUITES,
-    RAW_SUITES,
-    SUITES,
+from expectations.checks import (
     Suite,
-    appraisal_breakdown_suite,
-    appraisal_scores_suite,
     between,
     freshness,
     in_set,
@@ -30,6 +24,9 @@ from expectations.suites import (
     sql_rule,
     unique,
 )
+from expectations.results import RESULTS_TABLE, SuiteResult
+from expectations.runner import run_suite
+from expectations.suites import MART_SUITES, RAW_SUITES, SUITES, appraisal_breakdown_suite, appraisal_scores_suite
 from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS
 from ingestion.indicator_catalogue import indicators
 from ingestion.paths import DataDir
@@ -634,10 +631,10 @@ def test_a_suite_that_raises_does_not_stop_the_others(
     sql(warehouse, SURVEYS)
     ok = Suite("ok", "raw.surveys", (not_null("response_id"),))
     broken = Suite("broken", "raw.surveys", (not_null("priority"),))
-    real_detail = runner._detail
+    real_detail = runner.detail
     monkeypatch.setattr(
         runner,
-        "_detail",
+        "detail",
         lambda check, ge: (
             (_ for _ in ()).throw(ValueError("boom")) if check.column == "priority" else real_detail(check, ge)
         ),

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from ingestion.contracts import FEEDS
-from ingestion.loader import FeedLoadError, load_feed
+from ingestion.load_results import FeedLoadError
+from ingestion.loader import load_feed
 from ingestion.paths import DataDir
 
 TECH_HEADER = "technician_id,name,team_id,team_name,region,level,hire_date,leave_date,manager_id,valid_from,updated_at"
@@ -373,7 +374,9 @@ def test_reassigning_a_ticket_touches_both_of_its_months(old_tickets: DataDir):
 
 
 def test_period_inputs_are_valid_sql_over_the_raw_columns(data_dir: DataDir):
-    from ingestion.loader import connect, ensure_raw_schema, months_touched
+    from ingestion.loader import ensure_raw_schema
+    from ingestion.months_touched import months_touched
+    from ingestion.warehouse import connect
 
     with connect(data_dir.warehouse) as con:
         ensure_raw_schema(con)

@@ -196,7 +196,7 @@ def test_calendar_follows_the_warehouse_folders_settings(data_dir: DataDir):
 
 def test_loader_cuts_months_in_the_folders_zone(data_dir: DataDir):
     """A naive landing time is local time of the data folder's zone: 2026-05-31 23:30 in Berlin is 21:30 UTC."""
-    from ingestion.loader import connect
+    from ingestion.warehouse import connect
 
     (data_dir.root / "operations.yaml").write_text(BERLIN)
     with connect(data_dir.warehouse) as con:

@@ -22,7 +22,8 @@ from dagster import (
     materialize,
 )
 
-from expectations.suites import MART_SUITES, RAW_SUITES, Suite, between, not_null
+from expectations.checks import Suite, between, not_null
+from expectations.suites import MART_SUITES, RAW_SUITES
 from ingestion.paths import DataDir
 from orchestration.quality import (
     MART_CHECKS_STEP,

@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 from ingestion.contracts import PERSONAL_DATA_COLUMNS
-from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import DataDir
+from ingestion.warehouse import quote_ident, quote_literal
 from tests.cli_runs import baseline
 
 # a column may carry a derived form of personal data only under a name that says so
@@ -244,7 +244,8 @@ def test_mapping_names_that_are_not_plain_are_refused(case: str, change, message
 
 def test_mapping_literals_and_formats_are_bound_not_pasted(tmp_path: Path):
     """Text that is data (formats, value maps, constants) reaches DuckDB as parameters: no name check needed."""
-    from ingestion.export_mapping.engine import mapped_rows, rejected_rows, run_mapping
+    from ingestion.export_mapping.engine import run_mapping
+    from ingestion.export_mapping.outputs import mapped_rows, rejected_rows
     from ingestion.export_mapping.spec import parse_mapping
 
     evil = "x'); drop table src; --"

@@ -15,7 +15,8 @@ import duckdb
 import pytest
 
 from orchestration.publication import engine as serving
-from orchestration.publication.engine import MartSpec, publish
+from orchestration.publication.engine import publish
+from orchestration.publication.relations import MartSpec
 
 MARTS = [
     MartSpec("appraisal_scores", "versioned"),
@@ -185,7 +186,7 @@ def test_the_watermark_advances_only_with_a_successful_swap(wh: Warehouse, monke
     def fail(*_args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(serving, "_record_audit", fail)
+    monkeypatch.setattr(serving, "record_audit", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         wh.publish()
     assert wh.serving.read_bytes() == before and not list(wh.serving.parent.glob("*.publishing*"))

@@ -121,7 +121,7 @@ def test_a_recovered_row_still_meets_every_other_rule(data_dir):
 
 def test_feed_standing_counts_the_whole_feed_and_names_the_rules(data_dir):
     from ingestion.acceptance import feed_standings
-    from ingestion.loader import connect
+    from ingestion.warehouse import connect
 
     write(data_dir, "technicians", "2026-05-01.csv", ROSTER_HEADER + T1)
     write(

@@ -17,14 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ingestion.export_mapping.engine import (
-    FeedResult,
-    MappingResult,
-    apply_mapping,
-    mapped_rows,
-    rejected_rows,
-    run_mapping,
-)
+from ingestion.export_mapping.engine import FeedResult, MappingResult, run_mapping
+from ingestion.export_mapping.outputs import apply_mapping, mapped_rows, rejected_rows
 from ingestion.export_mapping.report import dry_run
 from ingestion.export_mapping.spec import Mapping, MappingError, load_mapping, parse_mapping
 from ingestion.paths import REPO_ROOT

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from ingestion.export_mapping.engine import apply_mapping
+from ingestion.export_mapping.outputs import apply_mapping
 from ingestion.export_mapping.report import dry_run
 from ingestion.export_mapping.spec import MappingError
 from ingestion.paths import DataDir

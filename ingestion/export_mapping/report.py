@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.contracts import FEEDS
-from ingestion.export_mapping.engine import FIRST_ROWS, _ident, _Run, mapped_rows, run_mapping, where_text
+from ingestion.export_mapping.compiler import ident
+from ingestion.export_mapping.engine import FIRST_ROWS, MappingRun, run_mapping, where_text
+from ingestion.export_mapping.outputs import mapped_rows
 from ingestion.export_mapping.spec import load_mapping
 from ingestion.measures import indicator_inputs
 
@@ -47,14 +49,14 @@ class Support:
         return out
 
 
-def support(run: _Run) -> Support:
+def support(run: MappingRun) -> Support:
     available: set[tuple[str, str]] = set()
     empty: set[tuple[str, str]] = set()
     constants: dict[tuple[str, str], str] = {}
     for feed in run.results:
         names = FEEDS[feed].column_names
         counts = run.con.execute(
-            f"select {', '.join(f'count({_ident(c)})' for c in names)} from out_{_ident(feed)}"
+            f"select {', '.join(f'count({ident(c)})' for c in names)} from out_{ident(feed)}"
         ).fetchall()[0]
         rules = run.mapping.feeds[feed].columns
         for col, n in zip(names, counts, strict=True):
@@ -71,7 +73,7 @@ def support(run: _Run) -> Support:
     return Support(available, empty, constants)
 
 
-def support_lines(run: _Run) -> list[str]:
+def support_lines(run: MappingRun) -> list[str]:
     s = support(run)
     lines = []
     cannot = s.cannot_support()
@@ -99,7 +101,7 @@ def dry_run(mapping_path: str | Path, source_path: str | Path, samples: int = 3)
         run.con.close()
 
 
-def report(run: _Run, title: str, samples: int = 3) -> str:
+def report(run: MappingRun, title: str, samples: int = 3) -> str:
     mapping = run.mapping
     lines = [title]
     lines += [f"note: {n}" for n in run.notes]
@@ -145,7 +147,7 @@ def report(run: _Run, title: str, samples: int = 3) -> str:
     return "\n".join(lines)
 
 
-def _groups(run: _Run, feed: str) -> list[tuple]:
+def _groups(run: MappingRun, feed: str) -> list[tuple]:
     return run.con.execute(
         """
         with failures as (

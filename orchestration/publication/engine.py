@@ -49,21 +49,22 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import duckdb_settings
 from ingestion.privacy import PersonalDataLeakError, leaks
+from ingestion.warehouse import quote_ident, quote_literal
+from orchestration.publication.audit import WATERMARK_KEY, previous_watermark, record_audit
 from orchestration.publication.evidence import create_evidence_view
+from orchestration.publication.periods import candidate_periods, changed_periods, is_period_closed, restatement_summary
+from orchestration.publication.relations import (
+    PERIOD_COLUMN,
+    MartSpec,
+    columns_of,
+    content_hash_expr,
+    table_exists,
+    view_exists,
+)
 
 SERVING_STORAGE_VERSION = "v1.0.0"
-PERIOD_COLUMN = "period_label"
-
-
-@dataclass(frozen=True)
-class MartSpec:
-    name: str
-    mode: str  # "versioned" (by period_label) or "snapshot"
-    schema: str = "marts"
-    unique_key: tuple[str, ...] = ()  # the dbt model's unique_key (incremental snapshot apply), if any
 
 
 @dataclass
@@ -101,41 +102,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in con.execute(f"describe select * from {qualified}").fetchall()]
-
-
-def _hash_expr(columns: list[tuple[str, str]]) -> str:
-    """Order-independent content hash of a set of rows. Doubles are rounded to 9 decimals: parallel
-    aggregation sums floats in varying order (noise ~1e-15), and rounding to fewer decimals would make a
-    value that sits exactly on a rounding boundary (e.g. 2.3165625 at 6 decimals) flip between runs.
-    Columns whose name starts with '_' are bookkeeping, not content, and are left out."""
-    parts = []
-    for name, typ in columns:
-        if name.startswith("_"):
-            continue  # bookkeeping (e.g. _built_at of incremental models) is not content
-        q = quote_ident(name)
-        parts.append(f"round({q}, 9)" if typ in ("DOUBLE", "FLOAT") else q)
-    return f"sum(hash(row({', '.join(parts)}))::hugeint)"
-
-
-def _exists(con: duckdb.DuckDBPyConnection, kind: str, catalog: str, schema: str, name: str) -> bool:
-    """Whether a table (kind 'table') or view (kind 'view') exists; kind is a literal of this module."""
-    row = con.execute(
-        f"select count(*) from duckdb_{kind}s() where database_name = ? and schema_name = ? and {kind}_name = ?",
-        [catalog, schema, name],
-    ).fetchall()[0]
-    return bool(row[0])
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> bool:
-    return _exists(con, "table", catalog, schema, name)
-
-
-def _view_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> bool:
-    return _exists(con, "view", catalog, schema, name)
-
-
 SERVING_DDL = [
     "create schema if not exists s.history",
     """create table if not exists s.main.publications (
@@ -155,27 +121,6 @@ SERVING_DDL = [
         period_type varchar, method varchar, previous_score double, new_score double, score_change double,
         previous_grade varchar, new_grade varchar)""",
 ]
-
-
-def period_last_month(label: str) -> dt.date | None:
-    """The last month of a period label: '2026-05' → May, '2026-Q2' → June, '2026' → December."""
-    try:
-        if len(label) == 7 and label[4] == "-" and label[5] != "Q":
-            return dt.date(int(label[:4]), int(label[5:7]), 1)
-        if len(label) == 7 and label[5] == "Q":
-            return dt.date(int(label[:4]), int(label[6]) * 3, 1)
-        if len(label) == 4:
-            return dt.date(int(label), 12, 1)
-    except ValueError:
-        return None
-    return None
-
-
-def is_period_closed(label: str, today: dt.date, closing_day: int) -> bool:
-    from orchestration.partitions import is_closed
-
-    last = period_last_month(label)
-    return last is not None and is_closed(last, today, closing_day)
 
 
 def publish(
@@ -214,20 +159,20 @@ def publish(
         publication_id = int(last[0]) + 1 if last else 1
         versioned = [m for m in marts if m.mode == "versioned"]
         for m in versioned:  # every versioned mart has its history table, even before its first row
-            if not _table_exists(con, "s", "history", m.name):
+            if not table_exists(con, "s", "history", m.name):
                 src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
                 con.execute(
                     f"create table s.history.{quote_ident(m.name)} as "
                     f"select *, cast(null as bigint) as _version from {src} limit 0"
                 )
         with result.timed("compare"):
-            candidates, watermark = _candidate_periods(con, versioned, _previous_watermark(con))
+            candidates, watermark = candidate_periods(con, versioned, previous_watermark(con))
             if compare_all:
                 candidates = None
             result.candidate_periods, result.build_log_watermark = candidates, watermark
-            changed_periods = _changed_periods(con, versioned, candidates)
+            changed = changed_periods(con, versioned, candidates)
         new_versions: list[tuple[str, int]] = []
-        for period in sorted(changed_periods):
+        for period in sorted(changed):
             prev = con.execute(
                 "select coalesce(max(version), 0) from s.main.publication_periods where period_label = ?", [period]
             ).fetchall()[0]
@@ -245,7 +190,7 @@ def publish(
                     )
                 con.execute("drop table new_versions")
         for period, version in new_versions:
-            summary = _restatement_summary(con, publication_id, period, version) if version > 1 else None
+            summary = restatement_summary(con, publication_id, period, version) if version > 1 else None
             restated = version > 1 and is_period_closed(period, today or dt.date.today(), closing_day)
             if restated:
                 result.restatements.append(period)
@@ -255,7 +200,7 @@ def publish(
                     period,
                     version,
                     publication_id,
-                    changed_periods[period],
+                    changed[period],
                     restated,
                     now,
                     json.dumps(summary, ensure_ascii=False) if summary is not None else None,
@@ -263,7 +208,7 @@ def publish(
             )
         for m in versioned:
             # a mart that used to be a snapshot table becomes a view over its history
-            if _table_exists(con, "s", "main", m.name):
+            if table_exists(con, "s", "main", m.name):
                 con.execute(f"drop table s.main.{quote_ident(m.name)}")
             con.execute(
                 f"create or replace view s.main.{quote_ident(m.name)} as select * exclude (_version) "
@@ -307,7 +252,7 @@ def publish(
         if result.changed:
             result.publication_id = publication_id
             with result.timed("audit"):
-                _record_audit(con, publication_id)
+                record_audit(con, publication_id)
             recorded = dict(audit or {})
             recorded[WATERMARK_KEY] = watermark
             con.execute(
@@ -363,12 +308,12 @@ def _publish_snapshot(con: duckdb.DuckDBPyConnection, m: MartSpec, result: Publi
     newest _built_at, delete+insert on the unique key) or 'full' (replaced)."""
     src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
     dst = f"s.main.{quote_ident(m.name)}"
-    if _view_exists(con, "s", "main", m.name):  # a mart that used to be versioned
+    if view_exists(con, "s", "main", m.name):  # a mart that used to be versioned
         con.execute(f"drop view {dst}")
-    if not _table_exists(con, "s", "main", m.name):
+    if not table_exists(con, "s", "main", m.name):
         return _replace_table(con, src, dst)
-    cols = _columns(con, src)
-    if cols != _columns(con, dst):  # new or changed columns: the old rows cannot be kept
+    cols = columns_of(con, src)
+    if cols != columns_of(con, dst):  # new or changed columns: the old rows cannot be kept
         return _replace_table(con, src, dst)
     names = {n for n, _ in cols}
     if "_built_at" in names and m.unique_key and set(m.unique_key) <= names:
@@ -395,196 +340,9 @@ def _publish_snapshot(con: duckdb.DuckDBPyConnection, m: MartSpec, result: Publi
         result.snapshot_rows_applied[m.name] = int(count)
         return "incremental"
     same = con.execute(
-        f"select (select {_hash_expr(cols)} from {src}) is not distinct from (select {_hash_expr(cols)} from {dst})"
+        f"select (select {content_hash_expr(cols)} from {src}) "
+        f"is not distinct from (select {content_hash_expr(cols)} from {dst})"
     ).fetchall()[0]
     if same and same[0]:
         return "unchanged"
     return _replace_table(con, src, dst)
-
-
-def _record_audit(con: duckdb.DuckDBPyConnection, publication_id: int) -> None:
-    """What this publication was made from: every input file (content hash) and the latest result of every
-    quality suite. The validation history itself is copied as quality_validation_results."""
-    if _table_exists(con, "w", "raw", "load_log"):
-        con.execute(
-            "insert into s.main.publication_inputs select ?, feed, source_file, file_hash, rows_read, rows_loaded, "
-            "rows_rejected, loaded_at, run_id from w.raw.load_log order by feed, source_file",
-            [publication_id],
-        )
-    if _table_exists(con, "w", "quality", "validation_results"):
-        con.execute(
-            """
-            insert into s.main.publication_checks
-            with latest as (
-                select * from w.quality.validation_results
-                qualify dense_rank() over (partition by suite order by validated_at desc, run_id desc) = 1
-            )
-            select ?, any_value(run_id), suite, any_value("table"), count(*),
-                count(*) filter (where not success and severity = 'error'),
-                count(*) filter (where not success and severity <> 'error'),
-                count(*) filter (where not success and severity = 'error') = 0, max(validated_at)
-            from latest group by suite order by suite
-            """,
-            [publication_id],
-        )
-        con.execute(
-            "create or replace table s.main.quality_validation_results as select * from w.quality.validation_results"
-        )
-
-
-# ------------------------------------------------------------------------------- candidate periods
-
-WATERMARK_KEY = "build_log_watermark"
-BUILD_LOG_TABLE = "int_incremental_build_log"
-
-
-def _current_audit(con: duckdb.DuckDBPyConnection) -> dict:
-    """The audit JSON of the current (latest) publication of the serving file attached as `s` ({}: none)."""
-    row = con.execute("select audit from s.main.publications order by publication_id desc limit 1").fetchall()
-    if not row or not row[0][0]:
-        return {}
-    try:
-        recorded = json.loads(row[0][0])
-    except ValueError:
-        return {}
-    return recorded if isinstance(recorded, dict) else {}
-
-
-def _previous_watermark(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """The build-log watermark the current publication recorded (None: none recorded, an older file)."""
-    recorded = _current_audit(con).get(WATERMARK_KEY)
-    return recorded if isinstance(recorded, dict) else None
-
-
-def current_publication_audit(serving: Path) -> dict:
-    """The audit of the publication BI currently reads ({}: no serving file, no publication, unreadable).
-    Read-only and brief: BI readers may hold the file open read-only at the same time."""
-    if not serving.exists():
-        return {}
-    con = duckdb.connect()
-    try:
-        con.execute(f"attach {quote_literal(str(serving))} as s (read_only)")
-        return _current_audit(con)
-    except duckdb.Error:
-        return {}
-    finally:
-        con.close()
-
-
-def _build_log(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The warehouse's dbt build log of the period marts, wherever dbt put it (None: an older warehouse)."""
-    rows = con.execute(
-        "select schema_name from duckdb_tables() where database_name = 'w' and table_name = ? order by 1",
-        [BUILD_LOG_TABLE],
-    ).fetchall()
-    return f"w.{quote_ident(rows[0][0])}.{quote_ident(BUILD_LOG_TABLE)}" if rows else None
-
-
-def period_labels_of_months(months: list[dt.date]) -> list[str]:
-    """The labels of the periods containing the months: 'YYYY-MM', 'YYYY-Qn' and 'YYYY' (period_last_month)."""
-    labels = set()
-    for m in months:
-        labels |= {f"{m.year:04d}-{m.month:02d}", f"{m.year:04d}-Q{(m.month - 1) // 3 + 1}", f"{m.year:04d}"}
-    return sorted(labels)
-
-
-def _candidate_periods(
-    con: duckdb.DuckDBPyConnection, versioned: list[MartSpec], previous: dict | None
-) -> tuple[list[str] | None, dict | None]:
-    """(the period labels to compare, or None for all; the watermark this publish reaches).
-
-    The candidates are the periods containing a month recomputed by a versioned mart since the previous
-    publication's watermark. None whenever the log cannot tell: no log, no previous watermark, a different set
-    of versioned marts, a log rewritten since (fewer or more rows up to the old watermark), a versioned mart
-    that never logs (not incremental), or a full build since."""
-    log = _build_log(con)
-    if log is None:
-        return None, None
-    names = sorted(m.name for m in versioned)
-    row = con.execute(
-        f"select epoch_us(max(built_at)), count(*), cast(max(built_at) as varchar) from {log}"
-    ).fetchall()[0]
-    watermark = {"built_at_us": row[0], "log_rows": int(row[1]), "built_at": row[2], "versioned_marts": names}
-    if not previous or previous.get("versioned_marts") != names or not isinstance(previous.get("built_at_us"), int):
-        return None, watermark
-    since = int(previous["built_at_us"])
-    if not names:
-        return [], watermark
-    kept = con.execute(f"select count(*) from {log} where epoch_us(built_at) <= ?", [since]).fetchall()[0][0]
-    if kept != previous.get("log_rows"):  # the log was reset or rewritten: it cannot tell what changed
-        return None, watermark
-    marks = ", ".join("?" for _ in names)
-    tracked = con.execute(
-        f"select count(distinct model_name) from {log} where model_name in ({marks})", names
-    ).fetchall()[0][0]
-    if tracked != len(names):
-        return None, watermark
-    full, months = con.execute(
-        f"select coalesce(bool_or(is_full_build), false), list(distinct month_start) filter (where month_start "
-        f"is not null) from {log} where epoch_us(built_at) > ? and model_name in ({marks})",
-        [since, *names],
-    ).fetchall()[0]
-    if full:
-        return None, watermark
-    return period_labels_of_months(list(months or [])), watermark
-
-
-def _changed_periods(
-    con: duckdb.DuckDBPyConnection, versioned: list[MartSpec], candidates: list[str] | None = None
-) -> dict[str, str]:
-    """period_label -> new content hash, for every period (or every candidate period) whose content differs
-    from its current version. A label that is not a month, quarter or year is always a candidate."""
-    if not versioned or candidates == []:
-        return {}
-    where = f"{PERIOD_COLUMN} is not null"
-    if candidates is not None:
-        labels = ", ".join(quote_literal(c) for c in candidates)
-        where += (
-            f" and ({PERIOD_COLUMN} in ({labels}) or not regexp_full_match({PERIOD_COLUMN}, "
-            f"'[0-9]{{4}}(-[0-9]{{2}}|-Q[1-4])?'))"
-        )
-    parts = []
-    for m in versioned:
-        src = f"w.{quote_ident(m.schema)}.{quote_ident(m.name)}"
-        cols = _columns(con, src)
-        parts.append(
-            f"select {PERIOD_COLUMN} as p, {quote_literal(m.name)} as m, {_hash_expr(cols)} as h "
-            f"from {src} where {where} group by {PERIOD_COLUMN}"
-        )
-    rows = con.execute(
-        "with per_mart as (" + " union all ".join(parts) + "), "
-        "per_period as (select p, md5(string_agg(m || ':' || cast(h as varchar), ',' order by m)) as h "
-        "from per_mart group by p), "
-        "current as (select period_label, content_hash from s.main.publication_periods "
-        "qualify row_number() over (partition by period_label order by version desc) = 1) "
-        "select p, h from per_period left join current on current.period_label = per_period.p "
-        "where current.content_hash is distinct from per_period.h"
-    ).fetchall()
-    return {str(p): str(h) for p, h in rows}
-
-
-def _restatement_summary(
-    con: duckdb.DuckDBPyConnection, publication_id: int, period: str, version: int
-) -> dict[str, object]:
-    """What changed against the previous version of a period: technicians whose score or grade moved."""
-    if not _table_exists(con, "s", "history", "appraisal_scores"):
-        return {"changed_technicians": None}
-    con.execute(
-        """
-        insert into s.main.publication_changes
-        select ?, ?, ?, coalesce(n.technician_id, o.technician_id), coalesce(n.period_type, o.period_type),
-            coalesce(n.method, o.method), o.composite_score, n.composite_score,
-            round(n.composite_score - o.composite_score, 4), o.grade, n.grade
-        from (select * from s.history.appraisal_scores where period_label = ? and _version = ?) as n
-        full outer join (select * from s.history.appraisal_scores where period_label = ? and _version = ?) as o
-            on n.technician_id = o.technician_id and n.period_type = o.period_type and n.method = o.method
-        where n.composite_score is distinct from o.composite_score or n.grade is distinct from o.grade
-        """,
-        [publication_id, period, version, period, version, period, version - 1],
-    )
-    row = con.execute(
-        "select count(distinct technician_id), count(*) filter (where previous_grade is distinct from new_grade), "
-        "max(abs(score_change)) from s.main.publication_changes where period_label = ? and version = ?",
-        [period, version],
-    ).fetchall()[0]
-    return {"changed_technicians": row[0], "grade_changes": row[1], "max_abs_score_change": row[2]} if row else {}

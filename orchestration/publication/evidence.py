@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from ingestion.indicator_catalogue import evidence_rules as catalogue_evidence_rules
-from ingestion.loader import quote_ident, quote_literal
 from ingestion.paths import DBT_PROJECT_DIR
+from ingestion.warehouse import quote_ident, quote_literal
 
 VIEW = "appraisal_evidence"
 BREAKDOWN = "appraisal_score_breakdown"
