@@ -29,7 +29,9 @@ from typing import Any
 
 import yaml
 
+from ingestion.feed_sql import INTEGER_TYPES
 from ingestion.paths import DBT_PROJECT_DIR, DataDir
+from ingestion.warehouse import quote_ident, quote_literal
 
 KEY_FILE_ENV = "SERVICESCORE_PSEUDONYM_KEY_FILE"
 KEY_ENV = "SERVICESCORE_PSEUDONYM_KEY"
@@ -210,27 +212,7 @@ class PersonalDataLeakError(RuntimeError):
         )
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 TEXT_TYPES = ("VARCHAR",)
-INTEGER_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-)
 
 
 PSEUDONYM_SUFFIX = "_pseudonym"
@@ -289,13 +271,13 @@ def leaks(con: Any, catalog: str, relations: list[tuple[str, str]], raw_catalog:
         where length(d) >= {MIN_PHONE_DIGITS}
     """)
     pattern_cases = " ".join(
-        f"when regexp_matches(v, {_literal(BOUNDARY_BEFORE + '(' + p.regex + ')' + BOUNDARY_AFTER)}) "
-        f"then {_literal(p.name)}"
+        f"when regexp_matches(v, {quote_literal(BOUNDARY_BEFORE + '(' + p.regex + ')' + BOUNDARY_AFTER)}) "
+        f"then {quote_literal(p.name)}"
         for p in patterns
     )
     found: list[Leak] = []
     for schema, name in relations:
-        rel = f"{catalog}.{_quote_ident(schema)}.{_quote_ident(name)}"
+        rel = f"{catalog}.{quote_ident(schema)}.{quote_ident(name)}"
         cols = con.execute(f"describe select * from {rel}").fetchall()
         pseudonyms = [c for c, t, *_ in cols if t in TEXT_TYPES and c.endswith(PSEUDONYM_SUFFIX)]
         text = [c for c, t, *_ in cols if t in TEXT_TYPES and c not in pseudonyms]
@@ -303,10 +285,10 @@ def leaks(con: Any, catalog: str, relations: list[tuple[str, str]], raw_catalog:
         if not text and not ints and not pseudonyms:
             continue
         scanned = text + ints + pseudonyms
-        casts = ", ".join(f"cast({_quote_ident(c)} as varchar) as {_quote_ident(c)}" for c in scanned)
-        text_list = ", ".join(_literal(c) for c in text) or "null"
-        number_list = ", ".join(_literal(c) for c in text + ints) or "null"
-        pseudonym_list = ", ".join(_literal(c) for c in pseudonyms) or "null"
+        casts = ", ".join(f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}" for c in scanned)
+        text_list = ", ".join(quote_literal(c) for c in text) or "null"
+        number_list = ", ".join(quote_literal(c) for c in text + ints) or "null"
+        pseudonym_list = ", ".join(quote_literal(c) for c in pseudonyms) or "null"
         # each distinct value of a column once, with the number of rows holding it: most columns repeat a few
         # values (codes, teams, periods), so the tests below run on far fewer cells than rows x columns
         rows = con.execute(f"""
