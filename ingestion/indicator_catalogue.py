@@ -8,6 +8,7 @@ evidence view (orchestration/publication/evidence.py). docs/adding_an_indicator.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -218,8 +219,6 @@ def disagreements(project_dir: Path = DBT_PROJECT_DIR) -> list[str]:
     marts (exactly the catalogue's columns, in its order), the docs of int_kpi_monthly_sums (every column an
     indicator reads), the settings seed (every indicator and no other, with the catalogue's kind, unit and
     direction). [] when all agree. `python -m ingestion.indicator_catalogue` prints them."""
-    import csv
-
     catalogue = indicators(project_dir)
     out = []
     marts = _documented(project_dir / "models" / "marts" / "kpi" / "_kpi__models.yml")
