@@ -21,7 +21,7 @@ ones, freshness, uniqueness of a key without the period, comparisons across peri
 changes the suite does not follow). expectations.runner validates the `rows` rules of a suite with an
 `increment_column` (the raw suites: `_loaded_at`) on the rows loaded since the last validation of them that
 passed, and the `rows` and `periods` rules of a suite with a `period_grain` (the KPI and appraisal period
-marts, rebuilt by period: dbt's build log says which) on the periods rebuilt since then; `table` rules (and
+marts, rebuilt by period: the change-window audit says which) on the periods rebuilt since then; `table` rules (and
 `periods` rules of any other suite) always run on the whole table; see the runner's module doc. Helpers
 default to the honest scope; `unique` and `sql_rule` default to `table` (safe).
 
@@ -78,7 +78,7 @@ class Suite:
     checks: tuple[Check, ...] = field(default_factory=tuple)
     # an append-only table's load-time column: `rows` rules then validate only rows after the watermark
     increment_column: str | None = None
-    # a period mart rebuilt by period (delete+insert; dbt's build log lists the months each build recomputed):
+    # a period mart rebuilt by period (delete+insert; the change-window audit lists the months each run recomputed):
     # `rows` and `periods` rules then validate only the periods rebuilt since the watermark
     period_grain: PeriodGrain | None = None
 

@@ -18,24 +18,22 @@ new rows records its rows rules as passed on 0 rows without a GE query.
 
 Incremental validation of period marts (suites with a `period_grain`: the KPI and appraisal marts)
 -------------------------------------------------------------------------------------------------
-The same watermark, on dbt's build log instead of a column of the table. A period mart is rebuilt by period
-(delete+insert of the touched periods, docs/incremental.md) and every build appends to
-intermediate.int_incremental_build_log the months it recomputed (`model_name, built_at, is_full_build,
-month_start`). The `rows` and `periods` rules of such a suite (a `periods` rule holds for the mart when it holds
-for each period: uniqueness of a key that includes the period, a quota per team and period) validate only the
-rows of the periods rebuilt since the suite's watermark: the periods (of the mart's grain, or of each
-period_type) containing a month logged by a build of the mart with `built_at` after it. Its `table` rules
-(anything reading other tables or comparing periods) run on the whole table. The stored columns mean the
-same with the build log as the increment: `loaded_after` / `loaded_through` bound the `built_at` of the
-mart's builds, `rows_through` counts the mart's log entries up to `loaded_through`, and `scope_condition` is
-the SQL condition of the rows validated (for both kinds of suite; null = every row). The whole table is
-validated when there is no passing validation of these rules, no build log, no log entry of the mart, a
-full build since the watermark (first build, `dbt build --full-refresh`: every period rebuilt), a log with a
-different number of the mart's entries up to the watermark than then (reset or rewritten), or a row whose
-period is not well-formed (null, unknown type, not the first day of its period: no list of periods can place
-it). The scope trusts the build log, as the serving publication does: a mart edited outside dbt is not seen
-until its periods are rebuilt (a full refresh, or deleting the mart's entries from the log, validates it
-whole).
+The same watermark, on the change-window audit instead of a column of the table. A period mart is rebuilt by
+period (delete+insert of the months of the run's change window, docs/incremental.md), and after every dbt build
+the orchestration appends that window to audit.change_windows (ingestion/change_window.py: `run_id, built_at,
+is_full_build, month_start, ...`). The `rows` and `periods` rules of such a suite (a `periods` rule holds for the
+mart when it holds for each period: uniqueness of a key that includes the period, a quota per team and period)
+validate only the rows of the periods rebuilt since the suite's watermark: the periods (of the mart's grain, or of
+each period_type) containing a month of a window with `built_at` after it. Its `table` rules (anything reading
+other tables or comparing periods) run on the whole table. The stored columns mean the same with the audit as
+the increment: `loaded_after` / `loaded_through` bound the windows' `built_at`, `rows_through` counts the audit's
+rows up to `loaded_through`, and `scope_condition` is the SQL condition of the rows validated (for both kinds of
+suite; null = every row). The whole table is validated when there is no passing validation of these rules, no
+audit, a full window since the watermark (first build, `dbt build --full-refresh`, a run that did not build the
+window), an audit with a different number of rows up to the watermark than then (reset or rewritten), or a row
+whose period is not well-formed (null, unknown type, not the first day of its period: no list of periods can
+place it). The scope trusts the audit, as the serving publication does: a mart edited outside dbt is not seen
+until its periods are rebuilt (a full refresh validates it whole).
 """
 
 from __future__ import annotations
@@ -52,12 +50,13 @@ import duckdb
 
 from expectations.checks import Suite
 from expectations.results import RESULTS_TABLE
+from ingestion.change_window import AUDIT_TABLE, audit_mark, changes_since
 
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# dbt's build log of the period marts (dbt_project/macros/incremental.sql, record_incremental_build)
-BUILD_LOG_TABLE = "int_incremental_build_log"
+# what a stored result of a period mart's scope is bounded by (the change-window audit's built_at)
+WINDOW_COLUMN = f"{AUDIT_TABLE}.built_at"
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class ValidationScope:
     `months`, rebuilt by the mart's builds with `built_at` in (`loaded_after`, `loaded_through`] (`condition`)."""
 
     table: str
-    column: str  # the increment: the table's load-time column, or the build log's built_at
+    column: str  # the increment: the table's load-time column, or the change-window audit's built_at
     loaded_after: datetime | None
     loaded_through: datetime | None  # None: the table has no rows (no logged build of a period mart)
     rows: int  # rows the rows rules validated
@@ -235,16 +234,6 @@ def validation_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> Validation
     )
 
 
-def _build_log(con: duckdb.DuckDBPyConnection) -> str | None:
-    """dbt's build log of the period marts, wherever dbt put it (None: a warehouse without one)."""
-    rows = con.execute(
-        "select schema_name from duckdb_tables() where database_name = current_database() and table_name = ? "
-        "order by schema_name <> 'intermediate', schema_name",
-        [BUILD_LOG_TABLE],
-    ).fetchall()
-    return f"{_quote(rows[0][0])}.{_quote(BUILD_LOG_TABLE)}" if rows else None
-
-
 def _period_starts(months: Iterable[date], grain: str) -> list[date]:
     """The starts of the periods of `grain` containing `months` (as macros/incremental.sql roll_up_months)."""
     if grain == "month":
@@ -308,57 +297,31 @@ def _period_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> ValidationSco
     if not needed <= _columns(con, suite.table):
         return None
     version = rules_version(suite)
-    model = suite.table_name
     (total,) = con.execute(f"select count(*) from {suite.table}").fetchone()
-    log = _build_log(con)
-    through, log_rows = None, 0
-    if log is not None:
-        through_us, log_rows = con.execute(
-            f"select epoch_us(max(built_at)), count(*) from {log} where model_name = ?", [model]
-        ).fetchone()
-        through = _from_us(through_us)
-    column = f"{BUILD_LOG_TABLE}.built_at"
+    audit = audit_mark(con)
+    through = None if audit is None else _from_us(audit.built_at_us)
+    audit_rows = 0 if audit is None else audit.rows
     whole = {
         "table": suite.table,
-        "column": column,
+        "column": WINDOW_COLUMN,
         "loaded_after": None,
         "loaded_through": through,
         "rows": total,
-        "rows_through": log_rows,
+        "rows_through": audit_rows,
         "table_rows": total,
         "rules_version": version,
         "period_grain": grain,
     }
-    if log is None:
-        return ValidationScope(**whole, reason=f"no dbt build log ({BUILD_LOG_TABLE}): every row validated")
     if through is None:
-        return ValidationScope(**whole, reason=f"the build log has no build of {model}: every row validated")
+        return ValidationScope(**whole, reason="no change window recorded yet: every row validated")
     mark = _watermark(con, suite, version)
     if mark is None:
         return ValidationScope(**whole, reason="no earlier validation of these rules passed: every row validated")
     mark_us, mark_rows, mark_run = mark
-    (kept,) = con.execute(
-        f"select count(*) from {log} where model_name = ? and epoch_us(built_at) <= ?", [model, mark_us]
-    ).fetchone()
-    if kept != mark_rows:
+    changes = changes_since(con, mark_us, mark_rows)
+    if changes.full:
         return ValidationScope(
-            **whole,
-            reason=(
-                f"{kept} build log entries of {model} up to the watermark of run {mark_run}, {mark_rows} then: the log "
-                "was reset or rewritten (a full refresh), every row validated"
-            ),
-        )
-    full, months = con.execute(
-        f"select coalesce(bool_or(is_full_build), false), list(distinct month_start order by month_start) "
-        f"filter (where month_start is not null) from {log} where model_name = ? and epoch_us(built_at) > ?",
-        [model, mark_us],
-    ).fetchone()
-    if full:
-        return ValidationScope(
-            **whole,
-            reason=(
-                f"{model} was rebuilt whole since the last passing validation (run {mark_run}): every row validated"
-            ),
+            **whole, reason=f"{changes.reason}, since the last passing validation (run {mark_run}): every row validated"
         )
     malformed = malformed_periods(con, suite.table, grain)
     if malformed:
@@ -369,17 +332,17 @@ def _period_scope(con: duckdb.DuckDBPyConnection, suite: Suite) -> ValidationSco
                 "rebuilt periods can place their rows, every row validated"
             ),
         )
-    months = tuple(months or ())
+    months = changes.months
     condition = period_condition(grain, months)
     (rows,) = con.execute(f"select count(*) from {suite.table} where {condition}").fetchone()
     loaded_after = _from_us(mark_us)
     return ValidationScope(
         table=suite.table,
-        column=column,
+        column=WINDOW_COLUMN,
         loaded_after=loaded_after,
         loaded_through=through if through > loaded_after else loaded_after,
         rows=rows,
-        rows_through=log_rows,
+        rows_through=audit_rows,
         table_rows=total,
         rules_version=version,
         reason=f"periods rebuilt since the last passing validation (run {mark_run})",

@@ -321,8 +321,8 @@ def appraisal_breakdown_suite(schema: str = "marts", tolerance: float = 1e-6) ->
         unique((*APPRAISAL_KEY, "indicator_code"), scope="periods"),
         between("score", 0, 100, description="indicator score within 0..100"),
         between("weight_used", 0, None, description="weight_used >= 0"),
-        # a `table` rule: it reads every row of appraisal_scores, whose rebuilt periods this suite does not
-        # follow (its build log rows are appraisal_score_breakdown's only)
+        # a `table` rule: it reads every row of another mart (appraisal_scores), which a period scope of this
+        # suite's table does not bound
         sql_rule(
             f"""
 with sums as (

@@ -17,6 +17,7 @@ from dagster import (
     asset,
 )
 
+from ingestion.change_window import WINDOW_MODEL
 from ingestion.paths import REPO_ROOT
 from orchestration.gate import latest_blocking_failures
 from orchestration.jobs import BUILD_JOB
@@ -32,7 +33,9 @@ PUBLICATION_KEY = AssetKey(["serving", "publication"])
 
 def serving_specs(manifest: dict) -> list[MartSpec]:
     """Which marts are published, and how, from each model's `meta.serving` (versioned | snapshot | none), with
-    the model's `unique_key` (a snapshot fact with one is applied row by row: only what was rebuilt)."""
+    the model's `unique_key` (a snapshot fact with one is applied row by row: only what was rebuilt) and whether
+    it recomputes by the change window (then only the periods of the windows since the last publication can
+    differ)."""
     specs = []
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "model":
@@ -42,7 +45,8 @@ def serving_specs(manifest: dict) -> list[MartSpec]:
         if mode in ("versioned", "snapshot"):
             key = config.get("unique_key") if config.get("materialized") == "incremental" else None
             keys = (key,) if isinstance(key, str) else tuple(key or ())
-            specs.append(MartSpec(node["name"], mode, node.get("schema") or "marts", keys))
+            windowed = f"model.{node.get('package_name')}.{WINDOW_MODEL}" in node.get("depends_on", {}).get("nodes", [])
+            specs.append(MartSpec(node["name"], mode, node.get("schema") or "marts", keys, windowed))
     return sorted(specs, key=lambda s: s.name)
 
 

@@ -16,7 +16,7 @@ suites of the step: their results are reported, then the step fails naming it (a
 
 Scope (expectations.runner): the raw suites are incremental: their row rules validate the rows loaded since
 the last validation of them that passed, their table rules the whole table. So are the KPI and appraisal
-mart suites: their row and per-period rules validate the periods rebuilt (dbt's build log) since the last
+mart suites: their row and per-period rules validate the periods rebuilt (the change-window audit) since the last
 validation of them that passed, their table rules the whole table; the training marts (full tables rebuilt
 every run) are validated whole. The check metadata says which (`scope`, `rows_validated`, `table_rows`,
 `loaded_after` / `loaded_through`, `scope_condition`), as do the stored result rows.

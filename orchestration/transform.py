@@ -12,12 +12,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from ingestion.change_window import changes_since, record_window, window_since
 from ingestion.paths import DBT_PROJECT_DIR
+from ingestion.warehouse import connect
 from orchestration.partitions import dbt_vars_for_months
-from orchestration.publication.audit import current_publication_audit
+from orchestration.publication.audit import WATERMARK_KEY, current_publication_audit
 from orchestration.resources import WarehouseResource
 
 
@@ -64,8 +67,8 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
     Unit tests check the models' logic on fixed inputs, not the data: they run in the test suite
     (tests/test_dbt_core.py, tests/test_appraisal.py build with them), not in every nightly build, where they
     cost ~10 s of a run at any tier. Data tests do run here: they are part of the gate.
-    No --vars: the month window goes by environment (dbt_window_env), because any change of --vars makes
-    dbt throw its partial parse away and parse all ~450 nodes again (~8 s per run)."""
+    No --vars: the change window's instant and the month window go by environment (change_window_env), because any
+    change of --vars makes dbt throw its partial parse away and parse every node again (docs/benchmarks.md)."""
     args = ["build", "--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
@@ -73,7 +76,8 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
 
 
 PERIOD_ENV = ("SERVICESCORE_DBT_PERIOD_FROM", "SERVICESCORE_DBT_PERIOD_TO")
-VERIFIED_BUILD_ENV = "SERVICESCORE_DBT_VERIFIED_BUILD"
+CHANGE_SINCE_ENV = "SERVICESCORE_DBT_CHANGE_SINCE"
+VERIFIED_BUILD_ENV = "SERVICESCORE_DBT_UNVERIFIED_FROM"
 # a dbt asset whose presence in a run's selection means the run's dbt step built and tested the project
 DBT_TESTED_ASSET = AssetKey(["int_indicator_values"])
 # what the dbt build computes and tests with: a change anywhere here may change any month
@@ -92,26 +96,37 @@ def dbt_project_digest(project_dir: Path = DBT_PROJECT_DIR) -> str:
     return h.hexdigest()
 
 
-def verified_build_env(audit: Mapping[str, Any]) -> dict[str, str]:
-    """The build-log watermark up to which the dbt tests passed, for whole-history tests that can narrow to the
-    months recomputed since (unverified_from_month in macros/incremental.sql): '<epoch µs>:<log rows>' of the
-    current publication, when that publication was made by a run that built with dbt first (so its tests passed)
-    from this very dbt project; '' (test everything) otherwise."""
-    mark = audit.get("build_log_watermark")
+def verified_build_env(audit: Mapping[str, Any], con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The first month whole-history tests must check (unverified_from_month in macros/verified_scope.sql):
+    '<first month or none>:<epoch µs>' of the change windows recorded after the current publication's mark, when
+    that publication was made by a run that built with dbt first (so its tests passed) from this very dbt project
+    and no full window was recorded since; '' (test everything) otherwise."""
+    mark = audit.get(WATERMARK_KEY)
     trusted = (
         audit.get("dbt_build_in_run") is True
         and audit.get("dbt_project_sha256") == dbt_project_digest()
         and isinstance(mark, Mapping)
         and isinstance(mark.get("built_at_us"), int)
-        and isinstance(mark.get("log_rows"), int)
+        and isinstance(mark.get("rows"), int)
     )
-    return {VERIFIED_BUILD_ENV: f"{mark['built_at_us']}:{mark['log_rows']}" if trusted else ""}
+    if not trusted:
+        return {VERIFIED_BUILD_ENV: ""}
+    changes = changes_since(con, mark["built_at_us"], mark["rows"])
+    if changes.full:
+        return {VERIFIED_BUILD_ENV: ""}
+    first = min(changes.months).isoformat() if changes.months else "none"
+    return {VERIFIED_BUILD_ENV: f"{first}:{mark['built_at_us']}"}
 
 
-def dbt_window_env(dbt_vars: Mapping[str, str]) -> dict[str, str]:
-    """The run's month window for dbt (touched_months() in macros/incremental.sql reads it only while
-    executing, so it never invalidates the partial parse); empty values when the run has no window."""
-    return {PERIOD_ENV[0]: dbt_vars.get("period_from", ""), PERIOD_ENV[1]: dbt_vars.get("period_to", "")}
+def change_window_env(con: duckdb.DuckDBPyConnection, dbt_vars: Mapping[str, str]) -> dict[str, str]:
+    """The run's change window for dbt: the instant of the last complete run (window_since; empty: every period)
+    and the month window (touched through change_window_months in macros/incremental.sql, read only while
+    executing, so neither invalidates the partial parse)."""
+    return {
+        CHANGE_SINCE_ENV: window_since(con) or "",
+        PERIOD_ENV[0]: dbt_vars.get("period_from", ""),
+        PERIOD_ENV[1]: dbt_vars.get("period_to", ""),
+    }
 
 
 DBT_FILE_LOG_LEVEL_ENV = "DBT_LOG_LEVEL_FILE"
@@ -214,14 +229,24 @@ def build_dbt_assets() -> AssetsDefinition:
         # dbt runs as a subprocess and reads the warehouse location, limits and month window from its environment:
         # set for this build only, so nothing of this run reaches the next dbt the process starts
         serving_audit = {} if config.full_refresh else current_publication_audit(warehouse.paths().serving)
-        verified = verified_build_env(serving_audit)
+        with connect(warehouse.paths().warehouse, timezone=warehouse.zone()) as con:
+            window = change_window_env(con, dbt_vars)
+            verified = verified_build_env(serving_audit, con)
+        context.log.info(
+            "change window: "
+            + (f"what changed since {window[CHANGE_SINCE_ENV]}" if window[CHANGE_SINCE_ENV] else "every period")
+        )
         if verified.get(VERIFIED_BUILD_ENV):
             context.log.info(
-                f"whole-history tests check what changed since the current publication "
-                f"(build-log watermark {verified[VERIFIED_BUILD_ENV]})"
+                f"whole-history tests check what changed since the current publication ({verified[VERIFIED_BUILD_ENV]})"
             )
-        with environment({**warehouse.dbt_env(), **dbt_window_env(dbt_vars), **verified, **dbt_log_env()}):
+        started_at = dt.datetime.now(dt.UTC)
+        with environment({**warehouse.dbt_env(), **window, **verified, **dbt_log_env()}):
             yield from dbt.cli(dbt_build_args(config.full_refresh), context=context, target_path=target).stream()
+        # after a successful build only: a failed build leaves the last complete window as the next one's start
+        with connect(warehouse.paths().warehouse, timezone=warehouse.zone()) as con:
+            recorded = record_window(con, context.run.run_id, started_at, complete=not context.is_subset)
+        context.log.info(f"change window recorded in audit.change_windows: {recorded}")
         keep_partial_parse(target, saved)
 
     return servicescore_dbt

@@ -49,7 +49,8 @@ RUN_SPECIFIC_COLUMNS = {
 RUN_SPECIFIC_TABLES = {
     ("quality", "validation_results"),
     ("main", "quality_validation_results"),
-    ("intermediate", "int_incremental_build_log"),
+    ("audit", "change_windows"),
+    ("intermediate", "int_change_window"),
 }
 
 
@@ -322,16 +323,13 @@ def publish_process(paths: DataDir, run_id: str) -> subprocess.Popen:
 
 def copy_with_changed_may(base: DataDir, root: Path) -> DataDir:
     """A copy of the baseline warehouse and serving file where May's KPIs changed: a restatement to publish.
-    Like a dbt build, the change is recorded in the build log (the publication compares only the periods of
+    Like a run, the change is recorded in the change-window audit (the publication compares only the periods of
     the months rebuilt since the one it replaces)."""
     paths = DataDir(root).ensure()
     for name in ("warehouse.duckdb", "serving.duckdb"):
         shutil.copy2(base.root / name, paths.root / name)
     con = duckdb.connect(str(paths.warehouse))
     con.execute("update marts.kpi_technician_monthly set csat = csat / 2 where period_label = '2026-05'")
-    con.execute(
-        "insert into intermediate.int_incremental_build_log (model_name, built_at, is_full_build, month_start) "
-        "values ('kpi_technician_monthly', now(), false, date '2026-05-01')"
-    )
+    con.execute("insert into audit.change_windows values ('edit', now(), null, false, date '2026-05-01', false, now())")
     con.close()
     return paths

@@ -27,6 +27,7 @@ from expectations.checks import (
 from expectations.results import RESULTS_TABLE, SuiteResult
 from expectations.runner import run_suite
 from expectations.suites import MART_SUITES, RAW_SUITES, SUITES, appraisal_breakdown_suite, appraisal_scores_suite
+from ingestion.change_window import audit_ddl, audit_relation
 from ingestion.contracts import FEEDS, LOAD_METADATA_COLUMNS
 from ingestion.indicator_catalogue import indicators
 from ingestion.paths import DataDir
@@ -785,14 +786,12 @@ TECHNICIANS = ("t1", "t2", "t3")
 
 
 def _mart_tables(warehouse: Path) -> None:
-    """A period mart with a period_type (as appraisal_scores) and dbt's build log of the period marts."""
+    """A period mart with a period_type (as appraisal_scores) and the change-window audit."""
     sql(
         warehouse,
         "create schema if not exists marts",
-        "create schema if not exists intermediate",
         "create table marts.scores (technician_id varchar, period_type varchar, period_start date, score double)",
-        "create table intermediate.int_incremental_build_log (model_name varchar, built_at timestamptz, "
-        "is_full_build boolean, month_start date)",
+        *audit_ddl(),
     )
 
 
@@ -811,11 +810,11 @@ def _build_mart(
 ) -> None:
     """What a dbt build of a period mart does (macros/incremental.sql): delete the periods containing `months`
     (every period when None: a full build), insert their recomputed rows (score 50 for every technician;
-    `bad` maps (period_type, period_start) -> {technician: score}), append to the build log. `reset_log`: the
-    log is emptied first, as `dbt build --full-refresh` does."""
+    `bad` maps (period_type, period_start) -> {technician: score}); then the orchestration appends the run's
+    window to the audit. `reset_log`: the audit is emptied first (reset or rewritten)."""
     bad = bad or {}
     periods = {(kind, start) for m in (months or MART_MONTHS) for kind, start in _period_starts(m).items()}
-    statements = ["delete from intermediate.int_incremental_build_log"] if reset_log else []
+    statements = [f"delete from {audit_relation()}"] if reset_log else []
     if months is None:
         statements.append("delete from marts.scores")
     else:
@@ -832,10 +831,10 @@ def _build_mart(
         "insert into marts.scores values "
         + ", ".join(f"('{t}', '{kind}', date '{start}', {score})" for t, kind, start, score in rows)
     )
-    log_rows = ["(true, null)"] if months is None else [f"(false, date '{m}')" for m in months]
+    window = ["(true, null)"] if months is None else [f"(false, date '{m}')" for m in months]
     statements.append(
-        "insert into intermediate.int_incremental_build_log select 'scores', "
-        f"timestamptz '{built_at}', * from (values {', '.join(log_rows)})"
+        f"insert into {audit_relation()} select 'run', timestamptz '{built_at}', null, *, true, current_timestamp "
+        f"from (values {', '.join(window)})"
     )
     sql(warehouse, *statements)
 
@@ -871,8 +870,8 @@ def test_period_mart_suite_validates_the_rebuilt_periods_and_keeps_failed_ones_i
     warehouse: Path, docs: Path
 ) -> None:
     """Row and period rules of a period mart see only the periods rebuilt since their last passing validation
-    (the months in dbt's build log, with their quarters and years); table rules the whole table; periods whose
-    validation failed stay in scope until a validation passes."""
+    (the months of the change windows recorded since, with their quarters and years); table rules the whole
+    table; periods whose validation failed stay in scope until a validation passes."""
     _mart_tables(warehouse)
     # 6 months, 2 quarters, 1 year, 3 technicians each: 27 rows
     _build_mart(warehouse, "2026-07-01 01:00:00+00", None)
@@ -971,10 +970,10 @@ def test_period_mart_suite_falls_back_to_the_whole_table(warehouse: Path, docs: 
     assert run_suite(warehouse, more, "run-8", docs).scope.rows == 27
     assert run_suite(warehouse, more, "run-9", docs).scope.rows == 0
 
-    # no build log: every row, every time
-    sql(warehouse, "drop table intermediate.int_incremental_build_log")
+    # no change-window audit: every row, every time
+    sql(warehouse, f"drop table {audit_relation()}")
     no_log = run_suite(warehouse, more, "run-10", docs)
-    assert (no_log.scope.incremental, no_log.scope.rows) == (False, 27) and "no dbt build log" in no_log.scope.reason
+    assert (no_log.scope.incremental, no_log.scope.rows) == (False, 27) and "no change window" in no_log.scope.reason
 
 
 def test_kpi_and_appraisal_suites_validate_the_rebuilt_month(warehouse: Path, docs: Path) -> None:
@@ -984,12 +983,8 @@ def test_kpi_and_appraisal_suites_validate_the_rebuilt_month(warehouse: Path, do
     sql(
         warehouse,
         APPRAISAL,  # t1, t2 in May and June, two indicators each
-        "create schema if not exists intermediate",
-        "create table intermediate.int_incremental_build_log (model_name varchar, built_at timestamptz, "
-        "is_full_build boolean, month_start date)",
-        "insert into intermediate.int_incremental_build_log values "
-        "('kpi_technician_monthly', '2026-07-01 01:00:00+00', true, null), "
-        "('appraisal_score_breakdown', '2026-07-01 01:00:00+00', true, null)",
+        *audit_ddl(),
+        f"insert into {audit_relation()} values ('run-1', '2026-07-01 01:00:00+00', null, true, null, true, now())",
     )
     kpi, breakdown = SUITES["kpi_technician_monthly"], SUITES["appraisal_score_breakdown"]
     assert run_suite(warehouse, kpi, "run-1", docs).scope.rows == 2
@@ -1002,9 +997,8 @@ def test_kpi_and_appraisal_suites_validate_the_rebuilt_month(warehouse: Path, do
         "case when technician_id = 't1' then 1.2 else csat end as csat) from marts.kpi_technician_monthly",
         "update marts.appraisal_score_breakdown set score = -1 where technician_id = 't2' "
         "and period_start = '2026-06-01' and indicator_code = 'csat'",
-        "insert into intermediate.int_incremental_build_log values "
-        "('kpi_technician_monthly', '2026-07-02 01:00:00+00', false, '2026-06-01'), "
-        "('appraisal_score_breakdown', '2026-07-02 01:00:00+00', false, '2026-06-01')",
+        f"insert into {audit_relation()} values "
+        "('run-2', '2026-07-02 01:00:00+00', '2026-07-01 01:00:00+00', false, '2026-06-01', true, now())",
     )
     kpi_result = run_suite(warehouse, kpi, "run-2", docs)
     assert (kpi_result.scope.rows, kpi_result.scope.table_rows) == (2, 4)

@@ -24,21 +24,23 @@ must be equal.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from ingestion.change_window import record_window
 from ingestion.contracts import FEEDS
 from ingestion.loader import load_feed
 from ingestion.paths import DBT_PROJECT_DIR, REPO_ROOT
 from ingestion.privacy import PseudonymKey, hmac_phone, write_pseudonyms
 from ingestion.work_calendar import write_work_calendar
-from orchestration.transform import dbt_window_env
+from orchestration.transform import PERIOD_ENV, change_window_env
 from tests.cli_runs import TEST_PSEUDONYM_KEY
 
 pytestmark = pytest.mark.dbt
@@ -212,14 +214,24 @@ def load_all(root: Path, run_id: str) -> None:
 
 
 def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """dbt as the orchestration runs it (orchestration/transform.py): the change window's instant from the
+    warehouse's audit before the build, the window appended to the audit after it (complete unless the build
+    selected part of the project)."""
+    warehouse = root / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    try:
+        window = change_window_env(con, {})
+    finally:
+        con.close()
     env = {
         **os.environ,
         "SERVICESCORE_DATA_DIR": str(root),
         "DBT_TARGET_PATH": str(root / "dbt" / "target"),
         "DBT_LOG_PATH": str(root / "dbt" / "logs"),
-        **dbt_window_env({}),
+        **window,
         **(extra_env or {}),
     }
+    started_at = datetime.now(UTC)
     result = subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
         env=env,
@@ -228,20 +240,42 @@ def run_dbt(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> 
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    con = duckdb.connect(str(warehouse))
+    try:
+        record_window(con, f"test-{started_at.timestamp()}", started_at, complete="--select" not in args)
+    finally:
+        con.close()
     return result
 
 
-def last_build_months(db: Path, model: str) -> list[str | None]:
-    """The months (ISO text; [None] for a build that recomputed none or all) of the model's latest build."""
+def last_window_months(db: Path) -> list[str | None]:
+    """The months (ISO text; [None] for a run that recomputed none or all) of the latest recorded change window."""
     return q(
         db,
-        f"""
-        select list(cast(month_start as varchar)) from intermediate.int_incremental_build_log
-        where model_name = '{model}'
-            and built_at = (select max(built_at) from intermediate.int_incremental_build_log
-                            where model_name = '{model}')
+        """
+        select list(cast(month_start as varchar) order by month_start) from audit.change_windows
+        where built_at = (select max(built_at) from audit.change_windows)
     """,
     )[0][0]
+
+
+def windows(db: Path) -> list[tuple]:
+    """Every recorded change window, oldest first: (is_full_build, [months] or [None], is_complete)."""
+    return q(
+        db,
+        """
+        select bool_or(is_full_build), list(cast(month_start as varchar) order by month_start), bool_and(is_complete)
+        from audit.change_windows group by built_at order by built_at
+    """,
+    )
+
+
+def compiled(root: Path, model_path: str) -> str:
+    """The SQL dbt last compiled for a model (models/<model_path>.sql)."""
+    return (root / "dbt" / "target" / "compiled" / "servicescore" / "models" / f"{model_path}.sql").read_text()
+
+
+CUSTOMER_MODELS = ("intermediate/customers/int_customer_service_history", "marts/core/dim_customers")
 
 
 def fixture_landing(landing: Path) -> None:
@@ -265,6 +299,7 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
     fixture_landing(incremental / "landing")
     load_all(incremental, "day-1")
     run_dbt(incremental, "build", *AS_OF_DAY_1)
+    day_1_sql = {model: compiled(incremental, model) for model in CUSTOMER_MODELS}
     day_1_facts = q(
         incremental / "warehouse.duckdb",
         "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id",
@@ -280,12 +315,19 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
     write_files(incremental / "landing", DAY_2)
     load_all(incremental, "day-2")
     run_dbt(incremental, "build", *AS_OF_DAY_2)
+    day_2_sql = {model: compiled(incremental, model) for model in CUSTOMER_MODELS}
     # the same files at once, full refresh
     fixture_landing(full / "landing")
     write_files(full / "landing", DAY_2)
     load_all(full, "all")
     run_dbt(full, "build", "--full-refresh", *AS_OF_DAY_2)
-    return incremental, full, dict(day_1_facts), dict(day_1_created), (day_1_history, day_1_archive)
+    return (
+        incremental,
+        full,
+        dict(day_1_facts),
+        dict(day_1_created),
+        (day_1_history, day_1_archive, (day_1_sql, day_2_sql)),
+    )
 
 
 def _business_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -372,7 +414,7 @@ def test_moved_records_leave_their_old_customer(warehouses):
     day 2  C1 gains K11 (1 Jul 09:00, its latest), K12, K14 and R14 3 -> 9 tickets, 7 surveys (27 / 7); loses CP3
            C2 gains CP3 and R7 2 -> 1 complaint, 2 surveys (3.0); C3 has nothing left: no history row, zeros in
            dim_customers."""
-    incremental, *_, (day_1_history, _) = warehouses
+    incremental, *_, (day_1_history, _, (day_1_sql, day_2_sql)) = warehouses
     db = incremental / "warehouse.duckdb"
     assert day_1_history == [
         ("C1", 6, "2026-06-03 09:00:00", 3, 6, 4.0),
@@ -385,15 +427,11 @@ def test_moved_records_leave_their_old_customer(warehouses):
     ]
     assert q(db, SERVICE_HISTORY.format(table="intermediate.int_customer_service_history")) == after
     assert q(db, SERVICE_HISTORY.format(table="marts.dim_customers")) == [*after, ("C3", 0, None, 0, 0, None)]
-    # day 2 was an incremental build of the history (C3 was found through K14's and R14's old raw versions)
-    runs = q(
-        db,
-        """
-        select is_full_build, month_start from intermediate.int_incremental_build_log
-        where model_name = 'int_customer_service_history' order by built_at
-    """,
-    )
-    assert runs == [(True, None), (False, None)]
+    # day 2 was an incremental build of the history (C3 was found through K14's and R14's old raw versions):
+    # day 1 recomputed every customer, day 2 the customers of what changed since day 1's run
+    history = "intermediate/customers/int_customer_service_history"
+    assert "changed_customers as (" not in day_1_sql[history]
+    assert "changed_customers as (" in day_2_sql[history]
 
 
 def test_customer_archive_follows_profiles_purchases_and_the_date(warehouses):
@@ -402,7 +440,7 @@ def test_customer_archive_follows_profiles_purchases_and_the_date(warehouses):
     day 1, expired on day 2 (only the date changed); C5's U5 runs to 2028; C6 moved to 重庆 and became a business
     customer. Each of C4, C5, C6, C7 is found by one rule only (warranty dates, none: the as-of date alone,
     profile, a purchase's old version), C1 and C2 by their service history (test above)."""
-    incremental, *_, (_, day_1_archive) = warehouses
+    incremental, *_, (_, day_1_archive, (day_1_sql, day_2_sql)) = warehouses
     db = incremental / "warehouse.duckdb"
     assert day_1_archive == [
         ("C1", "上海", "consumer", 1, "2027-05-01", 1, "in_warranty", "2026-06-30"),
@@ -422,28 +460,23 @@ def test_customer_archive_follows_profiles_purchases_and_the_date(warehouses):
         ("C6", "重庆", "business", 0, None, 0, "no_purchase", "2027-01-01"),
         ("C7", "南京", "consumer", 0, None, 0, "no_purchase", "2027-01-01"),
     ]
-    runs = q(
-        db,
-        "select is_full_build, month_start from intermediate.int_incremental_build_log "
-        "where model_name = 'dim_customers' order by built_at",
-    )
-    assert runs == [(True, None), (False, None)]
+    archive = "marts/core/dim_customers"
+    assert "changed_customers as (" not in day_1_sql[archive]
+    assert "changed_customers as (" in day_2_sql[archive]
 
 
 def test_incremental_run_touched_only_the_expected_months(warehouses):
-    db = warehouses[0] / "warehouse.duckdb"
+    incremental = warehouses[0]
+    db = incremental / "warehouse.duckdb"
+    # day 1: a first (full) window; day 2: the months of the day-2 changes
+    assert windows(db)[:2] == [(True, [None], True), (False, ["2026-05-01", "2026-06-01", "2026-07-01"], True)]
+    # every period mart recomputes by that one window: it depends on it in the manifest
+    manifest = json.loads((incremental / "dbt" / "target" / "manifest.json").read_text())
     for model in PERIOD_MODELS:
-        runs = q(
-            db,
-            f"""
-            select built_at, bool_or(is_full_build), list(cast(month_start as varchar) order by month_start)
-            from intermediate.int_incremental_build_log where model_name = '{model}'
-            group by built_at order by built_at
-        """,
-        )
-        assert len(runs) == 2, (model, runs)
-        assert runs[0][1] is True  # day 1: first (full) build
-        assert runs[1][1] is False and runs[1][2] == ["2026-05-01", "2026-06-01", "2026-07-01"], (model, runs)
+        assert (
+            "model.servicescore.int_change_window"
+            in manifest["nodes"][f"model.servicescore.{model}"]["depends_on"]["nodes"]
+        ), model
     # the 2025 periods were not recomputed: same rows as the full refresh, and the log says so
     assert q(db, "select count(*) from marts.kpi_technician_annual where period_label = '2025'") == [(1,)]
 
@@ -456,8 +489,7 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
     # same keeps its _built_at, so no month is recomputed
     run_dbt(incremental, "build", "--select", "+appraisal_scores", "--vars", '{"incremental_overlap_hours": 48}')
     assert q(db, "select ticket_id, _built_at from marts.fct_service_tickets order by ticket_id") == before
-    last = last_build_months(db, "kpi_technician_monthly")
-    assert last == [None]  # a build with nothing to recompute logs no month
+    assert last_window_months(db) == [None]  # a build with nothing to recompute records no month
     run_dbt(
         incremental,
         "build",
@@ -466,18 +498,16 @@ def test_rebuild_without_new_data_touches_nothing_and_vars_force_months(warehous
         "--vars",
         '{"period_from": "2025-12-01", "period_to": "2026-01-01"}',
     )
-    last = last_build_months(db, "appraisal_scores")
-    assert last == ["2025-12-01"]
+    assert last_window_months(db) == ["2025-12-01"]
     # the orchestration passes the window by environment (no --vars: they would cost dbt its partial parse)
     run_dbt(
         incremental,
         "build",
         "--select",
         "+appraisal_scores",
-        extra_env=dbt_window_env({"period_from": "2026-01-01", "period_to": "2026-02-01"}),
+        extra_env={PERIOD_ENV[0]: "2026-01-01", PERIOD_ENV[1]: "2026-02-01"},
     )
-    last = last_build_months(db, "appraisal_scores")
-    assert last == ["2026-01-01"]
+    assert last_window_months(db) == ["2026-01-01"]
     only_incremental, only_full, _ = differences(incremental, warehouses[1], "marts.appraisal_scores")
     assert (only_incremental, only_full) == (0, 0)
 
@@ -579,8 +609,7 @@ def test_months_after_the_first_complaint_month_become_measured(complaints_arriv
 
 def test_the_arrival_of_the_complaints_feed_recomputes_the_months_it_measures(complaints_arrive_later):
     db = complaints_arrive_later[0] / "warehouse.duckdb"
-    for model in PERIOD_MODELS:
-        assert last_build_months(db, model) == ["2026-05-01", "2026-06-01"], model
+    assert last_window_months(db) == ["2026-05-01", "2026-06-01"]
 
 
 @pytest.mark.parametrize("table", [f"marts.{m}" for m in MARTS] + [f"intermediate.{m}" for m in INTERMEDIATE])

@@ -264,11 +264,11 @@ def test_failing_blocking_check_publishes_nothing(pipeline, tmp_path: Path, monk
     con.execute(
         "update marts.kpi_technician_monthly set csat = 7 where technician_id = 'T1' and period_label = '2026-05'"
     )
-    # as a dbt build that recomputed May logs it: the mart suites validate the periods rebuilt since their last
-    # passing validation (an edit outside dbt is not seen, docs/operations.md section 6)
+    # as a run whose change window recomputed May records it: the mart suites validate the periods rebuilt since
+    # their last passing validation (an edit outside dbt is not seen, docs/operations.md section 6)
     con.execute(
-        "insert into intermediate.int_incremental_build_log "
-        "values ('kpi_technician_monthly', current_timestamp, false, date '2026-05-01')"
+        "insert into audit.change_windows values ('edit', current_timestamp, null, false, date '2026-05-01', false, "
+        "current_timestamp)"
     )
     con.close()
     before = paths.serving.read_bytes()
@@ -317,7 +317,7 @@ def test_publication_audit_trail(pipeline):
     from orchestration.transform import dbt_project_digest
 
     assert details["dbt_build_in_run"] is True and details["dbt_project_sha256"] == dbt_project_digest()
-    assert details["build_log_watermark"]["log_rows"] > 0
+    assert details["change_window_mark"]["rows"] > 0
     files = sorted(str(p.relative_to(FIXTURE)) for p in FIXTURE.glob("*/*.csv"))
     inputs = q(
         paths.serving, "select source_file, file_hash from publication_inputs where publication_id = 1 order by 1"
@@ -334,6 +334,15 @@ def test_publication_audit_trail(pipeline):
     assert q(paths.serving, "select count(*) > 0 from quality_validation_results") == [(True,)]
 
 
+def last_window(paths: DataDir) -> tuple:
+    """The latest recorded change window: (full, complete, [months] or [None])."""
+    return q(
+        paths.warehouse,
+        "select bool_or(is_full_build), bool_and(is_complete), list(cast(month_start as varchar) order by month_start) "
+        "from audit.change_windows group by built_at order by built_at desc limit 1",
+    )[0]
+
+
 @pytest.mark.slow
 def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     """Runs last: it adds data to the shared data folder."""
@@ -344,6 +353,9 @@ def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     assert ok, text
     assert "nothing changed, no new version" in text
     assert q(paths.serving, "select count(*) from publications") == [(1,)]
+    # the rerun's change window started from the previous (complete) run: no fact changed since, so it holds the
+    # run's own months only (the data's months, May and June), not a full window
+    assert last_window(paths) == (False, True, ["2026-05-01", "2026-06-01"])
     # a late survey for May arrives in a file dated July: T1's May CSAT goes from 2/3 to 3/4
     late = paths.landing / "surveys" / "2026-07-02.csv"
     header = (FIXTURE / "surveys" / "2026-05-31.csv").read_text().splitlines()[0]
@@ -366,6 +378,8 @@ def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     assert VERIFIED_BUILD_ENV not in os.environ
     evidence_sql = next(newest.parent.glob("compiled/**/assert_indicator_evidence_matches_sample_sizes.sql"))
     assert "where activity_date >= cast('2026-05-01' as date)" in evidence_sql.read_text()
+    # one change window for the run: May (the late survey) and the run's months (May to July)
+    assert last_window(paths) == (False, True, ["2026-05-01", "2026-06-01", "2026-07-01"])
     versions = dict(q(paths.serving, "select period_label, max(version) from publication_periods group by 1"))
     assert versions["2026-05"] == 2 and versions["2026-06"] == 1
     assert q(

@@ -24,6 +24,7 @@ from dagster import (
 
 from expectations.checks import Suite, between, not_null
 from expectations.suites import MART_SUITES, RAW_SUITES
+from ingestion.change_window import audit_relation, ensure_audit
 from ingestion.paths import DataDir
 from orchestration.quality import (
     MART_CHECKS_STEP,
@@ -286,18 +287,14 @@ MONTHLY = Suite("monthly", "marts.monthly", (between("score", 1, 5),), period_gr
 def monthly_graph(month: int, score: int):
     @asset(key=AssetKey(["monthly"]))
     def monthly(warehouse: WarehouseResource) -> MaterializeResult:
-        """What dbt does for a period mart: recompute one month (delete + insert), log the build (the first
-        build is a full one)."""
+        """What dbt and the orchestration do for a period mart: recompute one month (delete + insert), record the
+        run's change window (the first build is a full one)."""
         with duckdb.connect(str(warehouse.paths().warehouse)) as con:
             con.execute("create schema if not exists marts")
-            con.execute("create schema if not exists intermediate")
             con.execute(
                 "create table if not exists marts.monthly (technician_id varchar, period_start date, score bigint)"
             )
-            con.execute(
-                "create table if not exists intermediate.int_incremental_build_log (model_name varchar, "
-                "built_at timestamptz, is_full_build boolean, month_start date)"
-            )
+            ensure_audit(con)
             start = f"2026-{month:02d}-01"
             con.execute(f"delete from marts.monthly where period_start = date '{start}'")
             con.execute(
@@ -306,8 +303,8 @@ def monthly_graph(month: int, score: int):
             first = month == 1
             month_start = "null" if first else f"date '{start}'"
             con.execute(
-                "insert into intermediate.int_incremental_build_log values "
-                f"('monthly', timestamptz '2026-07-0{month} 01:00:00+00', {first}, {month_start})"
+                f"insert into {audit_relation()} values ('run', timestamptz '2026-07-0{month} 01:00:00+00', null, "
+                f"{first}, {month_start}, true, current_timestamp)"
             )
         return MaterializeResult()
 

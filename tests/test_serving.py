@@ -1,12 +1,14 @@
 """The publication costs what changed (orchestration/publication/engine.py): a hand-made warehouse, no dbt.
 
 The warehouse holds three versioned marts (month, quarter, year labels; appraisal_scores for the restatement
-summary), an incremental fact with _built_at and a unique key, a small dimension, and dbt's build log.
-`build()` plays a dbt build: it records in the log which months each versioned mart recomputed.
+summary) that recompute by the change window, an incremental fact with _built_at and a unique key, a small
+dimension, and the change-window audit (ingestion/change_window.py). `build()` plays a dbt build and the
+orchestration after it: it records in the audit which months the run's window recomputed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -14,14 +16,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ingestion.change_window import audit_relation, ensure_audit
 from orchestration.publication import engine as serving
 from orchestration.publication.engine import publish
 from orchestration.publication.relations import MartSpec
 
 MARTS = [
-    MartSpec("appraisal_scores", "versioned"),
-    MartSpec("kpi_monthly", "versioned"),
-    MartSpec("kpi_quarterly", "versioned"),
+    MartSpec("appraisal_scores", "versioned", windowed=True),
+    MartSpec("kpi_monthly", "versioned", windowed=True),
+    MartSpec("kpi_quarterly", "versioned", windowed=True),
     MartSpec("dim_teams", "snapshot"),
     MartSpec("fct_tickets", "snapshot", unique_key=("ticket_id",)),
 ]
@@ -47,8 +50,6 @@ class Warehouse:
             """
             create schema marts;
             create schema intermediate;
-            create table intermediate.int_incremental_build_log (
-                model_name varchar, built_at timestamptz, is_full_build boolean, month_start date);
             create table marts.kpi_monthly as select * from (values
                 ('2026-05', 'T1', 0.5), ('2026-06', 'T1', 0.6), ('2026-07', 'T1', 0.7), ('2026-08', 'T1', 0.8))
                 as t(period_label, technician_id, csat);
@@ -66,12 +67,15 @@ class Warehouse:
             create table marts.fct_tickets (ticket_id varchar, created_date date, hours double, _built_at timestamptz);
         """,
         )
+        con = duckdb.connect(str(self.path))
+        try:
+            ensure_audit(con)
+        finally:
+            con.close()
         self.build(full=True, tickets=[(f"K{i}", dt.date(2026, 5 + i % 4, 1), float(i)) for i in range(40)])
 
-    def build(
-        self, months: list[str] = (), full: bool = False, tickets: list[tuple] = (), models: list[str] | None = None
-    ) -> dt.datetime:
-        """A dbt build at the next instant: tickets upserted with the new _built_at, the log rows written."""
+    def build(self, months: list[str] = (), full: bool = False, tickets: list[tuple] = ()) -> dt.datetime:
+        """A dbt build at the next instant: tickets upserted with the new _built_at, the run's window recorded."""
         self.clock += dt.timedelta(hours=1)
         con = duckdb.connect(str(self.path))
         try:
@@ -82,16 +86,11 @@ class Warehouse:
                     "?::double as hours, ?::timestamptz as _built_at",
                     [key, day, hours, self.clock],
                 )
-            for model in models or VERSIONED:
-                rows = (
-                    [(model, self.clock, True, None)]
-                    if full
-                    else (
-                        [(model, self.clock, False, dt.date.fromisoformat(m + "-01")) for m in months]
-                        or [(model, self.clock, False, None)]
-                    )
-                )
-                con.executemany("insert into intermediate.int_incremental_build_log values (?, ?, ?, ?)", rows)
+            window = [dt.date.fromisoformat(m + "-01") for m in months] if not full else []
+            con.executemany(
+                f"insert into {audit_relation()} values ('run', ?, null, ?, ?, true, current_timestamp)",
+                [(self.clock, full, m) for m in window or [None]],
+            )
         finally:
             con.close()
         return self.clock
@@ -132,7 +131,7 @@ def test_a_build_of_one_month_compares_only_that_month_its_quarter_and_year(wh: 
     assert result.candidate_periods == ["2026", "2026-06", "2026-Q2"]
     assert result.new_versions == [("2026-06", 2)]
     assert result.restatements == ["2026-06"]  # June closed on 5 July
-    # what the watermark hides: a mart edited outside dbt (no log row) is not compared ...
+    # what the mark hides: a mart edited outside dbt (no window) is not compared ...
     sql(wh.path, "update marts.kpi_monthly set csat = 0.71 where period_label = '2026-07'")
     assert wh.publish().candidate_periods == [] and versions(wh)["2026-07"] == 1
     # ... unless every period is compared on request
@@ -165,7 +164,7 @@ def test_identical_content_makes_no_new_version_and_leaves_the_file(wh: Warehous
 
 def test_a_restatement_of_a_closed_month_is_detected_with_its_changes(wh: Warehouse):
     sql(wh.path, "update marts.appraisal_scores set composite_score = 65, grade = 'C' where period_label = '2026-05'")
-    wh.build(months=["2026-05"], models=["appraisal_scores"])  # only one versioned mart rebuilt
+    wh.build(months=["2026-05"])
     result = wh.publish()
     assert result.candidate_periods == ["2026", "2026-05", "2026-Q2"]
     assert result.new_versions == [("2026-05", 2)] and result.restatements == ["2026-05"]
@@ -196,26 +195,25 @@ def test_the_watermark_advances_only_with_a_successful_swap(wh: Warehouse, monke
     assert result.new_versions == [("2026-Q3", 2)]
     recorded = json.loads(sql(wh.serving, "select audit from publications order by publication_id desc limit 1")[0][0])
     assert recorded["code_version"] == "test"
-    assert recorded["build_log_watermark"]["built_at_us"] == int(wh.clock.timestamp() * 1_000_000)
+    assert recorded["change_window_mark"]["built_at_us"] == int(wh.clock.timestamp() * 1_000_000)
 
 
-@pytest.mark.parametrize("case", ["full build", "log missing", "log rewritten", "mart not logged", "marts changed"])
-def test_every_period_is_compared_when_the_log_cannot_tell(wh: Warehouse, case: str):
+@pytest.mark.parametrize(
+    "case", ["full window", "audit missing", "audit rewritten", "mart not windowed", "marts changed"]
+)
+def test_every_period_is_compared_when_the_audit_cannot_tell(wh: Warehouse, case: str):
     sql(wh.path, "update marts.kpi_monthly set csat = 0.51 where period_label = '2026-05'")
     marts = MARTS
-    if case == "full build":
+    if case == "full window":
         wh.build(full=True)
-    elif case == "log missing":
-        sql(wh.path, "drop table intermediate.int_incremental_build_log")
-    elif case == "log rewritten":  # e.g. the log model rebuilt empty, then one build of one mart
-        sql(wh.path, "delete from intermediate.int_incremental_build_log")
+    elif case == "audit missing":
+        sql(wh.path, f"drop table {audit_relation()}")
+    elif case == "audit rewritten":  # e.g. the audit emptied, then one run
+        sql(wh.path, f"delete from {audit_relation()}")
         wh.build(months=["2026-08"])
-    elif case == "mart not logged":  # a versioned mart that is not incremental never logs
-        sql(wh.path, "delete from intermediate.int_incremental_build_log where model_name = 'kpi_quarterly'")
-        sql(wh.path, "update marts.kpi_monthly set csat = 0.5 where period_label = '2026-05'")
-        assert wh.publish(compare_all=True).new_versions == []  # records the watermark of the log as it is now
-        sql(wh.path, "update marts.kpi_monthly set csat = 0.51 where period_label = '2026-05'")
-        wh.build(months=["2026-08"], models=["kpi_monthly", "appraisal_scores"])
+    elif case == "mart not windowed":  # a versioned mart that does not recompute by the window (not incremental)
+        marts = [dataclasses.replace(m, windowed=False) if m.name == "kpi_quarterly" else m for m in MARTS]
+        wh.build(months=["2026-08"])
     else:
         sql(wh.path, "create table marts.kpi_annual as select * from marts.kpi_quarterly where period_label = '2026'")
         marts = [*MARTS, MartSpec("kpi_annual", "versioned")]

@@ -1,13 +1,16 @@
 """Whole-history dbt tests narrowed to what changed since the current publication (unverified_from_month in
-dbt_project/macros/incremental.sql; the watermark comes from orchestration/transform.py verified_build_env).
+dbt_project/macros/verified_scope.sql; the first month comes from orchestration/transform.py verified_build_env,
+which reads the change windows recorded since the publication's mark).
 
 `assert_indicator_evidence_matches_sample_sizes` groups every evidence row (~80 M at tier L). A nightly passes it
-the build-log watermark of the current publication, whose months all passed the test; the test then checks the
-months recomputed since. Built here with dbt on the hand-made data of tests/test_incremental.py: day 1 (December
-2025, May and June 2026), then day 2 (recomputes May, June and July 2026). A wrong sample size planted in a
-month proves which months each scope really checks, and that anything doubtful checks every month.
+the first month of the change windows recorded since the current publication, whose months all passed the test;
+the test then checks the months recomputed since. Built here with dbt on the hand-made data of
+tests/test_incremental.py: day 1 (December 2025, May and June 2026), then day 2 (recomputes May, June and July
+2026). A wrong sample size planted in a month proves which months each scope really checks, and that anything
+doubtful checks every month.
 """
 
+import datetime as dt
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,43 +20,72 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ingestion.change_window import audit_mark, audit_relation, ensure_audit, record_window
 from ingestion.paths import DBT_PROJECT_DIR
-from orchestration.transform import VERIFIED_BUILD_ENV, dbt_project_digest, dbt_window_env, verified_build_env
-from tests.test_incremental import DAY_2, DBT, fixture_landing, load_all, q, write_files
+from orchestration.publication.audit import WATERMARK_KEY
+from orchestration.transform import VERIFIED_BUILD_ENV, change_window_env, dbt_project_digest, verified_build_env
+from tests.test_incremental import DAY_2, DBT, fixture_landing, load_all, write_files
 
 TEST = "assert_indicator_evidence_matches_sample_sizes"
 
 
-def dbt(root: Path, *args: str, verified: str = "") -> subprocess.CompletedProcess:
+def publication_audit(mark: dict) -> dict:
+    """The audit a tested publication of this project made at `mark` records."""
+    return {"dbt_build_in_run": True, "dbt_project_sha256": dbt_project_digest(), WATERMARK_KEY: mark}
+
+
+def dbt(root: Path, *args: str, mark: dict | str | None = None) -> subprocess.CompletedProcess:
+    """dbt as the orchestration runs it: the change window's instant and, for a publication's `mark`, the first
+    unverified month (verified_build_env; a string is passed to dbt as it is); a build's window is recorded."""
+    con = duckdb.connect(str(root / "warehouse.duckdb"))
+    try:
+        window = change_window_env(con, {})
+        if isinstance(mark, dict):
+            verified = verified_build_env(publication_audit(mark), con)
+        else:
+            verified = {VERIFIED_BUILD_ENV: mark or ""}
+    finally:
+        con.close()
     env = {
         **os.environ,
         "SERVICESCORE_DATA_DIR": str(root),
         "DBT_TARGET_PATH": str(root / "dbt" / "target"),
         "DBT_LOG_PATH": str(root / "dbt" / "logs"),
-        **dbt_window_env({}),
-        VERIFIED_BUILD_ENV: verified,
+        **window,
+        **verified,
     }
-    return subprocess.run(
+    started_at = dt.datetime.now(dt.UTC)
+    result = subprocess.run(
         [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
+    if args[0] == "build" and result.returncode == 0:
+        con = duckdb.connect(str(root / "warehouse.duckdb"))
+        try:
+            record_window(con, f"test-{started_at.timestamp()}", started_at, complete="--select" not in args)
+        finally:
+            con.close()
+    return result
 
 
-def watermark(db: Path) -> str:
-    """'<epoch µs>:<log rows>' of the build log now: what a publication made now would record."""
-    us, rows = q(db, "select epoch_us(max(built_at)), count(*) from intermediate.int_incremental_build_log")[0]
-    return f"{us}:{rows}"
+def watermark(db: Path) -> dict:
+    """The change-window audit's position now: what a publication made now would record."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return audit_mark(con).as_dict()
+    finally:
+        con.close()
 
 
 def compiled_test(root: Path) -> str:
     return next((root / "dbt" / "target" / "compiled").rglob(f"{TEST}.sql")).read_text()
 
 
-def evidence_test(root: Path, verified: str) -> tuple[bool, str]:
-    result = dbt(root, "test", "--select", TEST, verified=verified)
+def evidence_test(root: Path, mark: dict | str) -> tuple[bool, str]:
+    result = dbt(root, "test", "--select", TEST, mark=mark)
     return result.returncode == 0, compiled_test(root)
 
 
@@ -93,7 +125,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     after_day_1 = watermark(db)
     write_files(root / "landing", DAY_2)
     load_all(root, "day-2")
-    second = dbt(root, "build", verified=after_day_1)
+    second = dbt(root, "build", mark=after_day_1)
     assert second.returncode == 0, second.stdout[-4000:]
     return root, db, after_day_1, compiled_test(root)
 
@@ -123,13 +155,13 @@ def test_wrong_value_in_a_recomputed_month_fails_and_an_old_one_needs_the_whole_
 
 
 @pytest.mark.dbt
-@pytest.mark.parametrize("verified", ["garbage", "12:34:56", "{us}:{rows_plus_one}"])
-def test_a_doubtful_watermark_checks_every_month(built, verified):
+@pytest.mark.parametrize("doubtful", ["garbage", "12:34:56", "2026-05-01", "rows_plus_one"])
+def test_a_doubtful_watermark_checks_every_month(built, doubtful):
     root, db, after_day_1, _ = built
-    us, rows = after_day_1.split(":")
-    verified = verified.format(us=us, rows_plus_one=int(rows) + 1)  # the log no longer has that many rows
+    # a malformed value for dbt, or a mark the audit no longer matches (it no longer has that many rows up to it)
+    mark = {**after_day_1, "rows": after_day_1["rows"] + 1} if doubtful == "rows_plus_one" else doubtful
     with wrong_sample_size(db, "2025-12-01"):
-        ok, compiled = evidence_test(root, verified)
+        ok, compiled = evidence_test(root, mark)
         assert not ok and "activity_date >=" not in compiled
         # the trusted watermark skips December 2025 (checked on day 1): only a doubtful one re-checks it
         ok, compiled = evidence_test(root, after_day_1)
@@ -147,17 +179,38 @@ def test_a_full_build_since_the_publication_checks_every_month(built):
 
 
 def test_orchestration_trusts_only_a_tested_publication_of_this_project():
-    mark = {"built_at_us": 1_780_000_000_000_000, "log_rows": 42}
-    good = {"dbt_build_in_run": True, "dbt_project_sha256": dbt_project_digest(), "build_log_watermark": mark}
-    assert verified_build_env(good) == {VERIFIED_BUILD_ENV: "1780000000000000:42"}
+    """Two windows recorded (May, then June); a publication made after the first: June is unverified. Anything
+    doubtful about the publication or the audit since gives '' (every month)."""
+    con = duckdb.connect()
+    ensure_audit(con)
+    con.execute(
+        f"insert into {audit_relation()} values "
+        "('r1', timestamptz '2026-06-01 00:00:00+00', null, false, date '2026-05-01', true, now()), "
+        "('r2', timestamptz '2026-07-01 00:00:00+00', timestamptz '2026-06-01 00:00:00+00', false, "
+        "date '2026-06-01', true, now())"
+    )
+    us = int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp() * 1_000_000)
+    mark = {"built_at_us": us, "rows": 1}
+    good = publication_audit(mark)
+    assert verified_build_env(good, con) == {VERIFIED_BUILD_ENV: f"2026-06-01:{us}"}
+    # at the end of the audit: nothing recorded since
+    latest = {"built_at_us": us + 30 * 86_400_000_000, "rows": 2}
+    assert verified_build_env(publication_audit(latest), con) == {VERIFIED_BUILD_ENV: f"none:{latest['built_at_us']}"}
     for doubtful in (
         {**good, "dbt_build_in_run": False},  # the publication was materialized alone: no dbt tests in its run
         {**good, "dbt_project_sha256": "0" * 64},  # the models, tests or settings changed since
-        {k: v for k, v in good.items() if k != "build_log_watermark"},
-        {**good, "build_log_watermark": {"built_at_us": "1", "log_rows": 42}},
+        {k: v for k, v in good.items() if k != WATERMARK_KEY},
+        {**good, WATERMARK_KEY: {"built_at_us": "1", "rows": 1}},
+        publication_audit({**mark, "rows": 2}),  # the audit was rewritten since
         {},  # no publication yet
     ):
-        assert verified_build_env(doubtful) == {VERIFIED_BUILD_ENV: ""}
+        assert verified_build_env(doubtful, con) == {VERIFIED_BUILD_ENV: ""}
+    # a full window since the publication: every month
+    con.execute(
+        f"insert into {audit_relation()} values ('r3', timestamptz '2026-07-02 00:00:00+00', null, true, null, "
+        "false, now())"
+    )
+    assert verified_build_env(good, con) == {VERIFIED_BUILD_ENV: ""}
 
 
 def test_project_digest_follows_the_dbt_sources(tmp_path: Path):

@@ -14,16 +14,18 @@ Facts (fct_*) are `incremental` / `delete+insert` keyed on the record id. A nigh
   columns (the period date of the version it replaced, so the old period is recomputed too).
 
 Period marts (KPI, int_indicator_values, appraisal) are `incremental` / `delete+insert` keyed on the
-period: touched_periods() lists the months changed since the model's last build (from the facts'
-_built_at and _replaced_* dates, roster changes, and the months [var('period_from'), var('period_to'))),
-plus the quarters and years containing them. A pre-hook deletes those periods, the model recomputes
-them from the facts of the whole period, and a post-hook records the build in
-intermediate.int_incremental_build_log (the model's watermark, and the audit of what a run touched).
+period. What a run recomputes is decided once per run, by the model int_change_window (one home: the months
+touched since the last complete run, change_window_months below); every period mart reads that one table
+(touched_months), deletes those periods in a pre-hook and recomputes them from the facts of the whole period,
+quarters and years containing them included. The orchestration passes the instant of the last complete run
+(var change_window_since or env SERVICESCORE_DBT_CHANGE_SINCE) and, after the build, appends the window to its
+audit (ingestion/change_window.py: audit.change_windows), which the quality suites and the publication read.
+No instant (first build, --full-refresh, a dbt run outside the orchestration): every period is recomputed.
 
 int_customer_service_history (per-customer counts) and dim_customers are `incremental` / `delete+insert` keyed
-on customer_id, with their last build in the same log as watermark: the history recomputes the customers of fact
-rows built since and of every raw version of those records (service_history_customers); dim_customers the
-customers whose profile, purchases, warranty status on the new as-of date or service history changed
+on customer_id, with the same instant (model_change_since): the history recomputes the customers of fact rows
+built since and of every raw version of those records (service_history_customers); dim_customers the customers
+whose profile, purchases, warranty status on the new as-of date or service history changed
 (dim_customers_to_refresh), and a post-hook sets every row's as-of date.
 `dbt build --full-refresh` rebuilds everything from raw.
 -#}
@@ -185,39 +187,6 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
 
 {#- -------------------------------------------------------------------------------- touched periods -#}
 
-{#- The relation of a model by name, looked up in the graph at run time (no ref(): the period marts
-    need not list the facts, the roster and the log as inputs of their unit tests; they are upstream of
-    every period mart anyway - the facts depend on the log, see the fact models). -#}
-{% macro graph_relation(model_name) -%}
-    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == model_name -%}
-        {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
-    {%- endfor -%}
-    {{ exceptions.raise_compiler_error("no model named " ~ model_name) }}
-{%- endmacro %}
-
-{% macro incremental_log_relation() -%}
-    {{ return(graph_relation('int_incremental_build_log')) }}
-{%- endmacro %}
-
-{#- The model's watermark: the latest built_at of its rows in the build log, as an instant literal (rows of
-    its inputs with a later _built_at are new to it); none when the model recomputes everything: not an
-    incremental build, no build log, or no log entry of the model. -#}
-{% macro model_watermark() -%}
-    {%- if not execute or this is none or not is_incremental() -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set log = incremental_log_relation() -%}
-    {%- if adapter.get_relation(database=log.database, schema=log.schema, identifier=log.identifier) is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set last_build = incremental_scalar(
-        "select max(built_at) from " ~ log ~ " where model_name = '" ~ this.identifier ~ "'") -%}
-    {%- if last_build is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {{ return(instant_literal(last_build.isoformat())) }}
-{%- endmacro %}
-
 {% macro month_add(day, months) -%}
     {%- set index = day.year * 12 + day.month - 1 + months -%}
     {{ return(modules.datetime.date(index // 12, index % 12 + 1, 1)) }}
@@ -237,10 +206,10 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
 {#- The months of fact rows written since `since` (a timestamptz SQL expression), at every period date they
     count for now and the date of the version they replaced. Sorted list of datetime.date (first of month). -#}
 {% macro fact_months_built_since(since) -%}
-    {%- set tickets = graph_relation('fct_service_tickets') -%}
-    {%- set responses = graph_relation('fct_survey_responses') -%}
-    {%- set complaints = graph_relation('fct_complaints') -%}
-    {%- set reviews = graph_relation('fct_supervisor_reviews') -%}
+    {%- set tickets = ref('fct_service_tickets') -%}
+    {%- set responses = ref('fct_survey_responses') -%}
+    {%- set complaints = ref('fct_complaints') -%}
+    {%- set reviews = ref('fct_supervisor_reviews') -%}
     {#- (fact, watermark column, period date columns): the created date of a ticket only drives
         first_response_time, so it has its own watermark (_created_built_at) -#}
     {%- set fact_dates = [
@@ -267,13 +236,13 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
 
 {#- The first of the month of the latest period date of any fact, none when there are no facts. -#}
 {% macro last_fact_month() -%}
-    {%- set tickets = graph_relation('fct_service_tickets') -%}
+    {%- set tickets = ref('fct_service_tickets') -%}
     {%- set last_fact = incremental_scalar(
         "select max(day) from (select max(resolved_date) as day from " ~ tickets
         ~ " union all select max(created_date) from " ~ tickets
-        ~ " union all select max(responded_date) from " ~ graph_relation('fct_survey_responses')
-        ~ " union all select max(received_date) from " ~ graph_relation('fct_complaints')
-        ~ " union all select max(period_start) from " ~ graph_relation('fct_supervisor_reviews') ~ ") as last_days") -%}
+        ~ " union all select max(responded_date) from " ~ ref('fct_survey_responses')
+        ~ " union all select max(received_date) from " ~ ref('fct_complaints')
+        ~ " union all select max(period_start) from " ~ ref('fct_supervisor_reviews') ~ ") as last_days") -%}
     {{ return(none if last_fact is none else month_add(to_date(last_fact), 0)) }}
 {%- endmacro %}
 
@@ -291,24 +260,59 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     {{ return(months) }}
 {%- endmacro %}
 
-{#- The months the model must recompute, or none for all of them (first or full build, or no record of
-    the model's last build). Sorted list of datetime.date (first of month). One macro for all period marts:
-      1. months of fact rows written since the model's last build (_built_at), at every period date they
-         count for now and the date of the version they replaced;
-      2. roster changes loaded since then: every month with facts from the change on (valid_from,
-         leave_date; hire_date for a new technician) - team at period end and the appraisal roster;
+{#- The instant the change window starts from: var('change_window_since'), else SERVICESCORE_DBT_CHANGE_SINCE (the
+    orchestration sets the environment, so the value never invalidates dbt's partial parse: see
+    orchestration/transform.py dbt_build_args), as an instant literal; none (every period, every customer) on
+    `--full-refresh`, when neither is set, and while parsing. A value that is not an ISO-8601 instant with offset
+    fails the build naming where it came from. -#}
+{% macro change_window_since() -%}
+    {%- if not execute or flags.FULL_REFRESH -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set since = var('change_window_since', none) -%}
+    {%- set source = "var('change_window_since')" -%}
+    {%- if not since -%}
+        {%- set since = env_var('SERVICESCORE_DBT_CHANGE_SINCE', '') | trim -%}
+        {%- set source = 'SERVICESCORE_DBT_CHANGE_SINCE' -%}
+    {%- endif -%}
+    {%- if not since -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if not modules.re.fullmatch(
+            '[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2}|Z)',
+            since | string) -%}
+        {{ exceptions.raise_compiler_error(source ~ " must be an ISO-8601 instant with offset, got '" ~ since ~ "'") }}
+    {%- endif -%}
+    {{ return(instant_literal((since | string).replace('Z', '+00:00'))) }}
+{%- endmacro %}
+
+{#- The change window's instant for a model keyed on something other than the period (the customer models):
+    none, to recompute every row, on a model's first build. -#}
+{% macro model_change_since() -%}
+    {{ return(change_window_since() if is_incremental() else none) }}
+{%- endmacro %}
+
+{#- The months of this run's change window (int_change_window), or none for all of them (no instant: see
+    change_window_since). Sorted list of datetime.date (first of month):
+      1. months of fact rows written since the instant (_built_at), at every period date they count for now and
+         the date of the version they replaced;
+      2. roster changes loaded since then: every month with facts from the change on (valid_from, leave_date;
+         hire_date for a new technician) - team at period end and the appraisal roster;
       3. the months whose complaint rate can have changed between measured and not measured since then: it is
-         measured from the complaints feed's first month on (complaints_coverage, macros/kpi.sql), so a first
+         measured from the complaints feed's first month on (the coverage CTEs of the KPI marts), so a first
          complaint of May, arriving after June was built, makes June measured (0 complaints, not null) although
          no June fact changed;
-      4. the months [var('period_from'), var('period_to')) passed by the orchestration. -#}
-{% macro touched_months() -%}
-    {%- set since = model_watermark() -%}
+      4. the months [var('period_from'), var('period_to')) passed by the orchestration.
+    The ref()s come first so that the window depends on the facts and the roster whatever the instant. -#}
+{% macro change_window_months(since) -%}
+    {%- set complaints = ref('fct_complaints') -%}
+    {%- set roster = ref('stg_technicians__roster') -%}
+    {%- do ref('fct_service_tickets') -%}
+    {%- do ref('fct_survey_responses') -%}
+    {%- do ref('fct_supervisor_reviews') -%}
     {%- if since is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set complaints = graph_relation('fct_complaints') -%}
-    {%- set roster = graph_relation('stg_technicians__roster') -%}
     {%- set months = fact_months_built_since(since) -%}
 
     {#- roster changes: from the earliest date they can affect to the last month with facts -#}
@@ -322,10 +326,10 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
         {%- do months.extend(months_from_to(to_date(roster_from), last_fact_month())) -%}
     {%- endif -%}
 
-    {#- the complaints feed's coverage: its first month at the model's last build was no earlier than the first
-        month of the complaints now and of the versions replaced since (`earliest`), and no later than the first
-        month of the complaints unchanged since (`unchanged`; none when every complaint is new or changed). Only
-        the months in [earliest, unchanged) can have changed; none in the steady state (earliest = unchanged). -#}
+    {#- the complaints feed's coverage: its first month at the last build was no earlier than the first month of
+        the complaints now and of the versions replaced since (`earliest`), and no later than the first month of
+        the complaints unchanged since (`unchanged`; none when every complaint is new or changed). Only the
+        months in [earliest, unchanged) can have changed; none in the steady state (earliest = unchanged). -#}
     {%- set coverage = run_query(
         "select (select min(day) from (select received_date as day from " ~ complaints
         ~ " union all select _replaced_received_date from " ~ complaints ~ " where _built_at > " ~ since
@@ -338,9 +342,7 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
         {%- do months.extend(months_from_to(earliest, month_add(unchanged, -1))) -%}
     {%- endif -%}
 
-    {#- the run's month window -#}
-    {#- --vars (dbt on the command line), or the environment the orchestration sets (no re-parse, see
-        orchestration/transform.py dbt_build_args) -#}
+    {#- the run's month window: --vars (dbt on the command line), or the environment the orchestration sets -#}
     {%- set period_from = var('period_from', none) or env_var('SERVICESCORE_DBT_PERIOD_FROM', '') -%}
     {%- set period_to = var('period_to', none) or env_var('SERVICESCORE_DBT_PERIOD_TO', '') -%}
     {%- if period_from and period_to -%}
@@ -351,6 +353,32 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
             {%- set month.value = month_add(month.value, 1) -%}
         {%- endfor -%}
     {%- endif -%}
+    {{ return(months | unique | sort) }}
+{%- endmacro %}
+
+{#- The months the calling period mart recomputes: this run's change window (int_change_window), or none for all
+    of them: not an incremental build, a full window, or a window this dbt run did not build (a selection
+    without int_change_window: recomputing everything is always safe). The ref() comes first so that every
+    period mart depends on the window. -#}
+{% macro touched_months() -%}
+    {%- set window = ref('int_change_window') -%}
+    {%- if not (execute and is_incremental()) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set rows = run_query(
+        "select is_full_build, month_start from " ~ window ~ " where built_at = " ~ build_timestamp()).rows -%}
+    {%- if rows | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set months = [] -%}
+    {%- for row in rows -%}
+        {%- if row[0] -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- if row[1] is not none -%}
+            {%- do months.append(to_date(row[1])) -%}
+        {%- endif -%}
+    {%- endfor -%}
     {{ return(months | unique | sort) }}
 {%- endmacro %}
 
@@ -451,33 +479,6 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook of a period mart: record the build (the model's watermark) and the months it recomputed
-    (one row per month; a single row with a null month for a full build). -#}
-{% macro record_incremental_build() -%}
-    {%- if not execute -%}
-        {{ return('') }}
-    {%- endif -%}
-    {%- set log = incremental_log_relation() -%}
-    {#- a selection without the log model (e.g. --select tag:appraisal on a fresh warehouse) logs nothing:
-        with no log entry the next build of the model recomputes every period, which is always safe -#}
-    {%- if adapter.get_relation(database=log.database, schema=log.schema, identifier=log.identifier) is none -%}
-        {{ return('') }}
-    {%- endif -%}
-    {%- set months = touched_months() if is_incremental() else none -%}
-    insert into {{ log }} (model_name, built_at, is_full_build, month_start)
-    {%- if months is none %}
-    values ('{{ this.identifier }}', {{ build_timestamp() }}, true, null)
-    {%- elif months | length == 0 %}
-    values ('{{ this.identifier }}', {{ build_timestamp() }}, false, null)
-    {%- else %}
-    values
-        {%- for month in months %}
-        ('{{ this.identifier }}', {{ build_timestamp() }}, false, {{ date_literal(month) }})
-            {%- if not loop.last %},{% endif %}
-        {%- endfor %}
-    {%- endif %}
-{%- endmacro %}
-
 {#- The config of a period mart (call at the top of the model). grain: none for marts with period_type. -#}
 {% macro period_mart_config(unique_key, grain=none) -%}
     {{ config(
@@ -486,8 +487,8 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
         unique_key=unique_key,
         on_schema_change='fail',
         pre_hook=["{{ delete_touched_periods(" ~ ("'" ~ grain ~ "'" if grain else "none") ~ ") }}"],
-        post_hook=["{{ record_incremental_build() }}"],
     ) }}
+    {%- do ref('int_change_window') -%}
 {%- endmacro %}
 
 {#- --------------------------------------------------------------------------------------- customers -#}
@@ -567,11 +568,11 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
     _loaded_at > {{ since }} - to_microseconds({{ (incremental_overlap_hours() * 3600000000) | int }})
 {%- endmacro %}
 
-{#- dim_customers' watermark (model_watermark), or none to recompute every customer: also when the profile stored
+{#- dim_customers' instant (model_change_since), or none to recompute every customer: also when the profile stored
     for a customer whose raw record did not change since differs from the one recomputed now (the pseudonym key
     was rotated, var('timezone') or the masking changed: no row keeps a stale pseudonym or time). -#}
 {% macro dim_customers_since() -%}
-    {%- set since = model_watermark() -%}
+    {%- set since = model_change_since() -%}
     {%- if since is none -%}
         {{ return(none) }}
     {%- endif -%}
@@ -640,19 +641,4 @@ customers whose profile, purchases, warranty status on the new as-of date or ser
         {%- for column in counts %}
         or stored.{{ column }} <> coalesce(history.{{ column }}, 0)
         {%- endfor %}
-{%- endmacro %}
-
-{#- Post-hook of a model whose watermark is its latest build-log entry but that has no periods
-    (int_customer_service_history, dim_customers): one row per build, month_start null, is_full_build when there
-    was no watermark (every row recomputed). -#}
-{% macro record_model_build() -%}
-    {%- if not execute -%}
-        {{ return('') }}
-    {%- endif -%}
-    {%- set log = incremental_log_relation() -%}
-    {%- if adapter.get_relation(database=log.database, schema=log.schema, identifier=log.identifier) is none -%}
-        {{ return('') }}
-    {%- endif -%}
-    insert into {{ log }} (model_name, built_at, is_full_build, month_start)
-    values ('{{ this.identifier }}', {{ build_timestamp() }}, {{ 'true' if model_watermark() is none else 'false' }}, null)
 {%- endmacro %}

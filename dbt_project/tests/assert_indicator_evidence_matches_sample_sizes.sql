@@ -2,9 +2,9 @@
     subject, month and indicator are exactly as many as the value's sample_size (complaint_rate: its
     sample is the resolved tickets, the complaints are the numerator). Returns the mismatches.
     Scope: every month, or (nightly runs of the orchestration) the months recomputed since the current
-    publication, whose months all passed this test (unverified_from_month in macros/incremental.sql): the
+    publication, whose months all passed this test (unverified_from_month in macros/verified_scope.sql): the
     evidence is ~8 rows per fact, ~80 M rows at tier L, too many to group in every nightly. -#}
-{%- set check_from = unverified_from_month('int_indicator_values') %}
+{%- set check_from = unverified_from_month() %}
 with evidence as (
     select * from {{ ref('int_indicator_evidence') }}
     {%- if check_from is not none %}

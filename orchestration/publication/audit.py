@@ -1,5 +1,5 @@
-"""The audit of every publication in serving.duckdb (`publications`, `publication_checks`, the build-log
-watermark), and reading the current one back."""
+"""The audit of every publication in serving.duckdb (`publications`, `publication_checks`, the change-window
+mark), and reading the current one back."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.warehouse import quote_ident, quote_literal
+from ingestion.warehouse import quote_literal
 from orchestration.publication.relations import table_exists
 
 
@@ -44,8 +44,8 @@ def record_audit(con: duckdb.DuckDBPyConnection, publication_id: int) -> None:
 
 # ------------------------------------------------------------------------------- candidate periods
 
-WATERMARK_KEY = "build_log_watermark"
-BUILD_LOG_TABLE = "int_incremental_build_log"
+# the change-window audit position (ingestion/change_window.py, Mark) the publication was made at
+WATERMARK_KEY = "change_window_mark"
 
 
 def current_audit(con: duckdb.DuckDBPyConnection) -> dict:
@@ -61,7 +61,7 @@ def current_audit(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def previous_watermark(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """The build-log watermark the current publication recorded (None: none recorded, an older file)."""
+    """The change-window mark the current publication recorded (None: none recorded, an older file)."""
     recorded = current_audit(con).get(WATERMARK_KEY)
     return recorded if isinstance(recorded, dict) else None
 
@@ -79,12 +79,3 @@ def current_publication_audit(serving: Path) -> dict:
         return {}
     finally:
         con.close()
-
-
-def build_log(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The warehouse's dbt build log of the period marts, wherever dbt put it (None: an older warehouse)."""
-    rows = con.execute(
-        "select schema_name from duckdb_tables() where database_name = 'w' and table_name = ? order by 1",
-        [BUILD_LOG_TABLE],
-    ).fetchall()
-    return f"w.{quote_ident(rows[0][0])}.{quote_ident(BUILD_LOG_TABLE)}" if rows else None

@@ -17,14 +17,14 @@ keeps reading the old inode; a failure at any point leaves serving.duckdb byte-f
 Publishing content identical to the current version of a period creates no new version.
 
 A publish costs what changed, not what exists:
-  * versioned marts: only the candidate periods are hashed and compared, i.e. the months recomputed by any
-    versioned mart since the build-log watermark of the current publication (dbt's
-    intermediate.int_incremental_build_log) and the quarters and years containing them. Every period is
-    compared when there is no watermark (first publish, an older serving file), the log is missing or was
-    rewritten, a versioned mart never appears in it (not incremental), the set of versioned marts changed,
-    or the log has a full build since the watermark. The watermark is stored in the audit JSON of the
-    publication (key build_log_watermark), so it only advances with a successful swap. A mart edited outside
-    dbt is not seen: publish(..., compare_all=True) compares every period.
+  * versioned marts: only the candidate periods are hashed and compared, i.e. the months of the change windows
+    recorded since the mark of the current publication (the warehouse's audit.change_windows,
+    ingestion/change_window.py) and the quarters and years containing them. Every period is compared when there
+    is no mark (first publish, an older serving file), the audit is missing or was rewritten, a versioned mart
+    does not recompute by the window (not incremental), the set of versioned marts changed, or a full window was
+    recorded since. The mark is stored in the audit JSON of the publication (key change_window_mark), so it only
+    advances with a successful swap. A mart edited outside dbt is not seen: publish(..., compare_all=True)
+    compares every period.
   * snapshot marts with a _built_at column and a unique key (the incremental facts: a row's _built_at
     changes exactly when the row does): a signature (row count, max(_built_at), sum of key hashes) decides
     whether anything changed, and only the rows built after serving's max(_built_at) are applied
@@ -81,7 +81,7 @@ class PublicationResult:
     # snapshot table -> 'unchanged' | 'incremental' (rows applied by key) | 'full' (replaced)
     snapshot_modes: dict[str, str] = field(default_factory=dict)
     snapshot_rows_applied: dict[str, int] = field(default_factory=dict)
-    build_log_watermark: dict[str, object] | None = None
+    change_window_mark: dict[str, object] | None = None
     # seconds per phase of the publication (copy, compare, history, snapshot:<mart>, ..., swap): where it goes
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -140,7 +140,7 @@ def publish(
 
     A new version of a period that is already closed (its last month's closing day has passed) is a
     restatement; a new version of an open period is a routine update of the running month.
-    compare_all: hash and compare every period, whatever the build log says (marts edited outside dbt)."""
+    compare_all: hash and compare every period, whatever the change-window audit says (marts edited outside dbt)."""
     tmp = serving.with_name(serving.name + ".publishing")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
@@ -169,7 +169,7 @@ def publish(
             candidates, watermark = candidate_periods(con, versioned, previous_watermark(con))
             if compare_all:
                 candidates = None
-            result.candidate_periods, result.build_log_watermark = candidates, watermark
+            result.candidate_periods, result.change_window_mark = candidates, watermark
             changed = changed_periods(con, versioned, candidates)
         new_versions: list[tuple[str, int]] = []
         for period in sorted(changed):

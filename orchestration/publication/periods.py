@@ -7,8 +7,8 @@ import datetime as dt
 
 import duckdb
 
+from ingestion.change_window import audit_mark, changes_since
 from ingestion.warehouse import quote_ident, quote_literal
-from orchestration.publication.audit import build_log
 from orchestration.publication.relations import PERIOD_COLUMN, MartSpec, columns_of, content_hash_expr, table_exists
 
 
@@ -44,42 +44,27 @@ def period_labels_of_months(months: list[dt.date]) -> list[str]:
 def candidate_periods(
     con: duckdb.DuckDBPyConnection, versioned: list[MartSpec], previous: dict | None
 ) -> tuple[list[str] | None, dict | None]:
-    """(the period labels to compare, or None for all; the watermark this publish reaches).
+    """(the period labels to compare, or None for all; the change-window mark this publish reaches).
 
-    The candidates are the periods containing a month recomputed by a versioned mart since the previous
-    publication's watermark. None whenever the log cannot tell: no log, no previous watermark, a different set
-    of versioned marts, a log rewritten since (fewer or more rows up to the old watermark), a versioned mart
-    that never logs (not incremental), or a full build since."""
-    log = build_log(con)
-    if log is None:
+    The candidates are the periods containing a month of the change windows recorded since the previous
+    publication's mark (ingestion/change_window.py, the warehouse attached as `w`). None whenever the audit
+    cannot tell: no audit, no previous mark, a different set of versioned marts, an audit rewritten since, a
+    versioned mart that does not recompute by the window (not incremental), or a full window since."""
+    mark = audit_mark(con, "w")
+    if mark is None:
         return None, None
     names = sorted(m.name for m in versioned)
-    row = con.execute(
-        f"select epoch_us(max(built_at)), count(*), cast(max(built_at) as varchar) from {log}"
-    ).fetchall()[0]
-    watermark = {"built_at_us": row[0], "log_rows": int(row[1]), "built_at": row[2], "versioned_marts": names}
+    watermark = {**mark.as_dict(), "versioned_marts": names}
     if not previous or previous.get("versioned_marts") != names or not isinstance(previous.get("built_at_us"), int):
         return None, watermark
-    since = int(previous["built_at_us"])
     if not names:
         return [], watermark
-    kept = con.execute(f"select count(*) from {log} where epoch_us(built_at) <= ?", [since]).fetchall()[0][0]
-    if kept != previous.get("log_rows"):  # the log was reset or rewritten: it cannot tell what changed
+    if not all(m.windowed for m in versioned):
         return None, watermark
-    marks = ", ".join("?" for _ in names)
-    tracked = con.execute(
-        f"select count(distinct model_name) from {log} where model_name in ({marks})", names
-    ).fetchall()[0][0]
-    if tracked != len(names):
+    changes = changes_since(con, int(previous["built_at_us"]), int(previous.get("rows", -1)), "w", mark.built_at_us)
+    if changes.full:
         return None, watermark
-    full, months = con.execute(
-        f"select coalesce(bool_or(is_full_build), false), list(distinct month_start) filter (where month_start "
-        f"is not null) from {log} where epoch_us(built_at) > ? and model_name in ({marks})",
-        [since, *names],
-    ).fetchall()[0]
-    if full:
-        return None, watermark
-    return period_labels_of_months(list(months or [])), watermark
+    return period_labels_of_months(list(changes.months)), watermark
 
 
 def changed_periods(

@@ -18,6 +18,7 @@ class MartSpec:
     mode: str  # "versioned" (by period_label) or "snapshot"
     schema: str = "marts"
     unique_key: tuple[str, ...] = ()  # the dbt model's unique_key (incremental snapshot apply), if any
+    windowed: bool = False  # the model recomputes by the change window (depends on int_change_window)
 
 
 def columns_of(con: duckdb.DuckDBPyConnection, qualified: str) -> list[tuple[str, str]]:

@@ -3,8 +3,7 @@
     Incremental (delete+insert on customer_id): a build recomputes the whole history of the customers
     service_history_customers() lists (macros/incremental.sql: customers of fact rows built since the model's
     last build, and of every raw version of those records); a customer left with no rows gets zero counts, which
-    the post-hook deletes. No build-log entry (first build, `--full-refresh`): every customer. -#}
--- depends_on: {{ ref('int_incremental_build_log') }}
+    the post-hook deletes. No instant (first build, `--full-refresh`): every customer. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -12,10 +11,9 @@
     on_schema_change='fail',
     post_hook=[
         "delete from {{ this }} where tickets_count = 0 and complaints_count = 0 and survey_responses_count = 0",
-        "{{ record_model_build() }}",
     ],
 ) }}
-{%- set since = model_watermark() %}
+{%- set since = model_change_since() %}
 with tickets as (
     select * from {{ ref('fct_service_tickets') }}
 ),

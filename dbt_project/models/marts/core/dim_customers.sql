@@ -1,11 +1,10 @@
 {#- Customer archive (masked): profile, purchases and warranty status as of var('as_of_date') (default: the day
     the dbt run started), service history (int_customer_service_history).
     Incremental (delete+insert on customer_id): a build recomputes the customers dim_customers_to_refresh() lists
-    (macros/incremental.sql: profile or purchases loaded since the model's last build, a purchase whose warranty
+    (macros/incremental.sql: profile or purchases loaded since the last complete run, a purchase whose warranty
     ends between the stored as-of date and the new one, service history changed), and a post-hook sets every
-    row's warranty_as_of_date: every row's warranty status is as of the build, as in a full rebuild. No build-log
-    entry, or stored profiles that no longer match raw (pseudonym key, time zone, masking changed): every customer. -#}
--- depends_on: {{ ref('int_incremental_build_log') }}
+    row's warranty_as_of_date: every row's warranty status is as of the build, as in a full rebuild. No change-window
+    instant, or stored profiles that no longer match raw (pseudonym key, time zone, masking changed): every customer. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -14,7 +13,6 @@
     post_hook=[
         "update {{ this }} set warranty_as_of_date = {{ warranty_as_of() }}
             where warranty_as_of_date is distinct from {{ warranty_as_of() }}",
-        "{{ record_model_build() }}",
     ],
 ) }}
 {%- set as_of = warranty_as_of() %}

@@ -1,7 +1,6 @@
 {#- One row per complaint (newest version); the technician's team when it was received.
     Incremental (delete+insert on complaint_id): see macros/incremental.sql and docs/incremental.md. -#}
 -- depends_on: {{ ref('stg_technicians__roster') }}
--- depends_on: {{ ref('int_incremental_build_log') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

@@ -2,7 +2,6 @@
     hours, SLA result, the technician's team when the ticket was created.
     Incremental (delete+insert on ticket_id): see macros/incremental.sql and docs/incremental.md. -#}
 -- depends_on: {{ ref('stg_technicians__roster') }}
--- depends_on: {{ ref('int_incremental_build_log') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',

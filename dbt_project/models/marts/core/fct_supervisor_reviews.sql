@@ -2,7 +2,6 @@
     last day of the reviewed month.
     Incremental (delete+insert on review_id): see macros/incremental.sql and docs/incremental.md. -#}
 -- depends_on: {{ ref('stg_technicians__roster') }}
--- depends_on: {{ ref('int_incremental_build_log') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
