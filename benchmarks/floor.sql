@@ -1,7 +1,7 @@
 -- The physical floor of ServiceScore (issue 8): one plain DuckDB script, no orchestration, that reads the
 -- landing files, keeps the newest version of each record and computes kpi_technician_monthly directly,
--- with the column definitions of marts.kpi_technician_monthly (dbt_project/macros/kpi.sql, kpi_mart;
--- facts: models/marts/core/fct_*.sql; business hours: macros/business_hours.sql).
+-- with the column definitions of marts.kpi_technician_monthly (dbt_project/models/marts/kpi/kpi_technician_monthly.sql,
+-- its column lists: macros/kpi.sql; facts: models/marts/core/fct_*.sql; business hours: macros/business_hours.sql).
 --
 -- Run it from a data folder (paths are relative to the working directory):
 --     cd <data dir> && duckdb < benchmarks/floor.sql          (or: python benchmarks/run.py, which does this)

@@ -1,9 +1,10 @@
 {#-
-KPI marts (docs/architecture.md, indicators). One macro builds kpi_<subject>_<grain> so the six marts share one
-column list, derived from the indicator catalogue (var('indicators'), dbt_project.yml). Every indicator is
-computed from the facts of the whole period (never from monthly or per-technician values): the mart adds up the exact monthly sums and counts of int_kpi_monthly_sums (one pass
-over the facts of the touched months, decimal sums) over the period and divides once, so a quarter's mean is
-the mean of all its facts, to the last digit.
+KPI marts (docs/architecture.md, indicators). The six marts kpi_<subject>_<grain> (models/marts/kpi/) write their
+SQL out; what they take from here is what the indicator catalogue (var('indicators'), dbt_project.yml) decides:
+the period sums, the coverage CTEs and the value columns, so the six share one column list. Every indicator is
+computed from the facts of the whole period (never from monthly or per-technician values): the mart adds up the
+exact monthly sums and counts of int_kpi_monthly_sums (one pass over the facts of the touched months, decimal
+sums) over the period and divides once, so a quarter's mean is the mean of all its facts, to the last digit.
 
 Period attribution (local dates): resolution indicators and the complaint-rate denominator -> resolved_date;
 first_response_time -> created_date; survey indicators -> responded_date; complaint indicators and the
@@ -97,7 +98,7 @@ Technician marts report team_id = the technician's team on the last day of the p
     indicator's value column(s), its sample <code>_n and its published counts; then the volumes. A ratio is null
     when its denominator is 0, a mean when its count is; an indicator with measured_from is null before the
     first month of that fact (not measured, never 0). -#}
-{% macro kpi_value_columns() -%}
+{% macro kpi_value_expressions() -%}
     {%- set columns = [] -%}
     {%- for indicator in kpi_indicators() -%}
         {%- if 'ratio' in indicator.value -%}
@@ -129,91 +130,38 @@ Technician marts report team_id = the technician's team on the last day of the p
     case when {{ denominator }} > 0 then {{ scale }} * {{ numerator }} / {{ denominator }} end
 {%- endmacro %}
 
-{% macro kpi_mart(subject, grain) -%}
-{%- if subject not in ('technician', 'team') -%}
-    {{ exceptions.raise_compiler_error("kpi_mart subject must be technician or team, not " ~ subject) }}
-{%- endif -%}
-{%- set key = 'technician_id' if subject == 'technician' else 'team_id' -%}
-{%- set coverages = [] -%}
-{%- for indicator in kpi_indicators() if indicator.measured_from and indicator.measured_from not in coverages -%}
-    {%- do coverages.append(indicator.measured_from) -%}
-{%- endfor -%}
-{%- set value_columns = kpi_value_columns() -%}
-{{ period_mart_config('period_start', grain) }}
-{%- set starts = touched_period_starts(grain) %}
-with monthly_sums as (
-    select * from {{ ref('int_kpi_monthly_sums') }}
-),
-{%- for coverage in coverages %}
+{#- The distinct measured_from entries ({fact, date}) of the catalogue, in catalogue order: a KPI mart writes one
+    coverage CTE (kpi_coverage_name) for each, from ref(coverage.fact). -#}
+{% macro kpi_coverages() -%}
+    {%- set coverages = [] -%}
+    {%- for indicator in kpi_indicators() if indicator.measured_from and indicator.measured_from not in coverages -%}
+        {%- do coverages.append(indicator.measured_from) -%}
+    {%- endfor -%}
+    {{ return(coverages) }}
+{%- endmacro %}
 
--- an indicator with measured_from is measured from the first month of that fact on: before it (or with no such
--- feed at all) it is not measured, never 0 (when that month moves, an incremental build recomputes the months
--- between: touched_months, macros/incremental.sql)
-{{ kpi_coverage_name(coverage) }} as (
-    select {{ period_start('month', 'min(' ~ coverage.date ~ ')') }} as measured_from from {{ ref(coverage.fact) }}
-),
-{%- endfor %}
-{%- if subject == 'technician' %}
+{#- A select list from [(expression, alias)]: `expression as alias`, one a line, comma-separated (no comma after
+    the last), continuation lines indented by `indent` spaces (the models' select-list indent). -#}
+{% macro kpi_select_list(columns, indent=8) -%}
+    {%- set items = [] -%}
+    {%- for expression, alias in columns -%}
+        {%- do items.append(expression ~ ' as ' ~ alias) -%}
+    {%- endfor -%}
+    {{- items | join(',\n' ~ ' ' * indent) -}}
+{%- endmacro %}
 
-technicians as (
-    select * from {{ ref('dim_technicians') }}
-),
-{%- endif %}
+{#- The period sums of a KPI mart's period_sums CTE (kpi_period_sums) as a select list. -#}
+{% macro kpi_sum_columns() -%}
+    {{- kpi_select_list(kpi_period_sums()) -}}
+{%- endmacro %}
 
--- the subject's sums and counts over the whole period (each stream's columns are null in the months it has no
--- rows, so a sum is null when the period has none); the columns come from the indicator catalogue
-period_sums as (
-    select
-        {{ key }} as subject_id,
-        {{ period_start(grain, 'period_start') }} as period_start,
-        {%- for expression, alias in kpi_period_sums() %}
-        {{ expression }} as {{ alias }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from monthly_sums
-    where {{ key }} is not null
-        and {{ touched_filter(grain, 'period_start', starts) }}
-    group by
-        {{ key }},
-        {{ period_start(grain, 'period_start') }}
-),
-
--- each indicator's value, sample and published counts (kpi_value_columns)
-period_values as (
-    select
-        subject_id,
-        period_start,
-        {{ period_end(grain, 'period_start') }} as period_end,
-        {{ period_label(grain, 'period_start') }} as period_label,
-        {%- for expression, alias in value_columns %}
-        {{ expression }} as {{ alias }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from period_sums
-    {%- for coverage in coverages %}
-    cross join {{ kpi_coverage_name(coverage) }}
-    {%- endfor %}
-),
-
-final as (
-    select
-        period_values.subject_id as {{ key }},
-        {%- if subject == 'technician' %}
-        technicians.team_id,
-        {%- endif %}
-        period_values.period_start,
-        period_values.period_end,
-        period_values.period_label,
-        {%- for _, alias in value_columns %}
-        period_values.{{ alias }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from period_values
-    {%- if subject == 'technician' %}
-    left join technicians
-        on period_values.subject_id = technicians.technician_id
-        and {{ scd2_valid_on('technicians', 'period_values.period_end') }}
-    {%- endif %}
-)
-
-select * from final
+{#- The value columns of a KPI mart (kpi_value_expressions), qualified by `relation`: the final select list. -#}
+{% macro kpi_value_columns(relation, indent=8) -%}
+    {%- set items = [] -%}
+    {%- for _, alias in kpi_value_expressions() -%}
+        {%- do items.append(relation ~ '.' ~ alias) -%}
+    {%- endfor -%}
+    {{- items | join(',\n' ~ ' ' * indent) -}}
 {%- endmacro %}
 
 {#- Long form of the six KPI marts: one row per subject, period and indicator (duration indicators

@@ -1,9 +1,9 @@
 {#-
-    The exact monthly sums and counts every KPI is computed from (macros/kpi.sql, kpi_mart): one row per
+    The exact monthly sums and counts every KPI is computed from (models/marts/kpi/, macros/kpi.sql): one row per
     technician, team at the event and month, with the numerators and denominators of each indicator at its own
-    period date (kpi_mart's attribution rules). The six KPI marts add these rows up over their month, quarter or
-    year and divide once, so a quarter's value is the value of all its facts together, never a mean of monthly
-    values.
+    period date (the attribution rules of macros/kpi.sql). The six KPI marts add these rows up over their month,
+    quarter or year and divide once, so a quarter's value is the value of all its facts together, never a mean of
+    monthly values.
     Durations are summed as DECIMAL(38, 18) (macros/numeric.sql): a decimal sum is exact, so a sum of monthly
     sums equals the sum over the facts, in any order, and a quarter's mean is the very number a mean over its
     facts gives. Counts are of non-null values (a mean divides by its own count).

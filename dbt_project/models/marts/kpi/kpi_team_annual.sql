@@ -1,2 +1,59 @@
-{#- KPI values per team and year (columns: macros/kpi.sql, kpi_mart). -#}
-{{ kpi_mart('team', 'year') }}
+{#- KPI values per team and year: one row per team and year, every indicator of the catalogue
+    computed from the sums of the whole year (how, and the attribution rules: macros/kpi.sql). The column lists
+    come from the catalogue (kpi_sum_columns, kpi_value_expressions, kpi_value_columns). -#}
+{{ period_mart_config('period_start', 'year') }}
+{%- set starts = touched_period_starts('year') %}
+with monthly_sums as (
+    select * from {{ ref('int_kpi_monthly_sums') }}
+),
+{%- for coverage in kpi_coverages() %}
+
+-- an indicator with measured_from is measured from the first month of that fact on: before it (or with no such
+-- feed at all) it is not measured, never 0 (when that month moves, an incremental build recomputes the months
+-- between: touched_months, macros/incremental.sql)
+{{ kpi_coverage_name(coverage) }} as (
+    select {{ period_start('month', 'min(' ~ coverage.date ~ ')') }} as measured_from
+    from {{ ref(coverage.fact) }}
+),
+{%- endfor %}
+
+-- the team's sums and counts over the whole year (each stream's columns are null in the months it has no
+-- rows, so a sum is null when the year has none); the columns come from the indicator catalogue
+period_sums as (
+    select
+        team_id as subject_id,
+        {{ period_start('year', 'period_start') }} as period_start,
+        {{ kpi_sum_columns() }}
+    from monthly_sums
+    where team_id is not null
+        and {{ touched_filter('year', 'period_start', starts) }}
+    group by
+        team_id,
+        {{ period_start('year', 'period_start') }}
+),
+
+-- each indicator's value, sample and published counts (kpi_value_expressions)
+period_values as (
+    select
+        period_sums.subject_id,
+        period_sums.period_start,
+        {{ period_end('year', 'period_start') }} as period_end,
+        {{ period_label('year', 'period_start') }} as period_label,
+        {{ kpi_select_list(kpi_value_expressions()) }}
+    from period_sums
+    {% for coverage in kpi_coverages() -%}
+    cross join {{ kpi_coverage_name(coverage) }}
+    {% endfor -%}
+),
+
+final as (
+    select
+        period_values.subject_id as team_id,
+        period_values.period_start,
+        period_values.period_end,
+        period_values.period_label,
+        {{ kpi_value_columns('period_values') }}
+    from period_values
+)
+
+select * from final
