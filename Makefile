@@ -38,12 +38,14 @@ docs: setup
 run: setup
 	$(PY) -m orchestration.cli run
 
+## TEST_WORKERS: pytest-xdist workers of `make test` (files are spread over them, a file stays in one worker)
+TEST_WORKERS ?= 2
 ## test: the whole test suite (dbt builds inside it), ruff's lint and ruff's formatting, sqlfluff on the dbt models
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory sqlfluff
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## test-fast: the unit tier and ruff: every test marked neither `dbt` nor `slow` (pyproject.toml), so no dbt and no
 ## pipeline run (tests/conftest.py fails a test of this tier that starts one)

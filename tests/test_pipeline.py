@@ -360,7 +360,8 @@ def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
     late = paths.landing / "surveys" / "2026-07-02.csv"
     header = (FIXTURE / "surveys" / "2026-05-31.csv").read_text().splitlines()[0]
     late.write_text(header + "\nR7,K2,T1,C1,2026-05-12 21:00:00,2026-05-31 10:00:00,5,5,5,5,9,补评\n")
-    text, ok = summarize(run_pipeline(paths, months=("2026-05-01", "2026-07-01")))
+    results = run_pipeline(paths, months=("2026-05-01", "2026-07-01"))
+    text, ok = summarize(results)
     assert ok, text
     # dbt kept the partial parse of this data folder's previous build (same profile; the month window goes by
     # environment, not --vars): no full parse of the project
@@ -368,7 +369,9 @@ def test_rerun_publishes_nothing_new_and_late_data_is_a_restatement(pipeline):
 
     assert (paths.root / "dbt" / PARTIAL_PARSE).is_file()
     assert not set(PERIOD_ENV) & set(os.environ)  # the run's window does not leak into the next dbt of the process
-    newest = max((DBT_PROJECT_DIR / "target").glob("servicescore_dbt-*/dbt.log"), key=lambda f: f.stat().st_mtime)
+    # this run's dbt step (its target folder is named after the run: other tests may run dbt at the same time)
+    build_run = results[-1].run_id
+    newest = next((DBT_PROJECT_DIR / "target").glob(f"servicescore_dbt-{build_run[:7]}-*/dbt.log"))
     log = "".join(f.read_text() for f in newest.parent.glob("dbt.log*"))  # dbt rotates its log
     assert "Running with dbt" in log and "Unable to do partial parsing" not in log
     # the build after a publication narrowed the evidence test to the months recomputed since (May: the late
