@@ -68,7 +68,7 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
     (tests/test_dbt_core.py, tests/test_appraisal.py build with them), not in every nightly build, where they
     cost ~10 s of a run at any tier. Data tests do run here: they are part of the gate.
     No --vars: the change window's instant and the month window go by environment (change_window_env), because any
-    change of --vars makes dbt throw its partial parse away and parse every node again (docs/benchmarks.md)."""
+    change of --vars makes dbt throw its partial parse away and parse every node again (docs/incremental.md)."""
     args = ["build", "--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
