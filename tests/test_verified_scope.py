@@ -11,7 +11,6 @@ doubtful checks every month.
 """
 
 import datetime as dt
-import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,11 +19,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.change_window import audit_mark, audit_relation, ensure_audit, record_window
-from ingestion.paths import DBT_PROJECT_DIR
+from ingestion.change_window import audit_mark, audit_relation, ensure_audit
 from orchestration.publication.audit import WATERMARK_KEY
-from orchestration.transform import VERIFIED_BUILD_ENV, change_window_env, dbt_project_digest, verified_build_env
-from tests.test_incremental import DAY_2, DBT, fixture_landing, load_all, write_files
+from orchestration.transform import VERIFIED_BUILD_ENV, dbt_project_digest, verified_build_env
+from tests.test_incremental import DAY_2, fixture_landing, load_all, run_dbt, write_files
 
 TEST = "assert_indicator_evidence_matches_sample_sizes"
 
@@ -35,40 +33,17 @@ def publication_audit(mark: dict) -> dict:
 
 
 def dbt(root: Path, *args: str, mark: dict | str | None = None) -> subprocess.CompletedProcess:
-    """dbt as the orchestration runs it: the change window's instant and, for a publication's `mark`, the first
-    unverified month (verified_build_env; a string is passed to dbt as it is); a build's window is recorded."""
+    """dbt as the orchestration runs it (tests/test_incremental.py run_dbt) with, for a publication's `mark`, the
+    first unverified month (verified_build_env; a string is passed to dbt as it is)."""
     con = duckdb.connect(str(root / "warehouse.duckdb"))
     try:
-        window = change_window_env(con, {})
         if isinstance(mark, dict):
             verified = verified_build_env(publication_audit(mark), con)
         else:
             verified = {VERIFIED_BUILD_ENV: mark or ""}
     finally:
         con.close()
-    env = {
-        **os.environ,
-        "SERVICESCORE_DATA_DIR": str(root),
-        "DBT_TARGET_PATH": str(root / "dbt" / "target"),
-        "DBT_LOG_PATH": str(root / "dbt" / "logs"),
-        **window,
-        **verified,
-    }
-    started_at = dt.datetime.now(dt.UTC)
-    result = subprocess.run(
-        [str(DBT), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if args[0] == "build" and result.returncode == 0:
-        con = duckdb.connect(str(root / "warehouse.duckdb"))
-        try:
-            record_window(con, f"test-{started_at.timestamp()}", started_at, complete="--select" not in args)
-        finally:
-            con.close()
-    return result
+    return run_dbt(root, *args, extra_env=verified, check=False)
 
 
 def watermark(db: Path) -> dict:
